@@ -1,0 +1,81 @@
+"""The BlobStore Protocol: where evidence bytes live.
+
+Keys are ``/``-separated paths such as ``streams/shop-1/segments/00000003.ts``. A blob is
+written once and never changed: writing the same bytes again is a no-op (so every step
+of the recorder can be repeated after a crash), writing other bytes under a stored key
+raises :class:`~storage.errors.ImmutableBlobError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from storage.settings import Settings
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    key: str
+    size: int
+    sha256: str
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    def put_file(self, key: str, path: Path, sha256: str) -> BlobInfo:
+        """Store a file whose SHA-256 the caller computed; the store checks it."""
+        ...
+
+    def put_bytes(self, key: str, data: bytes) -> BlobInfo: ...
+
+    def get_bytes(self, key: str) -> bytes:
+        """Raises NotFoundError when the key is not stored."""
+        ...
+
+    def download(self, key: str, dest: Path) -> None: ...
+
+    def stat(self, key: str) -> BlobInfo | None: ...
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Keys under a prefix, sorted."""
+        ...
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def validate_key(key: str) -> str:
+    from storage.errors import InvalidInputError
+
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise InvalidInputError(f"invalid blob key {key!r}")
+    return key
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The configured blob store; S3 writes fall back to a local spool while S3 is down."""
+    if settings.blob_backend == "s3":
+        from storage.s3_blobs import S3BlobStore
+        from storage.spool import SpoolingBlobStore
+
+        return SpoolingBlobStore(S3BlobStore.from_settings(settings), settings.spool_dir)
+    from storage.local_blobs import LocalBlobStore
+
+    return LocalBlobStore(settings.blobs_dir)

@@ -1,0 +1,95 @@
+"""The one settings object. Nothing else in LiveWitness reads ``os.environ``.
+
+Every field can be set through an environment variable with the ``LIVEWITNESS_``
+prefix (``LIVEWITNESS_HOME``, ``LIVEWITNESS_BLOB_BACKEND``, ...) or a ``.env`` file.
+Switching from the embedded defaults to the scale-out services is configuration only.
+"""
+
+from __future__ import annotations
+
+import shutil
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LIVEWITNESS_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    home: Path = Field(default=Path("data"), description="Data directory.")
+    catalog_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the catalog; a SQLite file in the data directory when unset.",
+    )
+
+    # Blob store
+    blob_backend: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "livewitness"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_prefix: str = ""
+    object_lock_mode: Literal["none", "governance", "compliance"] = "none"
+    object_lock_days: int = Field(default=0, ge=0)
+    object_lock_legal_hold: bool = False
+    upload_attempts: int = Field(default=4, ge=1, description="Tries before a blob is spooled.")
+    spool_retry_seconds: float = Field(default=2.0, gt=0)
+
+    # Recorder
+    ffmpeg_path: str | None = Field(
+        default=None, description="ffmpeg binary; PATH, then the imageio-ffmpeg wheel."
+    )
+    segment_seconds: float = Field(default=10.0, gt=0)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    stall_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="No media for this long counts as a drop."
+    )
+    reconnect_initial_seconds: float = Field(default=1.0, gt=0)
+    reconnect_max_seconds: float = Field(default=30.0, gt=0)
+    reconnect_give_up_seconds: float = Field(
+        default=600.0, gt=0, description="A source down this long ends the recording."
+    )
+    sign_interval_seconds: float = Field(
+        default=300.0, gt=0, description="How often a live chain head is signed."
+    )
+
+    @property
+    def catalog_dsn(self) -> str:
+        return self.catalog_url or f"sqlite:///{(self.home / 'catalog.sqlite3').resolve()}"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.home / "spool"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.home / "work"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @cached_property
+    def ffmpeg(self) -> str:
+        from storage.errors import ConfigError
+
+        if self.ffmpeg_path:
+            return self.ffmpeg_path
+        found = shutil.which("ffmpeg")
+        if found:
+            return found
+        try:
+            import imageio_ffmpeg
+        except ImportError as exc:
+            raise ConfigError("no ffmpeg found: install ffmpeg or the imageio-ffmpeg wheel") from exc
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
