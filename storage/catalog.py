@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.errors import NotFoundError, StorageError
-from storage.models import Job, ManifestEntry, Segment, Signature, Stream, utc_now
+from storage.models import Job, ManifestEntry, Segment, Signature, Stream
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -129,6 +128,21 @@ class Catalog:
                 select(Segment).where(Segment.stream_id == stream_id).order_by(Segment.seq)
             ).all()
 
+    def segment_by_sha(self, stream_id: int, sha256: str) -> Segment | None:
+        with self.session() as s:
+            return s.scalar(
+                select(Segment).where(Segment.stream_id == stream_id, Segment.sha256 == sha256)
+            )
+
+    def last_segment(self, stream_id: int) -> Segment | None:
+        with self.session() as s:
+            return s.scalar(
+                select(Segment)
+                .where(Segment.stream_id == stream_id)
+                .order_by(Segment.seq.desc())
+                .limit(1)
+            )
+
     def add_segment(self, segment: Segment) -> None:
         with self.session() as s:
             found = s.scalar(
@@ -187,7 +201,3 @@ class Catalog:
                 s.scalar(select(func.count(Job.id)).where(Job.kind == kind, Job.status != "done"))
                 or 0
             )
-
-
-def now() -> datetime:
-    return utc_now()

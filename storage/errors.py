@@ -8,6 +8,7 @@ status codes are chosen in ``api/`` only; the CLI prints the message and exits n
     ├── ConfigError            settings that cannot work (no ffmpeg, bad backend options)
     ├── InvalidInputError      a bad name, time or argument given by a user
     ├── NotFoundError          a stream, segment or blob that does not exist
+    ├── ConflictError          the thing is busy: a stream already being recorded
     ├── SourceError            a live source that cannot be recorded
     │   ├── SourceUnreachableError   the URL or file cannot be opened
     │   └── NoMediaError             it opens but carries no audio or video
@@ -33,6 +34,10 @@ class InvalidInputError(LiveWitnessError):
 
 
 class NotFoundError(LiveWitnessError):
+    pass
+
+
+class ConflictError(LiveWitnessError):
     pass
 
 

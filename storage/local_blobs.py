@@ -7,7 +7,6 @@ blob that is already there. Stored files are made read-only.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -35,9 +34,7 @@ class LocalBlobStore:
         chunks = iter([data])
         return self._put(key, lambda _size: next(chunks, b""), None)
 
-    def _put(
-        self, key: str, read: Callable[[int], bytes], expected_sha256: str | None
-    ) -> BlobInfo:
+    def _put(self, key: str, read: Callable[[int], bytes], expected_sha256: str | None) -> BlobInfo:
         target = self._path(key)
         existing = self.stat(key)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +56,7 @@ class LocalBlobStore:
                 if existing.sha256 != actual:
                     raise ImmutableBlobError(f"{key} is stored with other content")
                 return existing
-            os.chmod(tmp_name, 0o444)
+            Path(tmp_name).chmod(0o444)
             try:
                 os.link(tmp_name, target)
             except FileExistsError:
@@ -69,8 +66,7 @@ class LocalBlobStore:
             _fsync_dir(target.parent)
             return BlobInfo(key=key, size=size, sha256=actual)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
+            Path(tmp_name).unlink(missing_ok=True)
 
     def get_bytes(self, key: str) -> bytes:
         try:

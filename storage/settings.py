@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path("data"), description="Data directory.")
     catalog_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL of the catalog; a SQLite file in the data directory when unset.",
+        description="SQLAlchemy URL of the catalog; unset: a SQLite file in the data directory.",
     )
 
     # Blob store
@@ -91,5 +91,5 @@ class Settings(BaseSettings):
         try:
             import imageio_ffmpeg
         except ImportError as exc:
-            raise ConfigError("no ffmpeg found: install ffmpeg or the imageio-ffmpeg wheel") from exc
+            raise ConfigError("no ffmpeg: install ffmpeg or the imageio-ffmpeg wheel") from exc
         return str(imageio_ffmpeg.get_ffmpeg_exe())

@@ -1,0 +1,202 @@
+"""The ``livewitness`` command line. Every command prints one readable line on bad input
+and exits non-zero: 1 when evidence fails verification, 2 for any other error."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from recorder.recorder import StreamRecorder
+from recorder.sources import resolve_source
+from storage.errors import IntegrityError, LiveWitnessError
+from storage.models import Segment
+from storage.runtime import Evidence, open_evidence
+from storage.settings import Settings
+from storage.timeutil import iso
+from storage.verify import VerifyReport, verify_stream
+
+app = typer.Typer(
+    help="LiveWitness: record livestreams as verifiable evidence.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def clean_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn LiveWitness errors into one line on stderr and an exit code."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except IntegrityError as exc:
+            err.print(f"[bold red]FAILED[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        except LiveWitnessError as exc:
+            err.print(f"error: {exc}", highlight=False, markup=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@contextmanager
+def evidence() -> Iterator[Evidence]:
+    opened = open_evidence(Settings())
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+@clean_errors
+def record(
+    source: Annotated[str, typer.Argument(help="RTMP/HLS/HTTP-FLV/SRT URL, page URL or file.")],
+    stream: Annotated[str, typer.Option("--stream", help="Stream name.")],
+    segment_seconds: Annotated[
+        float | None, typer.Option(help="Segment length in seconds (default 10).")
+    ] = None,
+    max_duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds.")
+    ] = None,
+    realtime: Annotated[
+        bool, typer.Option("--realtime", help="Read a file at native speed, as live.")
+    ] = False,
+) -> None:
+    """Record a live source into hashed, hash-chained segments."""
+    resolved = resolve_source(source)
+    with evidence() as ev:
+        recorder = StreamRecorder(
+            ev.settings,
+            ev.chain,
+            stream,
+            resolved,
+            segment_seconds=segment_seconds,
+            max_duration=max_duration,
+            realtime=realtime,
+            on_segment=_print_segment,
+        )
+        _stop_on_signals(recorder.stop)
+        summary = recorder.run()
+    console.print(
+        f"recorded {summary.segments} segments ({summary.seconds:.1f}s) of {stream!r}"
+        f" with {summary.gaps} gaps; ended by {summary.ended_by}",
+        highlight=False,
+    )
+
+
+def _print_segment(segment: Segment) -> None:
+    console.print(
+        f"segment {segment.seq:>5}  {iso(segment.starts_at)}  {segment.duration:6.2f}s"
+        f"  {segment.size:>9} B  sha256 {segment.sha256[:16]}…",
+        highlight=False,
+    )
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    def handler(_signum: int, _frame: Any) -> None:
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@app.command()
+@clean_errors
+def verify(
+    stream: Annotated[str, typer.Option("--stream", help="Stream name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Re-read every stored byte of a stream and check hashes, chain and signatures."""
+    with evidence() as ev:
+        report = verify_stream(ev.catalog, ev.blobs, ev.settings.keys_dir, stream)
+    if as_json:
+        print(json.dumps(_report_dict(report), ensure_ascii=False))
+        return
+    console.print(
+        f"[bold green]OK[/] {stream}: {report.entries} entries, {report.segments} segments"
+        f" ({report.recorded_seconds:.1f}s), {report.gaps} gaps ({report.gap_seconds:.1f}s),"
+        f" {report.signatures} signatures, head signed at entry {report.signed_head},"
+        f" {report.bytes_checked} bytes checked",
+        highlight=False,
+    )
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
+
+
+def _report_dict(report: VerifyReport) -> dict[str, Any]:
+    return {
+        "stream": report.stream,
+        "ok": True,
+        "entries": report.entries,
+        "segments": report.segments,
+        "gaps": report.gaps,
+        "recorded_seconds": round(report.recorded_seconds, 3),
+        "gap_seconds": round(report.gap_seconds, 3),
+        "signatures": report.signatures,
+        "signed_head": report.signed_head,
+        "first_start": iso(report.first_start) if report.first_start else None,
+        "last_end": iso(report.last_end) if report.last_end else None,
+        "bytes_checked": report.bytes_checked,
+        "notes": report.notes,
+    }
+
+
+@app.command()
+@clean_errors
+def streams() -> None:
+    """List recorded streams."""
+    with evidence() as ev:
+        table = Table("stream", "status", "segments", "seconds", "gaps", "transcription backlog")
+        for row in ev.catalog.list_streams():
+            segments = ev.catalog.segments(row.id)
+            gaps = sum(1 for e in ev.catalog.entries(row.id) if e.kind == "gap")
+            backlog = sum(1 for j in ev.catalog.jobs(row.id) if j.status != "done")
+            seconds = sum(s.duration for s in segments)
+            table.add_row(
+                row.name, row.status, str(len(segments)), f"{seconds:.1f}", str(gaps), str(backlog)
+            )
+    console.print(table)
+
+
+@app.command()
+@clean_errors
+def demo(
+    seconds: Annotated[float, typer.Option(help="How long to record the demo source.")] = 30.0,
+) -> None:
+    """Record a generated demo livestream on the embedded defaults, then verify it."""
+    from recorder.demo import make_demo_source
+
+    settings = Settings()
+    source = make_demo_source(settings, settings.home / "demo" / "demo-source.mp4")
+    console.print(f"recording {source} in real time for {seconds:.0f}s into {settings.home}/")
+    record(str(source), "demo", segment_seconds=5.0, max_duration=seconds, realtime=True)
+    verify("demo", as_json=False)

@@ -1,0 +1,238 @@
+"""Run ffmpeg as a segmenting recorder and read what it reports.
+
+ffmpeg copies the source's packets (no re-encode) into MPEG-TS files cut every
+``segment_seconds`` at key frames. It appends ``name,start,end`` (media seconds) to a
+CSV list as each segment closes, and writes ``-progress`` key=value blocks to stdout,
+whose ``out_time`` against the wall clock anchors media time to UTC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import re
+import signal
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from storage.errors import NoMediaError, SourceError, SourceUnreachableError
+
+SEGMENT_PATTERN = "seg%08d.ts"
+NETWORK_SCHEMES = ("http://", "https://", "rtmp://", "rtmps://", "srt://", "rtsp://", "tcp://")
+PR_SET_PDEATHSIG = 1
+
+_UNREACHABLE = re.compile(
+    r"Connection refused|Connection timed out|No route to host|Name or service not known|"
+    r"Failed to resolve|No such file or directory|Server returned [45]\d\d|Input/output error|"
+    r"Network is unreachable|Operation timed out|Connection reset|End of file|Permission denied",
+    re.IGNORECASE,
+)
+_NO_MEDIA = re.compile(
+    r"Invalid data found when processing input|does not contain any stream|"
+    r"could not find codec parameters|Output file .* does not contain any stream|"
+    r"Stream map .* matches no streams",
+    re.IGNORECASE,
+)
+
+
+def _die_with_parent() -> None:
+    # ffmpeg must not outlive a recorder that was SIGKILLed (Linux only).
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class ListedSegment:
+    filename: str
+    start: float
+    end: float
+
+
+def is_network_source(source: str) -> bool:
+    return source.lower().startswith(NETWORK_SCHEMES)
+
+
+def segmenter_command(
+    ffmpeg: str,
+    source: str,
+    out_dir: Path,
+    segment_seconds: float,
+    realtime: bool,
+    timeout_seconds: float,
+) -> list[str]:
+    command = [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "warning"]
+    if is_network_source(source):
+        command += ["-rw_timeout", str(int(timeout_seconds * 1_000_000))]
+    if realtime:
+        command += ["-re"]
+    command += [
+        "-i",
+        source,
+        "-map",
+        "0:v?",
+        "-map",
+        "0:a?",
+        "-c",
+        "copy",
+        "-f",
+        "segment",
+        "-segment_format",
+        "mpegts",
+        "-segment_time",
+        f"{segment_seconds:g}",
+        "-segment_list",
+        str(out_dir / "segments.csv"),
+        "-segment_list_type",
+        "csv",
+        "-progress",
+        "pipe:1",
+        "-stats_period",
+        "0.5",
+        str(out_dir / SEGMENT_PATTERN),
+    ]
+    return command
+
+
+class FfmpegProcess:
+    """One ffmpeg run with its progress and stderr read by background threads."""
+
+    def __init__(self, command: list[str], on_progress: Callable[[float], None]) -> None:
+        self.command = command
+        self._on_progress = on_progress
+        self.stderr_tail: deque[str] = deque(maxlen=40)
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )
+        self._readers = [
+            threading.Thread(target=self._read_progress, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_progress(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            key, _, value = line.decode(errors="replace").strip().partition("=")
+            if key == "out_time_us" and value.lstrip("-").isdigit():
+                self._on_progress(int(value) / 1_000_000)
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            text = line.decode(errors="replace").strip()
+            if text:
+                self.stderr_tail.append(text)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def stop(self, grace_seconds: float = 5.0) -> int:
+        """Ask ffmpeg to finish the open segment and exit; kill it if it does not."""
+        if self.process.poll() is None:
+            try:
+                assert self.process.stdin is not None
+                self.process.stdin.write(b"q")
+                self.process.stdin.flush()
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                self.process.wait(grace_seconds)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.wait()
+
+    def kill(self) -> int:
+        if self.process.poll() is None:
+            self.process.kill()
+        return self.wait()
+
+    def wait(self) -> int:
+        code = self.process.wait()
+        for reader in self._readers:
+            reader.join(timeout=2)
+        return code
+
+    def error_line(self) -> str:
+        lines = [line for line in self.stderr_tail if not line.startswith("Press [q]")]
+        return lines[-1] if lines else f"ffmpeg exited with code {self.process.returncode}"
+
+
+def classify_failure(source: str, stderr_lines: list[str]) -> SourceError:
+    """Turn ffmpeg's last words about an input into one readable error."""
+    text = "\n".join(stderr_lines)
+    last = stderr_lines[-1] if stderr_lines else "ffmpeg could not read it"
+    detail = last.split(": ", 1)[-1] if ": " in last else last
+    if _NO_MEDIA.search(text):
+        return NoMediaError(f"{source} carries no audio or video ({detail})")
+    if _UNREACHABLE.search(text) or is_network_source(source):
+        return SourceUnreachableError(f"cannot open {source} ({detail})")
+    return SourceError(f"cannot record {source} ({detail})")
+
+
+def read_segment_list(path: Path) -> list[ListedSegment]:
+    """Closed segments ffmpeg has listed so far; a half-written last line is ignored."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    listed = []
+    for line in text.splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break
+        parts = line.strip().split(",")
+        if len(parts) != 3:
+            continue
+        try:
+            listed.append(ListedSegment(parts[0], float(parts[1]), float(parts[2])))
+        except ValueError:
+            continue
+    return listed
+
+
+def probe_duration(ffmpeg: str, path: Path, timeout: float = 60.0) -> float:
+    """Seconds of media that decode from a (possibly truncated) file; 0.0 when none."""
+    try:
+        result = subprocess.run(
+            [
+                ffmpeg,
+                "-hide_banner",
+                "-nostdin",
+                "-v",
+                "error",
+                "-i",
+                str(path),
+                "-map",
+                "0:v?",
+                "-map",
+                "0:a?",
+                "-f",
+                "null",
+                "-progress",
+                "pipe:1",
+                "-",
+            ],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return 0.0
+    seconds = 0.0
+    for line in result.stdout.decode(errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        if key == "out_time_us" and value.lstrip("-").isdigit():
+            seconds = max(seconds, int(value) / 1_000_000)
+    return seconds
