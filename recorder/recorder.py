@@ -83,7 +83,9 @@ class StreamRecorder:
         self.chain = chain
         self.stream = check_stream_name(stream)
         self.source = source
-        self.segment_seconds = segment_seconds or settings.segment_seconds
+        self.segment_seconds = (
+            settings.segment_seconds if segment_seconds is None else segment_seconds
+        )
         if self.segment_seconds <= 0:
             raise InvalidInputError("segment length must be positive")
         if max_duration is not None and max_duration <= 0:
@@ -245,6 +247,7 @@ class StreamRecorder:
             size=path.stat().st_size,
             starts_at=starts_at,
             duration=duration,
+            capture=f"{session.directory.name}/{path.name}",
             recovered=recovered,
         )
         segment = self.chain.append_segment(self._stream_id, self.stream, closed)

@@ -128,10 +128,10 @@ class Catalog:
                 select(Segment).where(Segment.stream_id == stream_id).order_by(Segment.seq)
             ).all()
 
-    def segment_by_sha(self, stream_id: int, sha256: str) -> Segment | None:
+    def segment_by_capture(self, stream_id: int, capture: str) -> Segment | None:
         with self.session() as s:
             return s.scalar(
-                select(Segment).where(Segment.stream_id == stream_id, Segment.sha256 == sha256)
+                select(Segment).where(Segment.stream_id == stream_id, Segment.capture == capture)
             )
 
     def last_segment(self, stream_id: int) -> Segment | None:

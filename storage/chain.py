@@ -35,6 +35,7 @@ class ClosedSegment:
     size: int
     starts_at: datetime
     duration: float
+    capture: str  # session/file name it was captured as; unique within the stream
     recovered: bool = False
 
 
@@ -108,6 +109,7 @@ class EvidenceChain:
                     duration=seg["duration"],
                     entry_idx=idx,
                     recovered=bool(seg.get("recovered", False)),
+                    capture=seg["capture"],
                 )
             )
             self.catalog.enqueue(TRANSCRIBE_JOB, stream_id, seq)
@@ -131,7 +133,7 @@ class EvidenceChain:
 
     def append_segment(self, stream_id: int, name: str, closed: ClosedSegment) -> Segment:
         """Store, chain, catalog and queue one closed segment; repeating it is a no-op."""
-        done = self.catalog.segment_by_sha(stream_id, closed.sha256)
+        done = self.catalog.segment_by_capture(stream_id, closed.capture)
         if done is not None:
             return done
         last = self.catalog.last_segment(stream_id)
@@ -146,9 +148,10 @@ class EvidenceChain:
             "start": iso(closed.starts_at),
             "duration": round(closed.duration, 6),
             "recovered": closed.recovered,
+            "capture": closed.capture,
         }
         self._append(stream_id, name, "segment", body)
-        found = self.catalog.segment_by_sha(stream_id, closed.sha256)
+        found = self.catalog.segment_by_capture(stream_id, closed.capture)
         if found is None:  # pragma: no cover - _append indexes it
             raise NotFoundError(f"segment {key} vanished from the catalog")
         return found

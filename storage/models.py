@@ -75,7 +75,10 @@ class ManifestEntry(Base):
 
 class Segment(Base):
     __tablename__ = "segments"
-    __table_args__ = (UniqueConstraint("stream_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("stream_id", "seq"),
+        UniqueConstraint("stream_id", "capture"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
@@ -87,6 +90,9 @@ class Segment(Base):
     duration: Mapped[float] = mapped_column(Float)
     entry_idx: Mapped[int] = mapped_column(Integer)
     recovered: Mapped[bool] = mapped_column(default=False)
+    # Where the recorder captured it (session/file): identical bytes can recur in a stream
+    # (a looped clip), so a repeated append is recognised by origin, not by content.
+    capture: Mapped[str] = mapped_column(String(128))
 
 
 class Signature(Base):

@@ -77,8 +77,10 @@ def upgrade() -> None:
     sa.Column('duration', sa.Float(), nullable=False),
     sa.Column('entry_idx', sa.Integer(), nullable=False),
     sa.Column('recovered', sa.Boolean(), nullable=False),
+    sa.Column('capture', sa.String(length=128), nullable=False),
     sa.ForeignKeyConstraint(['stream_id'], ['streams.id'], ),
     sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('stream_id', 'capture'),
     sa.UniqueConstraint('stream_id', 'seq')
     )
     with op.batch_alter_table('segments', schema=None) as batch_op:
