@@ -33,7 +33,7 @@ from recorder.ffmpeg import (
 )
 from storage.blobstore import sha256_file
 from storage.chain import ClosedSegment, EvidenceChain
-from storage.errors import ConflictError, InvalidInputError
+from storage.errors import ConflictError, InvalidInputError, StorageError
 from storage.keys import check_stream_name
 from storage.models import Segment
 from storage.settings import Settings
@@ -201,12 +201,19 @@ class StreamRecorder:
                 reason = "stalled"
                 break
             if now - self._last_signed > self.settings.sign_interval_seconds:
-                self.chain.sign_head(self._stream_id, self.stream)
+                self._sign_live_head()
                 self._last_signed = now
             time.sleep(POLL_SECONDS)
         process.wait()
         self._finish_session(session)
         return session, process, reason
+
+    def _sign_live_head(self) -> None:
+        try:
+            self.chain.sign_head(self._stream_id, self.stream)
+        except StorageError as exc:
+            # Recording matters more than this signature; the next interval tries again.
+            log.warning("%s: could not sign the live head: %s", self.stream, exc)
 
     def _progress(self, session: _Session, media_seconds: float) -> None:
         wall = utc_now()

@@ -75,7 +75,9 @@ def open_blob_store(settings: Settings) -> BlobStore:
         from storage.s3_blobs import S3BlobStore
         from storage.spool import SpoolingBlobStore
 
-        return SpoolingBlobStore(S3BlobStore.from_settings(settings), settings.spool_dir)
+        return SpoolingBlobStore(
+            S3BlobStore.from_settings(settings), settings.spool_dir, settings.spool_retry_seconds
+        )
     from storage.local_blobs import LocalBlobStore
 
     return LocalBlobStore(settings.blobs_dir)

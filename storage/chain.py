@@ -16,7 +16,7 @@ from typing import Any
 
 from storage.blobstore import BlobStore, sha256_bytes
 from storage.catalog import Catalog
-from storage.errors import IntegrityError, NotFoundError
+from storage.errors import ImmutableBlobError, IntegrityError, NotFoundError
 from storage.keys import check_stream_name, entry_key, segment_key, signature_key
 from storage.models import ManifestEntry, Segment, Signature
 from storage.signing import Signer, canonical_json
@@ -169,18 +169,19 @@ class EvidenceChain:
             return None
         key = signature_key(name, head.idx)
         signed_at = utc_now()
-        if self.blobs.stat(key) is None:
-            record = self.signer.sign(
-                {
-                    "stream": name,
-                    "head_index": head.idx,
-                    "head_sha256": head.sha256,
-                    "signed_at": iso(signed_at),
-                    "key_id": self.signer.key_id,
-                }
-            )
+        record = self.signer.sign(
+            {
+                "stream": name,
+                "head_index": head.idx,
+                "head_sha256": head.sha256,
+                "signed_at": iso(signed_at),
+                "key_id": self.signer.key_id,
+            }
+        )
+        try:
             self.blobs.put_bytes(key, canonical_json(record))
-        else:
+        except ImmutableBlobError:
+            # This head was signed before (e.g. periodically, then at stop): keep that one.
             stored = json.loads(self.blobs.get_bytes(key))
             signed_at = parse_iso(stored["payload"]["signed_at"])
         signature = Signature(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from storage.blobstore import BlobStore, open_blob_store
@@ -9,6 +10,9 @@ from storage.catalog import Catalog
 from storage.chain import EvidenceChain
 from storage.settings import Settings
 from storage.signing import Signer
+from storage.spool import SpoolingBlobStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -18,10 +22,12 @@ class Evidence:
     blobs: BlobStore
     chain: EvidenceChain
 
-    def close(self) -> None:
-        close = getattr(self.blobs, "close", None)
-        if close is not None:
-            close()
+    def close(self, flush_seconds: float = 30.0) -> None:
+        """Give a spool a last chance to upload; what stays is uploaded at the next start."""
+        if isinstance(self.blobs, SpoolingBlobStore):
+            if not self.blobs.flush(flush_seconds):
+                log.warning("%d blobs stay spooled until the next start", self.blobs.pending())
+            self.blobs.close()
         self.catalog.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -58,7 +59,7 @@ def test_chain_links_entries_and_verifies(evidence: Evidence, tmp_path: Path) ->
     entries = evidence.catalog.entries(sid)
     assert [e.kind for e in entries] == ["segment"] * 3 + ["gap"] + ["segment"] * 2
     assert entries[0].prev_sha256 == "0" * 64
-    for before, after in zip(entries, entries[1:], strict=False):
+    for before, after in itertools.pairwise(entries):
         assert after.prev_sha256 == before.sha256
     assert [j.segment_seq for j in evidence.catalog.jobs(sid)] == [0, 1, 2, 3, 4]
     report = verify(evidence)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -38,7 +39,7 @@ def verify_ok(home: Path, stream: str) -> dict[str, object]:
 
 
 def assert_contiguous(entries: list[ManifestEntry], tolerance: float = 0.1) -> None:
-    for before, after in zip(entries, entries[1:], strict=False):
+    for before, after in itertools.pairwise(entries):
         assert after.prev_sha256 == before.sha256
         assert abs((after.starts_at - before.ends_at).total_seconds()) <= tolerance, (
             before.idx,
@@ -48,7 +49,7 @@ def assert_contiguous(entries: list[ManifestEntry], tolerance: float = 0.1) -> N
 
 
 def assert_no_unexplained_holes(entries: list[ManifestEntry]) -> None:
-    for before, after in zip(entries, entries[1:], strict=False):
+    for before, after in itertools.pairwise(entries):
         assert (after.starts_at - before.ends_at).total_seconds() <= 1.0, (before.idx, after.idx)
 
 
@@ -83,6 +84,7 @@ FAST_RECONNECT = {
     "LIVEWITNESS_CONNECT_TIMEOUT_SECONDS": "3",
     "LIVEWITNESS_RECONNECT_INITIAL_SECONDS": "0.5",
     "LIVEWITNESS_RECONNECT_MAX_SECONDS": "2",
+    "LIVEWITNESS_SIGN_INTERVAL_SECONDS": "5",
 }
 
 
@@ -121,9 +123,9 @@ def test_source_drop_becomes_a_gap_and_recording_resumes(
     wait_for(lambda: len(chain_of(home, "drop")[1]) >= 5, 60, "segments after the restart")
     time.sleep(4)
     recorder.send_signal(signal.SIGTERM)
-    out, errors = recorder.communicate(timeout=60)
+    _out, errors = recorder.communicate(timeout=60)
     assert recorder.returncode == 0, errors
-    segments, entries = chain_of(home, "drop")
+    _segments, entries = chain_of(home, "drop")
     gaps = [e for e in entries if e.kind == "gap"]
     assert len(gaps) == 1, [(e.kind, e.starts_at, e.ends_at) for e in entries]
     gap = gaps[0]
@@ -134,7 +136,10 @@ def test_source_drop_becomes_a_gap_and_recording_resumes(
     assert abs((gap.ends_at - restarted).total_seconds()) <= 4, (gap.ends_at, restarted)
     assert entries.index(gap) >= 2 and entries[-1].kind == "segment"
     assert_contiguous(entries)
-    verify_ok(home, "drop")
+    report = verify_ok(home, "drop")
+    # The live head was signed every few seconds (interval 5 s here), and at the stop.
+    assert isinstance(report["signatures"], int) and report["signatures"] >= 4
+    assert report["signed_head"] == len(entries) - 1
 
 
 def ffmpeg_child(pid: int) -> int:

