@@ -100,6 +100,7 @@ BOUNDARY_CUT_S = 10.0
 BOUNDARY_ONSET_S = 9.4
 
 NEGATIVE_S = 12.0
+SEGMENT_S = 10.0  # segment length the tests cut clips into
 CLAUSE_SPLIT = re.compile(r"(?<=[，、；：])")
 ZH = re.compile("[\u4e00-\u9fa5]")
 
@@ -152,7 +153,20 @@ class Synth:
                 p += 1
         if phones[p] != "sil" or p != len(phones) - 1:
             raise RuntimeError(f"phone walk did not end on sil: {phones_str}")
+        # FastSpeech2 assigns the decay of a clause's last syllable (100-200 ms)
+        # to the trailing "sil" token; extend the last character to where the
+        # energy really ends (5 ms frames, 40 dB below the clause peak).
+        c, a, b = chars[-1]
+        chars[-1] = (c, a, max(b, _energy_end(audio)))
         return Clause(text, audio, chars)
+
+
+def _energy_end(audio: np.ndarray, floor_db: float = -40.0) -> float:
+    f = SR_TTS // 200
+    n = len(audio) // f
+    e = 10 * np.log10((audio[: n * f].reshape(n, f).astype(np.float64) ** 2).mean(1) + 1e-12)
+    loud = np.flatnonzero(e > e.max() + floor_db)
+    return float((loud[-1] + 1) * f / SR_TTS)
 
 
 def _pkg_version(name: str) -> str:
@@ -167,44 +181,62 @@ def _resample(x: np.ndarray) -> np.ndarray:
     return resample_poly(x, 2, 3).astype(np.float32)
 
 
+def synth_sentence(synth: Synth, sentence: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """One sentence, clause by clause; times relative to the sentence audio start."""
+    pieces: list[np.ndarray] = []
+    t = 0  # samples at SR_TTS
+    chars: list[dict[str, Any]] = []
+    for j, clause_text in enumerate(x for x in CLAUSE_SPLIT.split(sentence) if x):
+        if j:
+            n = round(CLAUSE_GAP_S * SR_TTS)
+            pieces.append(np.zeros(n, np.float32))
+            t += n
+        clause = synth.clause(clause_text)
+        base = t / SR_TTS
+        chars += [{"char": c, "onset": base + a, "end": base + b} for c, a, b in clause.chars]
+        pieces.append(clause.audio)
+        t += len(clause.audio)
+    record = {"text": sentence, "onset": 0.0, "end": 0.0, "chars": chars}
+    return np.concatenate(pieces), record
+
+
+def _terms_clear_of_cuts(record: dict[str, Any], margin: float = 0.2) -> bool:
+    return not any(
+        t["onset"] - margin < cut < t["end"] + margin
+        for t in find_terms([record])
+        for cut in _cuts(t["end"] + 1.0)
+    )
+
+
 def build_speech(
-    synth: Synth, sentences: list[str], gaps_before: list[float] | None = None
+    synth: Synth,
+    sentences: list[str],
+    gaps_before: list[float] | None = None,
+    avoid_cuts: bool = False,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """Concatenate clause audio; return audio at SR_TTS and sentence records.
+    """Concatenate sentence audio; return audio at SR_TTS and sentence records.
 
     gaps_before[i] is the silence inserted before sentence i (default LEAD_S
-    for the first, SENTENCE_GAP_S otherwise).
+    for the first, SENTENCE_GAP_S otherwise). With avoid_cuts, a gap is
+    lengthened (by at most 1.5 s, in 50 ms steps) until no TERMS phrase of the
+    sentence lies within 0.2 s of a 10 s segment cut.
     """
     pieces: list[np.ndarray] = []
     t = 0  # samples at SR_TTS
     records: list[dict[str, Any]] = []
     for i, sentence in enumerate(sentences):
+        audio, rel = synth_sentence(synth, sentence)
         gap = gaps_before[i] if gaps_before else (LEAD_S if i == 0 else SENTENCE_GAP_S)
-        n = round(gap * SR_TTS)
-        pieces.append(np.zeros(n, np.float32))
-        t += n
-        chars: list[dict[str, Any]] = []
-        for j, clause_text in enumerate(x for x in CLAUSE_SPLIT.split(sentence) if x):
-            if j:
-                n = round(CLAUSE_GAP_S * SR_TTS)
-                pieces.append(np.zeros(n, np.float32))
-                t += n
-            clause = synth.clause(clause_text)
-            base = t / SR_TTS
-            chars += [
-                {"char": c, "onset": round(base + a, 3), "end": round(base + b, 3)}
-                for c, a, b in clause.chars
-            ]
-            pieces.append(clause.audio)
-            t += len(clause.audio)
-        records.append(
-            {
-                "text": sentence,
-                "onset": chars[0]["onset"],
-                "end": chars[-1]["end"],
-                "chars": chars,
-            }
-        )
+        for extra in np.arange(0.0, 1.501, 0.05) if avoid_cuts else [0.0]:
+            n = round((gap + float(extra)) * SR_TTS)
+            record = _shift([rel], (t + n) / SR_TTS)[0]
+            if not avoid_cuts or _terms_clear_of_cuts(record):
+                break
+        else:
+            raise RuntimeError(f"cannot keep the terms of {sentence!r} clear of the cuts")
+        pieces += [np.zeros(n, np.float32), audio]
+        t += n + len(audio)
+        records.append(record)
     return np.concatenate(pieces), records
 
 
@@ -239,19 +271,50 @@ def write_flac(name: str, x16k: np.ndarray) -> str:
     return fname
 
 
+def _cuts(duration: float) -> list[float]:
+    return [SEGMENT_S * k for k in range(1, int(duration // SEGMENT_S) + 1) if k * SEGMENT_S < duration]
+
+
+def _shift(records: list[dict[str, Any]], dt: float) -> list[dict[str, Any]]:
+    out = []
+    for r in records:
+        chars = [
+            {**c, "onset": round(c["onset"] + dt, 3), "end": round(c["end"] + dt, 3)}
+            for c in r["chars"]
+        ]
+        out.append({**r, "onset": chars[0]["onset"], "end": chars[-1]["end"], "chars": chars})
+    return out
+
+
+def segment_cuts(records: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:
+    """Where each 10 s segment cut falls: in a silence gap or inside a sentence."""
+    out = []
+    for cut in _cuts(duration):
+        where: dict[str, Any] = {"t": cut, "in": "gap"}
+        for i, r in enumerate(records):
+            if r["onset"] <= cut < r["end"]:
+                where = {"t": cut, "in": "sentence", "sentence": i}
+                inside = [c["char"] for c in r["chars"] if c["onset"] <= cut < c["end"]]
+                where["char"] = inside[0] if inside else None
+        out.append(where)
+    return out
+
+
 def speech_clip(synth: Synth, name: str, sentences: list[str]) -> dict[str, Any]:
-    audio, records = build_speech(synth, sentences)
+    audio, records = build_speech(synth, sentences, avoid_cuts=True)
     audio = np.concatenate([audio, np.zeros(round(TAIL_S * SR_TTS), np.float32)])
     x = normalise(_resample(audio))
+    duration = round(len(x) / SR_OUT, 3)
     return {
         "file": write_flac(name, x),
         "kind": "speech",
         "language": "zh",
         "sample_rate": SR_OUT,
-        "duration_s": round(len(x) / SR_OUT, 3),
+        "duration_s": duration,
         "text": "".join(sentences),
         "sentences": records,
         "terms": find_terms(records),
+        "segment_cuts": segment_cuts(records, duration),
     }
 
 
@@ -288,6 +351,7 @@ def boundary_clip(synth: Synth) -> dict[str, Any]:
         "text": "".join(BOUNDARY_SENTENCES),
         "sentences": records,
         "terms": find_terms(records),
+        "segment_cuts": segment_cuts(records, round(len(x) / SR_OUT, 3)),
         "boundary": {
             "cut_s": BOUNDARY_CUT_S,
             "phrase": BOUNDARY_PHRASE,
@@ -394,7 +458,12 @@ def generate() -> None:
         "timing": {
             "method": "clauses synthesised one at a time and joined with silence of "
             "known length; per-character onset/end from FastSpeech2 phoneme durations "
-            "(12.5 ms frames; onset = start of the initial, end = end of the final)",
+            "(12.5 ms frames; onset = start of the initial, end = end of the final), "
+            "except the end of each clause's last character, which is where the "
+            "energy falls 40 dB below the clause peak (the model puts that "
+            "syllable's 100-200 ms decay into its trailing silence token). "
+            "Onsets of weak initials (zh, j, x, q, s, p...) are up to ~0.1 s before "
+            "the energy rise of the vowel.",
             "precision_s": 0.0125,
             "clause_gap_s": CLAUSE_GAP_S,
             "sentence_gap_s": SENTENCE_GAP_S,
