@@ -9,19 +9,29 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from recorder.recorder import StreamRecorder
 from recorder.sources import resolve_source
-from storage.errors import IntegrityError, LiveWitnessError
+from storage.chain import TRANSCRIBE_JOB
+from storage.errors import IntegrityError, InvalidInputError, LiveWitnessError
 from storage.models import Segment
+from storage.products import load_products
 from storage.runtime import Evidence, open_evidence
 from storage.settings import Settings
-from storage.timeutil import iso
+from storage.timeutil import iso, parse_iso
 from storage.verify import VerifyReport, verify_stream
 
 app = typer.Typer(
@@ -168,6 +178,157 @@ def _report_dict(report: VerifyReport) -> dict[str, Any]:
         "bytes_checked": report.bytes_checked,
         "notes": report.notes,
     }
+
+
+@app.command()
+@clean_errors
+def ingest(
+    file: Annotated[str, typer.Argument(help="A recording, e.g. a platform's replay file.")],
+    stream: Annotated[str, typer.Option("--stream", help="Stream name.")],
+    started_at: Annotated[
+        str, typer.Option("--started-at", help="Wall-clock start, ISO 8601 with zone.")
+    ],
+    segment_seconds: Annotated[float | None, typer.Option(help="Segment length.")] = None,
+    language: Annotated[
+        str | None, typer.Option(help="Spoken language (zh, en); default from settings.")
+    ] = None,
+    transcribe: Annotated[bool, typer.Option(help="Transcribe after chaining.")] = True,
+) -> None:
+    """Import an existing recording: segment, hash and chain it, then transcribe it."""
+    anchor = parse_iso(started_at)
+    resolved = resolve_source(file)
+    if not Path(resolved).is_file():
+        raise InvalidInputError(f"ingest takes a local file, not {file}")
+    with evidence() as ev:
+        stream_id = ev.chain.open_stream(stream, resolved)
+        if language:
+            ev.catalog.set_language(stream_id, language)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("chaining segments", total=None)
+            recorder = StreamRecorder(
+                ev.settings,
+                ev.chain,
+                stream,
+                resolved,
+                segment_seconds=segment_seconds,
+                started_at=anchor,
+                on_segment=lambda _segment: progress.advance(task),
+            )
+            summary = recorder.run()
+        console.print(
+            f"chained {summary.segments} segments ({summary.seconds:.1f}s) of {stream!r}",
+            highlight=False,
+        )
+        if transcribe:
+            _transcribe_backlog(ev, stream)
+
+
+def _transcribe_backlog(ev: Evidence, stream: str | None) -> None:
+    from transcriber.worker import TranscriptionWorker, open_transcriber
+
+    pending = [
+        job
+        for row in ev.catalog.list_streams()
+        if stream is None or row.name == stream
+        for job in ev.catalog.jobs(row.id, TRANSCRIBE_JOB)
+        if job.status != "done"
+    ]
+    worker = TranscriptionWorker(ev, open_transcriber(ev))
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("transcribing", total=len(pending))
+        audio = wall = 0.0
+        while (result := worker.run_once()) is not None:
+            audio += result.audio_seconds
+            wall += result.wall_seconds
+            progress.advance(task)
+    if wall:
+        console.print(f"transcribed {audio:.1f}s of audio at {audio / wall:.1f}x real time")
+
+
+@app.command("transcribe")
+@clean_errors
+def transcribe_command(
+    workers: Annotated[int | None, typer.Option(help="Worker threads.")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep waiting for new segments.")
+    ] = False,
+) -> None:
+    """Transcribe queued segments (all streams): until the queue is empty, or --follow."""
+    settings = Settings()
+    if workers is not None:
+        settings = settings.model_copy(update={"transcribe_workers": workers})
+    ev = open_evidence(settings)
+    try:
+        if not follow:
+            _transcribe_backlog(ev, None)
+            return
+        from transcriber.pool import TranscriberPool
+
+        pool = TranscriberPool(ev)
+        _stop_on_signals(pool.stop)
+        pool.run()
+    finally:
+        ev.close()
+
+
+@app.command()
+@clean_errors
+def transcript(
+    stream: Annotated[str, typer.Option("--stream", help="Stream name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print utterances as JSON.")] = False,
+) -> None:
+    """Print a stream's transcript with times."""
+    with evidence() as ev:
+        row = ev.catalog.get_stream(stream)
+        documents = [json.loads(t.body) for t in ev.catalog.transcripts(row.id)]
+    utterances = [
+        {"segment": doc["segment"], **{k: u[k] for k in ("text", "start", "end", "offset")}}
+        | {"end_offset": u["end_offset"], "words": doc["words"][u["words"][0] : u["words"][1]]}
+        for doc in documents
+        for u in doc["utterances"]
+    ]
+    if as_json:
+        print(json.dumps(utterances, ensure_ascii=False))
+        return
+    for u in utterances:
+        console.print(
+            f"[dim]{u['start']}[/] [cyan]+{u['offset']:8.2f}s[/]  {u['text']}", highlight=False
+        )
+
+
+products_app = typer.Typer(help="A stream's product list (names, aliases, SKU, price).")
+app.add_typer(products_app, name="products")
+
+
+@products_app.command("set")
+@clean_errors
+def products_set(
+    stream: Annotated[str, typer.Option("--stream", help="Stream name.")],
+    file: Annotated[Path, typer.Argument(help="JSON or YAML list of products.")],
+) -> None:
+    """Replace a stream's product list from a file: [{name, aliases, sku, price}, ...]."""
+    products = load_products(file)
+    with evidence() as ev:
+        stream_id = ev.chain.open_stream(stream)
+        ev.catalog.set_products(stream_id, products)
+    console.print(f"{len(products)} products set for {stream!r}", highlight=False)
+
+
+@products_app.command("list")
+@clean_errors
+def products_list(stream: Annotated[str, typer.Option("--stream", help="Stream name.")]) -> None:
+    with evidence() as ev:
+        rows = ev.catalog.products(ev.catalog.get_stream(stream).id)
+    table = Table("name", "aliases", "sku", "price")
+    for p in rows:
+        table.add_row(p.name, ", ".join(json.loads(p.aliases)), p.sku or "", f"{p.price or ''}")
+    console.print(table)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""A generated stand-in for a live source, so the demo needs nothing but ffmpeg."""
+"""Generated stand-ins for a live source, so the demo and tests need nothing but ffmpeg."""
 
 from __future__ import annotations
 
@@ -9,50 +9,26 @@ from storage.errors import ConfigError
 from storage.settings import Settings
 
 
-def make_test_video(ffmpeg: str, target: Path, seconds: float, fps: int = 25) -> Path:
-    """An H.264/AAC MP4 with a moving test picture, a tone and a key frame every 2 s."""
+def make_test_video(
+    ffmpeg: str, target: Path, seconds: float, fps: int = 25, audio: Path | None = None
+) -> Path:
+    """An H.264/AAC MP4 with a moving test picture and a key frame every 2 s; its sound is
+    ``audio`` (padded with silence to ``seconds``) or a beeping tone."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp.mp4")
+    sound = (
+        ["-i", str(audio), "-af", "apad"]
+        if audio is not None
+        else ["-f", "lavfi", "-i", "sine=frequency=440:beep_factor=4:sample_rate=16000"]
+    )
     result = subprocess.run(
-        [
-            ffmpeg,
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size=426x240:rate={fps}",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:beep_factor=4:sample_rate=16000",
-            "-t",
-            f"{seconds:g}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-tune",
-            "zerolatency",
-            "-g",
-            str(2 * fps),
-            "-keyint_min",
-            str(2 * fps),
-            "-sc_threshold",
-            "0",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "48k",
-            "-movflags",
-            "+faststart",
-            str(tmp),
-        ],
+        [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+        + ["-f", "lavfi", "-i", f"testsrc2=size=426x240:rate={fps}", *sound]
+        + ["-map", "0:v", "-map", "1:a", "-t", f"{seconds:g}"]
+        + ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency"]
+        + ["-g", str(2 * fps), "-keyint_min", str(2 * fps), "-sc_threshold", "0"]
+        + ["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart"]
+        + [str(tmp)],
         capture_output=True,
         check=False,
     )

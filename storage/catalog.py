@@ -8,18 +8,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, and_, create_engine, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.errors import NotFoundError, StorageError
-from storage.models import Job, ManifestEntry, Segment, Signature, Stream
+from storage.models import (
+    Job,
+    ManifestEntry,
+    Product,
+    Segment,
+    Signature,
+    Stream,
+    Transcript,
+)
+from storage.timeutil import utc_now
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -79,6 +89,13 @@ class Catalog:
             stream = s.scalar(select(Stream).where(Stream.name == name))
         if stream is None:
             raise NotFoundError(f"no stream named {name!r}")
+        return stream
+
+    def stream_by_id(self, stream_id: int) -> Stream:
+        with self.session() as s:
+            stream = s.get(Stream, stream_id)
+        if stream is None:
+            raise NotFoundError(f"no stream with id {stream_id}")
         return stream
 
     def list_streams(self) -> Sequence[Stream]:
@@ -143,6 +160,18 @@ class Catalog:
                 .limit(1)
             )
 
+    def segment(self, stream_id: int, seq: int) -> Segment | None:
+        with self.session() as s:
+            return s.scalar(
+                select(Segment).where(Segment.stream_id == stream_id, Segment.seq == seq)
+            )
+
+    def first_segment(self, stream_id: int) -> Segment | None:
+        with self.session() as s:
+            return s.scalar(
+                select(Segment).where(Segment.stream_id == stream_id).order_by(Segment.seq).limit(1)
+            )
+
     def add_segment(self, segment: Segment) -> None:
         with self.session() as s:
             found = s.scalar(
@@ -173,6 +202,48 @@ class Catalog:
             if found is None:
                 s.add(signature)
 
+    # Transcripts and products
+    def add_transcript(self, transcript: Transcript) -> None:
+        with self.session() as s:
+            found = s.scalar(
+                select(Transcript).where(
+                    Transcript.stream_id == transcript.stream_id,
+                    Transcript.segment_seq == transcript.segment_seq,
+                )
+            )
+            if found is None:
+                s.add(transcript)
+
+    def transcripts(self, stream_id: int) -> Sequence[Transcript]:
+        with self.session() as s:
+            return s.scalars(
+                select(Transcript)
+                .where(Transcript.stream_id == stream_id)
+                .order_by(Transcript.segment_seq)
+            ).all()
+
+    def products(self, stream_id: int) -> Sequence[Product]:
+        with self.session() as s:
+            return s.scalars(
+                select(Product).where(Product.stream_id == stream_id).order_by(Product.name)
+            ).all()
+
+    def set_products(self, stream_id: int, products: Sequence[Product]) -> None:
+        """Replace a stream's product list."""
+        with self.session() as s:
+            for old in s.scalars(select(Product).where(Product.stream_id == stream_id)):
+                s.delete(old)
+            s.flush()
+            for product in products:
+                product.stream_id = stream_id
+                s.add(product)
+
+    def set_language(self, stream_id: int, language: str | None) -> None:
+        with self.session() as s:
+            stream = s.get(Stream, stream_id)
+            if stream is not None:
+                stream.language = language
+
     # Jobs
     def enqueue(self, kind: str, stream_id: int, segment_seq: int) -> None:
         """Queue a job once; queuing it again is a no-op."""
@@ -187,6 +258,72 @@ class Catalog:
                     s.add(Job(kind=kind, stream_id=stream_id, segment_seq=segment_seq))
         except SAIntegrityError:
             pass  # queued concurrently by another process
+
+    def claim_job(self, kind: str, worker: str, lease_seconds: float) -> Job | None:
+        """Take the oldest queued job, or one whose worker's lease ran out; None if none.
+
+        One statement does the choosing and the taking, so two workers never get the same
+        job: PostgreSQL skips rows another worker has locked; SQLite runs the UPDATE under
+        its single write lock.
+        """
+        now = utc_now()
+        claimable = and_(
+            Job.kind == kind,
+            or_(Job.status == "queued", and_(Job.status == "running", Job.lease_until < now)),
+        )
+        oldest = select(Job.id).where(claimable).order_by(Job.id).limit(1)
+        if self.engine.dialect.name == "postgresql":
+            oldest = oldest.with_for_update(skip_locked=True)
+        take = (
+            update(Job)
+            .where(Job.id == oldest.scalar_subquery(), claimable)
+            .values(
+                status="running",
+                worker=worker,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                attempts=Job.attempts + 1,
+                started_at=now,
+                updated_at=now,
+            )
+            .returning(Job.id)
+        )
+        with self.session() as s:
+            job_id = s.scalar(take)
+            return None if job_id is None else s.get(Job, job_id)
+
+    def renew_lease(self, job_id: int, worker: str, lease_seconds: float) -> bool:
+        with self.session() as s:
+            result = s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.worker == worker, Job.status == "running")
+                .values(lease_until=utc_now() + timedelta(seconds=lease_seconds))
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def finish_job(
+        self,
+        job_id: int,
+        worker: str,
+        *,
+        error: str | None = None,
+        audio_seconds: float | None = None,
+        rtf: float | None = None,
+        max_attempts: int = 3,
+    ) -> None:
+        """Mark a job done, or failed; a failed job is queued again until max_attempts."""
+        with self.session() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.worker != worker:
+                return  # our lease ran out and another worker owns it now
+            job.finished_at = utc_now()
+            job.lease_until = None
+            job.error = error
+            if error is None:
+                job.status = "done"
+                job.audio_seconds = audio_seconds
+                job.rtf = rtf
+            else:
+                job.status = "failed" if job.attempts >= max_attempts else "queued"
 
     def jobs(self, stream_id: int, kind: str | None = None) -> Sequence[Job]:
         with self.session() as s:

@@ -32,3 +32,7 @@ def manifest_prefix(stream: str) -> str:
 
 def signature_key(stream: str, head_idx: int) -> str:
     return f"streams/{stream}/signatures/{head_idx:08d}.json"
+
+
+def transcript_key(stream: str, seq: int) -> str:
+    return f"streams/{stream}/transcripts/{seq:08d}.json"

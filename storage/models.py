@@ -50,6 +50,7 @@ class Stream(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     source: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="idle")
+    language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
 
@@ -122,5 +123,40 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(128))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    audio_seconds: Mapped[float | None] = mapped_column(Float)
+    rtf: Mapped[float | None] = mapped_column(Float)  # audio seconds per wall second
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+
+
+class Transcript(Base):
+    """A segment's words; the JSON blob beside the segment is the record, this its copy."""
+
+    __tablename__ = "transcripts"
+    __table_args__ = (UniqueConstraint("stream_id", "segment_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
+    segment_seq: Mapped[int] = mapped_column(Integer)
+    blob_key: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str | None] = mapped_column(String(8))
+    model: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)  # the stored JSON document
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class Product(Base):
+    """A product a stream sells (e.g. from the live room's shopping cart)."""
+
+    __tablename__ = "products"
+    __table_args__ = (UniqueConstraint("stream_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    aliases: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    sku: Mapped[str | None] = mapped_column(String(128))
+    price: Mapped[float | None] = mapped_column(Float)

