@@ -33,6 +33,7 @@ from storage.runtime import Evidence, open_evidence
 from storage.settings import Settings
 from storage.timeutil import iso, parse_iso
 from storage.verify import VerifyReport, verify_stream
+from transcriber.assemble import assemble_words, group_utterances
 
 app = typer.Typer(
     help="LiveWitness: record livestreams as verifiable evidence.",
@@ -287,12 +288,7 @@ def transcript(
     with evidence() as ev:
         row = ev.catalog.get_stream(stream)
         documents = [json.loads(t.body) for t in ev.catalog.transcripts(row.id)]
-    utterances = [
-        {"segment": doc["segment"], **{k: u[k] for k in ("text", "start", "end", "offset")}}
-        | {"end_offset": u["end_offset"], "words": doc["words"][u["words"][0] : u["words"][1]]}
-        for doc in documents
-        for u in doc["utterances"]
-    ]
+    utterances = group_utterances(assemble_words(documents))
     if as_json:
         print(json.dumps(utterances, ensure_ascii=False))
         return

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     context_seconds: float = Field(
         default=3.0, ge=0, description="Tail of the previous segment decoded as context."
     )
+    handover_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Words this close before a boundary are taken from the next segment's"
+        " decoding, which heard them with what follows.",
+    )
 
     @property
     def models_dir(self) -> Path:

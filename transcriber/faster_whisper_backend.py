@@ -51,6 +51,8 @@ class FasterWhisperTranscriber:
             # cannot feed repetition loops.
             "condition_on_previous_text": False,
             "vad_filter": self.vad,
+            # Fewer fallback rounds than the default six: each costs a full re-decode.
+            "temperature": (0.0, 0.4, 0.8),
             "initial_prompt": options.prompt,
             "hotwords": options.hotwords,
         }

@@ -1,0 +1,179 @@
+"""Transcription figures on the committed Mandarin fixtures (base int8, CPU).
+
+    .venv/bin/python bench/transcribe.py
+
+- real-time factor of the pipeline (ingest's chained segments through TranscriptionWorker)
+  and of faster-whisper called directly on the same audio with the same options, in the
+  same run; the difference is the pipeline's overhead;
+- character error rate with and without the per-stream vocabulary;
+- word-timestamp error: each fixture character's true onset against the word that holds it;
+- peak memory (RSS) of the worker process.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from recorder.demo import make_test_video
+from storage.runtime import open_evidence
+from storage.settings import Settings
+from tests.speech import char_error_rate, clip, clip_path, normal
+from transcriber import audio
+from transcriber.assemble import assemble_words
+from transcriber.worker import TranscriptionWorker, open_transcriber
+
+CLIPS = ("sales_1", "sales_2", "boundary")
+PRODUCTS = '[{"name":"羽绒服"},{"name":"手镯"},{"name":"面霜"},{"name":"保温杯"}]'
+LIVEWITNESS = str(Path(sys.executable).parent / "livewitness")
+
+
+def ingest(home: Path, video: Path, stream: str, products: bool) -> None:
+    env = {"LIVEWITNESS_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    if products:
+        (home / "p.json").write_text(PRODUCTS)
+        subprocess.run(
+            [LIVEWITNESS, "products", "set", "--stream", stream, str(home / "p.json")],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    subprocess.run(
+        [
+            LIVEWITNESS,
+            "ingest",
+            str(video),
+            "--stream",
+            stream,
+            "--started-at",
+            "2026-11-20T12:00:00Z",
+            "--no-transcribe",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def onset_errors(words: list[dict[str, object]], name: str) -> list[float]:
+    """For each fixture character, |true onset - onset of the word heard for it|."""
+    errors = []
+    for sentence in clip(name)["sentences"]:
+        for char in sentence.get("chars", []):
+            near = [
+                w
+                for w in words
+                if normal(str(char["char"])) in normal(str(w["text"]))
+                and abs(float(w["offset"]) - char["onset"]) < 1.0
+            ]  # type: ignore[arg-type]
+            if near:
+                errors.append(min(abs(float(w["offset"]) - char["onset"]) for w in near))  # type: ignore[arg-type]
+    return errors
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        settings = Settings(home=home)
+        for name in CLIPS:
+            video = make_test_video(
+                settings.ffmpeg,
+                Path(tmp) / f"{name}.mp4",
+                clip(name)["duration_s"],
+                audio=clip_path(name),
+            )
+            ingest(home, video, f"{name}-vocab", products=True)
+            ingest(home, video, f"{name}-plain", products=False)
+        ev = open_evidence(settings)
+        transcriber = open_transcriber(ev)
+        warm = np.zeros(16000, dtype=np.float32)
+        transcriber.transcribe(warm, __import__("transcriber.protocol").protocol.DecodeOptions())
+        results: dict[str, dict[str, float]] = {}
+        for variant in ("vocab", "plain"):
+            worker = TranscriptionWorker(ev, transcriber, use_vocabulary=variant == "vocab")
+            audio_s = wall = 0.0
+            for name in CLIPS:
+                stream = ev.catalog.get_stream(f"{name}-{variant}")
+                began = time.perf_counter()
+                for job in ev.catalog.jobs(stream.id):
+                    segment = ev.catalog.segment(stream.id, job.segment_seq)
+                    assert segment is not None
+                    worker._store(stream, segment, worker.transcribe_segment(stream, segment))
+                    audio_s += segment.duration
+                wall += time.perf_counter() - began
+            results[variant] = {"audio": audio_s, "wall": wall}
+            cers, errs = [], []
+            for name in CLIPS:
+                stream = ev.catalog.get_stream(f"{name}-{variant}")
+                docs = [json.loads(t.body) for t in ev.catalog.transcripts(stream.id)]
+                words = assemble_words(docs)
+                cers.append(
+                    char_error_rate("".join(str(w["text"]) for w in words), clip(name)["text"])
+                )
+                errs += onset_errors(words, name)
+            results[variant] |= {
+                "cer": float(np.mean(cers)),
+                "onset_mean": float(np.mean(errs)),
+                "onset_p95": float(np.percentile(errs, 95)),
+                "chars": len(errs),
+            }
+        # faster-whisper directly on the same audio (segment + context), same options.
+        from transcriber.vocabulary import decode_options
+
+        model = transcriber.model  # type: ignore[attr-defined]
+        began = time.perf_counter()
+        direct_audio = 0.0
+        for name in CLIPS:
+            stream = ev.catalog.get_stream(f"{name}-vocab")
+            options = decode_options("zh", ev.catalog.products(stream.id))
+            samples = audio.decode(settings.ffmpeg, clip_path(name))
+            direct_audio += len(samples) / 16000
+            for start in range(0, len(samples), 160000):
+                lo = max(0, start - 3 * 16000)
+                segs, _ = model.transcribe(
+                    samples[lo : start + 160000],
+                    language="zh",
+                    beam_size=5,
+                    word_timestamps=True,
+                    condition_on_previous_text=False,
+                    vad_filter=True,
+                    temperature=(0.0, 0.4, 0.8),
+                    vad_parameters={"min_silence_duration_ms": 500, "speech_pad_ms": 300},
+                    initial_prompt=options.prompt,
+                    hotwords=options.hotwords,
+                )
+                list(segs)
+        direct_wall = time.perf_counter() - began
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        v, p = results["vocab"], results["plain"]
+        print(
+            f"pipeline (vocabulary): {v['audio']:.1f}s audio in {v['wall']:.1f}s = {v['audio'] / v['wall']:.2f}x real time"
+        )
+        print(
+            f"faster-whisper direct: {direct_audio:.1f}s audio in {direct_wall:.1f}s = {direct_audio / direct_wall:.2f}x real time"
+        )
+        print(
+            f"pipeline overhead: {100 * (v['wall'] / v['audio'] - direct_wall / direct_audio) / (direct_wall / direct_audio):.1f}%"
+        )
+        print(f"pipeline (no vocabulary): {p['audio'] / p['wall']:.2f}x real time")
+        print(f"CER with vocabulary {v['cer']:.3f}, without {p['cer']:.3f}")
+        print(
+            f"word onset error with vocabulary: mean {v['onset_mean']:.3f}s p95 {v['onset_p95']:.3f}s over {v['chars']} chars"
+        )
+        print(f"word onset error without: mean {p['onset_mean']:.3f}s p95 {p['onset_p95']:.3f}s")
+        print(f"peak RSS of this worker process: {peak:.0f} MB")
+        ev.close()
+
+
+if __name__ == "__main__":
+    main()

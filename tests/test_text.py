@@ -1,0 +1,114 @@
+"""Text folding, number search forms, hallucination guard, model assembly, assembly of words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from storage.errors import IntegrityError
+from transcriber import model_store
+from transcriber.assemble import assemble_words, group_utterances
+from transcriber.text import is_hallucination, search_form, to_simplified
+
+
+def test_traditional_is_folded_to_simplified() -> None:
+    assert to_simplified("歡迎來到直播間，七天無理由退貨") == "欢迎来到直播间，七天无理由退货"
+
+
+@pytest.mark.parametrize(
+    ("spoken", "written"),
+    [("只要九十九元", "只要99元"), ("一百二十九块", "129块"), ("减三十元", "减30元")],
+)
+def test_spoken_and_written_numbers_share_a_search_form(spoken: str, written: str) -> None:
+    assert search_form(spoken) == search_form(written)
+
+
+def test_search_form_folds_width_and_case() -> None:
+    assert search_form("ＡＢＣ１２３") == search_form("abc123")
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "字幕由Amara.org社区提供",
+        "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目",
+        "謝謝觀看",
+        "  ，。 ",
+    ],
+)
+def test_known_hallucinations_are_recognised(junk: str) -> None:
+    assert is_hallucination(junk)
+
+
+@pytest.mark.parametrize("real", ["谢谢观看我们的直播，今天羽绒服九十九", "七天无理由退货", "包邮"])
+def test_real_speech_is_not_a_hallucination(real: str) -> None:
+    assert not is_hallucination(real)
+
+
+def test_bundled_model_is_assembled_and_checked(tmp_path: Path) -> None:
+    directory = model_store.base_model_dir(tmp_path)
+    assert (directory / "model.bin").stat().st_size > 100_000_000
+    assert model_store.base_model_dir(tmp_path) == directory  # second call reuses it
+
+
+def test_a_corrupt_model_part_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = model_store._packaged
+
+    def tampered(package: str, name: str) -> Path:
+        path = real(package, name)
+        if name != "model.bin.part2":
+            return path
+        copy = tmp_path / "part2"
+        data = bytearray(path.read_bytes())
+        data[1000] ^= 0xFF
+        copy.write_bytes(bytes(data))
+        return copy
+
+    monkeypatch.setattr(model_store, "_packaged", tampered)
+    with pytest.raises(IntegrityError, match=r"model\.bin"):
+        model_store.base_model_dir(tmp_path / "models")
+    assert not (tmp_path / "models" / "whisper-base-ct2").exists()
+
+
+def word(text: str, offset: float, u: int, ctx: bool = False) -> dict[str, object]:
+    return {
+        "text": text,
+        "start": "t",
+        "end": "t",
+        "offset": offset,
+        "end_offset": offset + 0.2,
+        "p": 0.9,
+        "u": u,
+        "ctx": ctx,
+    }
+
+
+def test_words_near_a_boundary_come_from_the_next_segment_once() -> None:
+    first = {
+        "segment": 0,
+        "from_offset": 0.0,
+        "words": [
+            word("七", 9.4, 0),
+            word("天", 9.6, 0),
+            word("无", 9.8, 0),
+            word("礼", 9.95, 0),
+        ],
+    }
+    second = {
+        "segment": 1,
+        "from_offset": 9.0,
+        "words": [
+            word("七", 9.42, 0, True),
+            word("天", 9.6, 0, True),
+            word("无", 9.8, 0, True),
+            word("理", 9.97, 0, True),
+            word("由", 10.1, 0),
+            word("退", 10.3, 0),
+            word("货", 10.5, 0),
+        ],
+    }
+    words = assemble_words([second, first])
+    assert "".join(w["text"] for w in words) == "七天无理由退货"
+    (utterance,) = group_utterances(words)
+    assert utterance["text"] == "七天无理由退货" and utterance["offset"] == 9.42
