@@ -28,7 +28,7 @@ from recorder.sources import resolve_source
 from storage.chain import TRANSCRIBE_JOB
 from storage.errors import IntegrityError, InvalidInputError, LiveWitnessError
 from storage.models import Segment
-from storage.products import load_products
+from storage.products import load_products, parse_products
 from storage.runtime import Evidence, open_evidence
 from storage.settings import Settings
 from storage.timeutil import iso, parse_iso
@@ -347,13 +347,39 @@ def streams() -> None:
 @app.command()
 @clean_errors
 def demo(
-    seconds: Annotated[float, typer.Option(help="How long to record the demo source.")] = 30.0,
+    seconds: Annotated[float, typer.Option(help="How long to record the demo source.")] = 50.0,
 ) -> None:
-    """Record a generated demo livestream on the embedded defaults, then verify it."""
-    from recorder.demo import make_demo_source
+    """Record a Mandarin demo livestream live, transcribe it as it arrives, verify it."""
+    import time
+
+    from recorder.demo import DEMO_PRODUCTS, make_demo_source
+    from transcriber.pool import TranscriberPool
 
     settings = Settings()
     source = make_demo_source(settings, settings.home / "demo" / "demo-source.mp4")
-    console.print(f"recording {source} in real time for {seconds:.0f}s into {settings.home}/")
-    record(str(source), "demo", segment_seconds=5.0, max_duration=seconds, realtime=True)
+    with evidence() as ev:
+        stream_id = ev.chain.open_stream("demo", str(source))
+        ev.catalog.set_products(stream_id, parse_products(DEMO_PRODUCTS))
+        console.print("loading the Whisper model…")
+        pool = TranscriberPool(ev)
+        pool.start()
+        console.print(f"recording {source} live for {seconds:.0f}s into {settings.home}/")
+        recorder = StreamRecorder(
+            ev.settings,
+            ev.chain,
+            "demo",
+            str(source),
+            segment_seconds=5.0,
+            max_duration=seconds,
+            realtime=True,
+            on_segment=_print_segment,
+        )
+        _stop_on_signals(recorder.stop)
+        recorder.run()
+        with console.status("transcribing the last segments…"):
+            while ev.catalog.backlog(TRANSCRIBE_JOB):
+                time.sleep(0.5)
+        pool.stop()
+        pool.join()
+    transcript("demo", as_json=False)
     verify("demo", as_json=False)

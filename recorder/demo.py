@@ -38,7 +38,35 @@ def make_test_video(
     return target
 
 
+SPEECH = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "speech"
+DEMO_CLIPS = ("sales_1.flac", "sales_2.flac")
+DEMO_PRODUCTS = [
+    {"name": "羽绒服", "sku": "YR-001", "price": 99},
+    {"name": "手镯", "aliases": ["纯银手镯"], "sku": "SZ-002", "price": 129},
+    {"name": "面霜", "sku": "MS-003"},
+    {"name": "保温杯", "sku": "BW-004"},
+]
+
+
 def make_demo_source(settings: Settings, target: Path) -> Path:
+    """A video with Mandarin sales talk (the committed speech fixtures, one after another)."""
     if target.exists():
         return target
-    return make_test_video(settings.ffmpeg, target, seconds=120)
+    clips = [SPEECH / name for name in DEMO_CLIPS]
+    if not all(c.exists() for c in clips):
+        return make_test_video(settings.ffmpeg, target, seconds=60)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    joined = target.with_suffix(".wav")
+    inputs = [arg for c in clips for arg in ("-i", str(c))]
+    result = subprocess.run(
+        [settings.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *inputs]
+        + ["-filter_complex", f"concat=n={len(clips)}:v=0:a=1", str(joined)],
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ConfigError(f"ffmpeg could not join the demo speech: {result.stderr.decode()[-300:]}")
+    try:
+        return make_test_video(settings.ffmpeg, target, seconds=60, audio=joined)
+    finally:
+        joined.unlink()

@@ -55,6 +55,7 @@ def live_source(ffmpeg: str, test_video: Path, tmp_path: Path) -> Iterator[LiveH
 
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    # The developer's own LIVEWITNESS_ settings must not leak into a test's process.
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEWITNESS_")}
     env.update({"LIVEWITNESS_HOME": str(home), "COLUMNS": "200"}, **extra)
     return env

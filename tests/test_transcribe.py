@@ -169,3 +169,71 @@ def test_english_speech(transcribed: Callable[..., list[dict[str, Any]]]) -> Non
     for sentence in clip("sales_en")["sentences"]:
         heard = heard_between(utterances, sentence["onset"] - 0.6, sentence["end"] + 0.3)
         assert similarity(heard, sentence["text"]) >= 0.6, (sentence["text"], heard)
+
+
+def test_transcriber_pool_drains_the_queue_with_two_workers(
+    home: Path, ffmpeg: str, tmp_path: Path
+) -> None:
+    """Workers in one process share the model, take each job once, and record speed."""
+    import time
+
+    from storage.runtime import open_evidence
+    from storage.settings import Settings
+    from transcriber.pool import TranscriberPool
+
+    video = make_test_video(ffmpeg, tmp_path / "s.mp4", 25, audio=clip_path("sales_2"))
+    result = run_cli(
+        home,
+        "ingest",
+        str(video),
+        "--stream",
+        "pool",
+        "--started-at",
+        STARTED,
+        "--no-transcribe",
+        "--segment-seconds",
+        "6",
+    )
+    assert result.returncode == 0, result.stderr
+    ev = open_evidence(Settings(home=home, transcribe_workers=2))
+    try:
+        stream = ev.catalog.get_stream("pool")
+        assert len(ev.catalog.jobs(stream.id)) >= 4
+        pool = TranscriberPool(ev)
+        pool.start()
+        deadline = time.monotonic() + 300
+        while ev.catalog.backlog("transcribe"):
+            assert time.monotonic() < deadline, "the pool did not drain the queue"
+            time.sleep(0.5)
+        pool.stop()
+        pool.join(30)
+        jobs = ev.catalog.jobs(stream.id)
+        assert all(j.status == "done" and j.attempts == 1 for j in jobs)
+        assert all(j.rtf is not None and j.rtf > 0 for j in jobs)
+        assert len({j.worker for j in jobs}) == 2
+        assert len(ev.catalog.transcripts(stream.id)) == len(jobs)
+    finally:
+        ev.close()
+
+
+def test_openai_whisper_backend(home: Path, ffmpeg: str, tmp_path: Path) -> None:
+    from storage.settings import Settings
+
+    checkpoint = Settings().openai_whisper_model
+    if not checkpoint:
+        pytest.skip(
+            "openai-whisper backend not tested: no checkpoint can be had offline here;"
+            " set LIVEWITNESS_OPENAI_WHISPER_MODEL to a .pt file or cached model name"
+        )
+    video = make_test_video(ffmpeg, tmp_path / "s.mp4", 26, audio=clip_path("sales_1"))
+    env = {
+        "LIVEWITNESS_TRANSCRIBER_BACKEND": "openai-whisper",
+        "LIVEWITNESS_OPENAI_WHISPER_MODEL": checkpoint,
+    }
+    result = run_cli(home, "ingest", str(video), "--stream", "ow", "--started-at", STARTED, **env)
+    assert result.returncode == 0, result.stderr
+    result = run_cli(home, "transcript", "--stream", "ow", "--json", **env)
+    utterances = json.loads(result.stdout)
+    for sentence in clip("sales_1")["sentences"]:
+        heard = heard_between(utterances, sentence["onset"] - 0.6, sentence["end"] + 0.3)
+        assert similarity(heard, sentence["text"]) >= 0.5, (sentence["text"], heard)

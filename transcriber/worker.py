@@ -43,6 +43,7 @@ REPEAT_LIMIT = 2  # the same line more often than this in one segment is a decod
 # Lines the decoder invents in pauses ("作词", "请问您的计划") come with a mean word
 # probability near 0.2; real speech, even misheard, measured above 0.6 on our fixtures.
 MIN_MEAN_PROBABILITY = 0.4
+LOOP_RUN = 4  # the same word this many times in a row is a loop, not speech
 
 
 @dataclass
@@ -192,6 +193,15 @@ class TranscriptionWorker:
         )
 
 
+def _cut_loop(group: list[Word]) -> list[Word]:
+    """Cut an utterance where the decoder starts repeating one word ("试试试试试…")."""
+    for i in range(len(group) - LOOP_RUN + 1):
+        texts = {compact(w.text) for w in group[i : i + LOOP_RUN]}
+        if len(texts) == 1:
+            return group[:i]
+    return group
+
+
 def _contiguous(previous: Segment, segment: Segment) -> bool:
     gap = segment.starts_at - (previous.starts_at + timedelta(seconds=previous.duration))
     return abs(gap.total_seconds()) <= CONTIGUOUS_SECONDS
@@ -215,7 +225,10 @@ def build_document(
     base = (segment.starts_at - stream_start).total_seconds()
     out_words: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    for number, group in enumerate(groups.values()):
+    for number, looping in enumerate(groups.values()):
+        group = _cut_loop(looping)
+        if not group:
+            continue
         text = to_simplified("".join(w.text for w in group)).strip()
         key = compact(text)
         mean_p = sum(w.probability for w in group) / len(group)
