@@ -9,7 +9,9 @@ raises :class:`~storage.errors.ImmutableBlobError`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import os
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -58,6 +60,34 @@ def sha256_file(path: Path) -> str:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_temp(
+    directory: Path, read: Callable[[int], bytes], key: str, expected_sha256: str | None
+) -> tuple[Path, str, int]:
+    """Copy a stream of chunks into a new fsynced temporary file in ``directory``, hashing
+    it on the way; returns (path, sha256, size). The caller moves or removes the file."""
+    from storage.errors import StorageError
+
+    digest = hashlib.sha256()
+    size = 0
+    fd, name = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        actual = digest.hexdigest()
+        if expected_sha256 is not None and actual != expected_sha256:
+            raise StorageError(f"{key}: content does not match its SHA-256")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, actual, size
 
 
 def validate_key(key: str) -> str:

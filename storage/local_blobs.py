@@ -7,15 +7,13 @@ blob that is already there. Stored files are made read-only.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from storage.blobstore import CHUNK, BlobInfo, sha256_file, validate_key
-from storage.errors import ImmutableBlobError, NotFoundError, StorageError
+from storage.blobstore import BlobInfo, sha256_file, validate_key, write_temp
+from storage.errors import ImmutableBlobError, NotFoundError
 
 
 class LocalBlobStore:
@@ -38,27 +36,15 @@ class LocalBlobStore:
         target = self._path(key)
         existing = self.stat(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        tmp, actual, size = write_temp(target.parent, read, key, expected_sha256)
         try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := read(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            actual = digest.hexdigest()
-            if expected_sha256 is not None and actual != expected_sha256:
-                raise StorageError(f"{key}: content does not match its SHA-256")
             if existing is not None:
                 if existing.sha256 != actual:
                     raise ImmutableBlobError(f"{key} is stored with other content")
                 return existing
-            Path(tmp_name).chmod(0o444)
+            tmp.chmod(0o444)
             try:
-                os.link(tmp_name, target)
+                os.link(tmp, target)
             except FileExistsError:
                 # Another writer won the race: same bytes are fine, others are not.
                 if sha256_file(target) != actual:
@@ -66,7 +52,7 @@ class LocalBlobStore:
             _fsync_dir(target.parent)
             return BlobInfo(key=key, size=size, sha256=actual)
         finally:
-            Path(tmp_name).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
 
     def get_bytes(self, key: str) -> bytes:
         try:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from storage.blobstore import CHUNK, BlobInfo, BlobStore, sha256_file, validate_key
+from storage.blobstore import BlobInfo, BlobStore, sha256_file, validate_key, write_temp
 from storage.errors import (
     ImmutableBlobError,
     LiveWitnessError,
@@ -195,20 +195,8 @@ class SpoolingBlobStore:
         return entry.info
 
     def _spool(self, key: str, read: Callable[[int], bytes], expected_sha256: str) -> BlobInfo:
-        digest = hashlib.sha256()
-        size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=self._queue, prefix=".tmp-")
-        tmp = Path(tmp_name)
+        tmp, _sha256, size = write_temp(self._queue, read, key, expected_sha256)
         try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := read(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if digest.hexdigest() != expected_sha256:
-                raise StorageError(f"{key}: content does not match its SHA-256")
             with self._lock:
                 # Re-check under the lock: another thread may have spooled the key meanwhile.
                 existing = self._entries.get(key)
