@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     whisper_cpu_threads: int = Field(default=0, ge=0, description="0: all cores / workers.")
     whisper_beam_size: int = Field(default=5, ge=1)
     whisper_vad: bool = True
+    whisper_vocabulary: bool = Field(
+        default=False,
+        description="Pass the stream's product names to the decoder (prompt and hotwords)."
+        " Off by default: on base it raised the error rate and wrote product names that were"
+        " never said (docs/benchmarks.md); try it with larger models.",
+    )
     language: str | None = Field(
         default="zh", description="Default spoken language; None detects it per segment."
     )

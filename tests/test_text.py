@@ -112,3 +112,15 @@ def test_words_near_a_boundary_come_from_the_next_segment_once() -> None:
     assert "".join(w["text"] for w in words) == "七天无理由退货"
     (utterance,) = group_utterances(words)
     assert utterance["text"] == "七天无理由退货" and utterance["offset"] == 9.42
+
+
+def test_vocabulary_reaches_the_decoder_options() -> None:
+    from storage.products import parse_products
+    from transcriber.vocabulary import decode_options
+
+    products = parse_products([{"name": "羽绒服", "aliases": ["白鸭绒"]}, {"name": "手镯"}])
+    options = decode_options("zh", products)
+    assert options.prompt is not None and "羽绒服、白鸭绒、手镯" in options.prompt
+    assert options.hotwords == "羽绒服 白鸭绒 手镯"
+    plain = decode_options("zh", products, use_vocabulary=False)
+    assert plain.prompt is None and plain.hotwords is None

@@ -123,7 +123,7 @@ def test_output_is_simplified_and_numbers_have_a_search_form(
     assert "99" in search and "129" in search
 
 
-def test_product_vocabulary_is_heard_with_the_stream_products(
+def test_product_names_are_heard(
     transcribed: Callable[..., list[dict[str, Any]]],
 ) -> None:
     text = normal("".join(u["text"] for u in transcribed("sales_1")))

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import warnings
 from functools import lru_cache
 
 import cn2an
 import opencc
+
+# cn2an warns (on stderr) about every numeral run it leaves as it is, e.g. a lone 百.
+warnings.filterwarnings("ignore", category=UserWarning, module="cn2an")
 
 # Lines Whisper is known to invent over silence, music and applause (subtitle credits,
 # "like and subscribe"), compared after folding so punctuation and spaces do not matter.

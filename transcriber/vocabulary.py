@@ -2,9 +2,10 @@
 
 Whisper is steered by an initial prompt: text it believes came just before the audio.
 Written in Simplified Chinese, it also nudges the output to Simplified characters. Only
-product names go in: a long list of claim phrases in the prompt sent base into repetition
-loops ("试试试试…") and cut its speed by six (docs/benchmarks.md); claims are found by
-sound-alike search instead.
+product names go in: a long list of claim phrases sent base into repetition loops.
+Even product names alone made base worse on our fixtures (higher error rate, product
+names written where none was said), so ``whisper_vocabulary`` is off by default and is
+meant for larger models (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -72,12 +72,14 @@ class TranscriptionWorker:
         evidence: Evidence,
         transcriber: Transcriber,
         name: str | None = None,
-        use_vocabulary: bool = True,
+        use_vocabulary: bool | None = None,
     ) -> None:
         self.evidence = evidence
         self.transcriber = transcriber
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-        self.use_vocabulary = use_vocabulary
+        self.use_vocabulary = (
+            evidence.settings.whisper_vocabulary if use_vocabulary is None else use_vocabulary
+        )
 
     # -- the job loop ----------------------------------------------------------------------
     def run_once(self) -> JobResult | None:
