@@ -33,7 +33,7 @@ from storage.runtime import Evidence
 from storage.signing import canonical_json
 from storage.timeutil import iso
 from transcriber import audio
-from transcriber.protocol import SAMPLE_RATE, Transcriber, Word
+from transcriber.protocol import SAMPLE_RATE, Audio, Transcriber, Word
 from transcriber.text import compact, is_hallucination, search_form, to_simplified
 from transcriber.vocabulary import decode_options
 
@@ -77,6 +77,9 @@ class TranscriptionWorker:
         self.evidence = evidence
         self.transcriber = transcriber
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        # The last segment this worker decoded: usually the next job's context, so its
+        # tail need not be downloaded and decoded again.
+        self._last_audio: tuple[int, int, Audio] | None = None
         self.use_vocabulary = (
             evidence.settings.whisper_vocabulary if use_vocabulary is None else use_vocabulary
         )
@@ -140,20 +143,11 @@ class TranscriptionWorker:
         settings = self.evidence.settings
         catalog = self.evidence.catalog
         previous = catalog.segment(stream.id, segment.seq - 1) if segment.seq > 0 else None
-        with tempfile.TemporaryDirectory(prefix="lw-transcribe-") as tmp:
-            current_path = Path(tmp) / "current.ts"
-            self.evidence.blobs.download(segment.blob_key, current_path)
-            samples = audio.decode(settings.ffmpeg, current_path)
-            context = np.zeros(0, dtype=np.float32)
-            if (
-                previous is not None
-                and settings.context_seconds > 0
-                and _contiguous(previous, segment)
-            ):
-                previous_path = Path(tmp) / "previous.ts"
-                self.evidence.blobs.download(previous.blob_key, previous_path)
-                tail_start = max(0.0, previous.duration - settings.context_seconds)
-                context = audio.decode(settings.ffmpeg, previous_path, start=tail_start)
+        samples = self._decode(segment)
+        context = np.zeros(0, dtype=np.float32)
+        if previous is not None and settings.context_seconds > 0 and _contiguous(previous, segment):
+            context = self._decode(previous)[-int(settings.context_seconds * SAMPLE_RATE) :]
+        self._last_audio = (stream.id, segment.seq, samples)
         boundary = len(context) / SAMPLE_RATE
         language = stream.language if stream.language else settings.language
         options = decode_options(language, catalog.products(stream.id), self.use_vocabulary)
@@ -172,6 +166,15 @@ class TranscriptionWorker:
             self.transcriber.name,
             language,
         )
+
+    def _decode(self, segment: Segment) -> Audio:
+        last = self._last_audio
+        if last is not None and last[:2] == (segment.stream_id, segment.seq):
+            return last[2]
+        with tempfile.TemporaryDirectory(prefix="lw-transcribe-") as tmp:
+            path = Path(tmp) / "segment.ts"
+            self.evidence.blobs.download(segment.blob_key, path)
+            return audio.decode(self.evidence.settings.ffmpeg, path)
 
     def _store(self, stream: Stream, segment: Segment, document: dict[str, Any]) -> None:
         key = transcript_key(stream.name, segment.seq)
