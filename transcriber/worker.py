@@ -17,6 +17,7 @@ import socket
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -76,7 +77,7 @@ class TranscriptionWorker:
     ) -> None:
         self.evidence = evidence
         self.transcriber = transcriber
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # The last segment this worker decoded: usually the next job's context, so its
         # tail need not be downloaded and decoded again.
         self._last_audio: tuple[int, int, Audio] | None = None
