@@ -25,8 +25,15 @@ def ffmpeg() -> str:
 
 @pytest.fixture(scope="session")
 def test_video(tmp_path_factory: pytest.TempPathFactory, ffmpeg: str) -> Path:
-    """30 s of H.264/AAC with a key frame every 2 s."""
-    return make_test_video(ffmpeg, tmp_path_factory.mktemp("media") / "test.mp4", seconds=30)
+    """30 s of H.264/AAC with Mandarin sales talk and a key frame every 2 s."""
+    from tests.speech import clip_path
+
+    return make_test_video(
+        ffmpeg,
+        tmp_path_factory.mktemp("media") / "test.mp4",
+        seconds=30,
+        audio=clip_path("sales_1"),
+    )
 
 
 @pytest.fixture
