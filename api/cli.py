@@ -222,6 +222,17 @@ def ingest(
         )
         if transcribe:
             _transcribe_backlog(ev, stream)
+            _index_pending(ev)
+
+
+def _index_pending(ev: Evidence) -> None:
+    from indexer.service import Indexer, open_search_index
+
+    index = open_search_index(ev)
+    try:
+        Indexer(ev, index).index_pending()
+    finally:
+        index.close()
 
 
 def _transcribe_backlog(ev: Evidence, stream: str | None) -> None:
@@ -296,6 +307,98 @@ def transcript(
         console.print(
             f"[dim]{u['start']}[/] [cyan]+{u['offset']:8.2f}s[/]  {u['text']}", highlight=False
         )
+
+
+@app.command()
+@clean_errors
+def search(
+    query: Annotated[str, typer.Argument(help="What was said (Chinese or English).")],
+    stream: Annotated[str | None, typer.Option(help="Only this stream.")] = None,
+    product: Annotated[
+        str | None, typer.Option(help="Only utterances naming this product.")
+    ] = None,
+    claim: Annotated[
+        str | None, typer.Option(help="Only this claim type (price, returns, ...).")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Until this time (ISO 8601).")] = None,
+    sort: Annotated[str, typer.Option(help="relevance or time.")] = "relevance",
+    page: Annotated[int, typer.Option(help="Page number, from 1.")] = 1,
+    size: Annotated[int, typer.Option(help="Hits per page.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
+) -> None:
+    """Search what was said: exact and sound-alike matches, with their moments."""
+    from indexer.protocol import SearchQuery
+    from indexer.service import Indexer, open_search_index
+
+    if sort not in ("relevance", "time"):
+        raise InvalidInputError("sort must be 'relevance' or 'time'")
+    request = SearchQuery(
+        text=query,
+        stream=stream,
+        product=product,
+        claim=claim,
+        since=parse_iso(since) if since else None,
+        until=parse_iso(until) if until else None,
+        sort=sort,  # type: ignore[arg-type]
+        page=page,
+        size=size,
+    )
+    with evidence() as ev:
+        index = open_search_index(ev)
+        try:
+            Indexer(ev, index).index_pending()
+            result = index.search(request)
+        finally:
+            index.close()
+    if as_json:
+        print(json.dumps([hit_json(h) for h in result.hits], ensure_ascii=False))
+        return
+    console.print(f"{result.total} hits", highlight=False)
+    for hit in result.hits:
+        marked = hit.highlighted.replace("<mark>", "[bold yellow]").replace("</mark>", "[/]")
+        kind = "" if hit.match == "exact" else " [magenta](sound-alike)[/]"
+        console.print(
+            f"[cyan]{hit.stream}[/] {hit.start} +{hit.offset:.1f}s{kind}  {marked}",
+            highlight=False,
+        )
+
+
+def hit_json(hit: Any) -> dict[str, Any]:
+    return {
+        "stream": hit.stream,
+        "text": hit.text,
+        "highlighted": hit.highlighted,
+        "match": hit.match,
+        "start": hit.start,
+        "offset": hit.offset,
+        "end_offset": hit.end_offset,
+        "score": hit.score,
+        "segment": hit.segment,
+        "products": hit.products,
+        "claims": hit.claims,
+    }
+
+
+@app.command()
+@clean_errors
+def reindex() -> None:
+    """Rebuild the search index from the stored transcripts."""
+    from indexer.service import Indexer, open_search_index
+
+    with evidence() as ev:
+        index = open_search_index(ev)
+        try:
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+            ) as progress:
+                task = progress.add_task("reindexing transcripts", total=None)
+                done = Indexer(ev, index).reindex(
+                    lambda n, total: progress.update(task, completed=n, total=total)
+                )
+            console.print(f"reindexed {done} transcripts, {index.count()} utterances")
+        finally:
+            index.close()
 
 
 products_app = typer.Typer(help="A stream's product list (names, aliases, SKU, price).")

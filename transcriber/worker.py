@@ -178,25 +178,32 @@ class TranscriptionWorker:
             return audio.decode(self.evidence.settings.ffmpeg, path)
 
     def _store(self, stream: Stream, segment: Segment, document: dict[str, Any]) -> None:
-        key = transcript_key(stream.name, segment.seq)
-        raw = canonical_json(document)
-        try:
-            self.evidence.blobs.put_bytes(key, raw)
-        except ImmutableBlobError:
-            # A worker whose lease ran out stored it first: its transcript is the record.
-            raw = self.evidence.blobs.get_bytes(key)
-            document = json.loads(raw)
-        self.evidence.catalog.add_transcript(
-            Transcript(
-                stream_id=stream.id,
-                segment_seq=segment.seq,
-                blob_key=key,
-                language=document.get("language"),
-                model=document["model"],
-                text=document["text"],
-                body=raw.decode(),
-            )
+        store_transcript(self.evidence, stream, segment, document)
+
+
+def store_transcript(
+    evidence: Evidence, stream: Stream, segment: Segment, document: dict[str, Any]
+) -> None:
+    """Store a transcript beside its segment (write-once) and copy it into the catalog."""
+    key = transcript_key(stream.name, segment.seq)
+    raw = canonical_json(document)
+    try:
+        evidence.blobs.put_bytes(key, raw)
+    except ImmutableBlobError:
+        # A worker whose lease ran out stored it first: its transcript is the record.
+        raw = evidence.blobs.get_bytes(key)
+        document = json.loads(raw)
+    evidence.catalog.add_transcript(
+        Transcript(
+            stream_id=stream.id,
+            segment_seq=segment.seq,
+            blob_key=key,
+            language=document.get("language"),
+            model=document["model"],
+            text=document["text"],
+            body=raw.decode(),
         )
+    )
 
 
 def _cut_loop(group: list[Word]) -> list[Word]:

@@ -1,0 +1,162 @@
+"""What is indexed: utterances with their product mentions and claims, built from the
+stored transcripts (the system of record), so the index can always be rebuilt.
+
+Utterance ids are deterministic (``stream:segment:number``): replaying a transcript
+replaces its documents, never duplicates them. A segment's last words are owned by the
+next segment's transcript when it has one (see :mod:`transcriber.assemble`), so a
+segment's utterances are built with that cut-off and rebuilt when the next one arrives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from indexer.claims import ClaimType, load_claim_types
+from indexer.phonetic import Syllable, find_sounds, sound_tokens, syllables
+from storage.models import Product
+from transcriber.assemble import group_utterances
+from transcriber.text import compact, fold, search_form
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A product or claim heard in an utterance, exactly or as a sound-alike."""
+
+    key: str  # product name or claim type
+    phrase: str  # the lexicon phrase or product name / alias
+    heard: str  # the characters actually transcribed
+    match: str  # "exact" | "sound-alike"
+    offset: float
+    end_offset: float
+
+
+@dataclass
+class UtteranceDoc:
+    id: str
+    stream: str
+    streamer: str | None
+    segment: int
+    number: int
+    text: str
+    start: str  # ISO 8601 UTC
+    offset: float
+    end_offset: float
+    words: list[dict[str, Any]]
+    products: list[Mention] = field(default_factory=list)
+    claims: list[Mention] = field(default_factory=list)
+    banned: list[dict[str, Any]] = field(default_factory=list)  # filled by compliance
+
+    @property
+    def exact_form(self) -> str:
+        return compact(search_form(self.text))
+
+    @property
+    def sounds(self) -> list[str]:
+        return sound_tokens(self.text)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "stream": self.stream,
+            "streamer": self.streamer,
+            "segment": self.segment,
+            "text": self.text,
+            "start": self.start,
+            "offset": self.offset,
+            "end_offset": self.end_offset,
+            "words": self.words,
+            "products": [m.__dict__ for m in self.products],
+            "claims": [m.__dict__ for m in self.claims],
+            "banned": self.banned,
+        }
+
+
+def utterance_docs(
+    transcript: dict[str, Any],
+    next_from_offset: float | None,
+    products: Sequence[Product],
+    streamer: str | None = None,
+    claim_types: Sequence[ClaimType] | None = None,
+) -> list[UtteranceDoc]:
+    words = [
+        {**w, "segment": transcript["segment"]}
+        for w in transcript["words"]
+        if next_from_offset is None or w["offset"] < next_from_offset
+    ]
+    docs = []
+    for number, utterance in enumerate(group_utterances(words)):
+        doc = UtteranceDoc(
+            id=f"{transcript['stream']}:{transcript['segment']:08d}:{number:03d}",
+            stream=transcript["stream"],
+            streamer=streamer,
+            segment=transcript["segment"],
+            number=number,
+            text=utterance["text"],
+            start=utterance["start"],
+            offset=utterance["offset"],
+            end_offset=utterance["end_offset"],
+            words=utterance["words"],
+        )
+        heard = syllables(doc.text)
+        doc.products = find_mentions(doc, heard, _product_phrases(products))
+        doc.claims = find_mentions(
+            doc, heard, [(c.name, p) for c in claim_types or load_claim_types() for p in c.phrases]
+        )
+        docs.append(doc)
+    return docs
+
+
+def _product_phrases(products: Sequence[Product]) -> list[tuple[str, str]]:
+    phrases = []
+    for product in products:
+        for phrase in [product.name, *json.loads(product.aliases or "[]")]:
+            phrases.append((product.name, phrase))
+    return phrases
+
+
+def find_mentions(
+    doc: UtteranceDoc, heard: list[Syllable], phrases: Iterable[tuple[str, str]]
+) -> list[Mention]:
+    """Phrases found in the utterance: exactly (folded text) or by their syllables."""
+    folded = fold(doc.text)
+    found: dict[str, Mention] = {}
+    for key, phrase in phrases:
+        if key in found and found[key].match == "exact":
+            continue
+        target = fold(phrase)
+        at = folded.find(target)
+        if at >= 0:
+            span, match = (at, at + len(target)), "exact"
+        else:
+            sounds = sound_tokens(phrase)
+            if len(sounds) < 2:
+                continue  # one syllable alone sounds like too much
+            located = find_sounds(heard, sounds)
+            if located is None:
+                continue
+            span, match = located, "sound-alike"
+        if key in found and match == "sound-alike":
+            continue
+        start, end = _times(doc, span)
+        found[key] = Mention(key, phrase, folded[span[0] : span[1]], match, start, end)
+    return list(found.values())
+
+
+def _times(doc: UtteranceDoc, span: tuple[int, int]) -> tuple[float, float]:
+    """Offsets of the words that hold a character span of the (folded) utterance text."""
+    joined = "".join(fold(w["text"]) for w in doc.words)
+    position = -(len(joined) - len(joined.lstrip()))  # the text is stripped, the words not
+    first = last = None
+    for word in doc.words:
+        length = len(fold(word["text"]))
+        if position + length > span[0] and first is None:
+            first = word
+        if position < span[1]:
+            last = word
+        position += length
+    first = first or doc.words[0]
+    last = last or doc.words[-1]
+    return float(first["offset"]), float(last["end_offset"])

@@ -1,0 +1,64 @@
+"""The SearchIndex Protocol: utterance documents in, ranked hits out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from indexer.documents import UtteranceDoc
+
+MAX_QUERY_CHARS = 200
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    text: str
+    stream: str | None = None
+    streamer: str | None = None
+    product: str | None = None
+    claim: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    sort: Literal["relevance", "time"] = "relevance"
+    page: int = 1
+    size: int = 20
+    sound_alike: bool = True
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    stream: str
+    text: str
+    highlighted: str  # the text with the match inside <mark>…</mark>
+    match: Literal["exact", "sound-alike"]
+    start: str  # ISO 8601 UTC
+    offset: float
+    end_offset: float
+    score: float
+    segment: int
+    products: list[str] = field(default_factory=list)
+    claims: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    total: int
+    hits: list[Hit]
+
+
+class SearchIndex(Protocol):
+    def replace_segment(self, stream: str, segment: int, docs: Sequence[UtteranceDoc]) -> None:
+        """Make ``docs`` the segment's utterances (idempotent; visible to the next search)."""
+        ...
+
+    def search(self, query: SearchQuery) -> SearchResult: ...
+
+    def count(self, stream: str | None = None) -> int: ...
+
+    def clear(self) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,52 @@
+"""Query normalisation and highlighting shared by every SearchIndex backend."""
+
+from __future__ import annotations
+
+import html
+
+from indexer.phonetic import find_sounds, sound_tokens, syllables
+from indexer.protocol import MAX_PAGE_SIZE, MAX_QUERY_CHARS, SearchQuery
+from storage.errors import InvalidInputError
+from transcriber.text import compact, fold, search_form
+
+
+def check_query(query: SearchQuery) -> None:
+    if len(query.text) > MAX_QUERY_CHARS:
+        raise InvalidInputError(f"query is longer than {MAX_QUERY_CHARS} characters")
+    if len(exact_form(query.text)) < 2:
+        raise InvalidInputError("query needs at least two letters, digits or characters")
+    if not 1 <= query.size <= MAX_PAGE_SIZE:
+        raise InvalidInputError(f"page size must be between 1 and {MAX_PAGE_SIZE}")
+    if query.page < 1:
+        raise InvalidInputError("page numbers start at 1")
+    if query.since and query.until and query.since > query.until:
+        raise InvalidInputError("the time range ends before it starts")
+
+
+def exact_form(text: str) -> str:
+    return compact(search_form(text))
+
+
+def bigrams(form: str) -> list[str]:
+    """Overlapping character pairs: any run of two or more characters is their phrase."""
+    if len(form) < 2:
+        return [form] if form else []
+    return [form[i : i + 2] for i in range(len(form) - 1)]
+
+
+def highlight(text: str, query_text: str, match: str) -> str:
+    """The text, HTML-escaped, with the matched run inside <mark>…</mark>."""
+    folded = fold(text)
+    if len(folded) != len(text):
+        text = folded  # folding changed the length: show the folded text so spans line up
+    span: tuple[int, int] | None = None
+    if match == "exact":
+        at = folded.find(fold(query_text).strip())
+        if at >= 0:
+            span = (at, at + len(fold(query_text).strip()))
+    if span is None:
+        span = find_sounds(syllables(text), sound_tokens(query_text))
+    if span is None:
+        return html.escape(text)
+    a, b = span
+    return f"{html.escape(text[:a])}<mark>{html.escape(text[a:b])}</mark>{html.escape(text[b:])}"

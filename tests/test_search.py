@@ -1,0 +1,165 @@
+"""Search contract: one suite for every SearchIndex backend (the embedded engine always;
+Elasticsearch when LIVEWITNESS_ES_URL points to a cluster)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from indexer.protocol import SearchIndex, SearchQuery
+from indexer.service import Indexer, open_search_index
+from storage.errors import InvalidInputError
+from storage.products import parse_products
+from storage.runtime import Evidence
+from tests.conftest import run_cli
+from tests.searchdata import T0, add_stream
+
+SHOP = [
+    [(0.5, "欢迎来到直播间"), (3.0, "今天这款羽绒服只要九十九元")],
+    [(0.2, "全网最低价假一赔十"), (4.0, "七天无理由退货放心买")],
+    [(1.0, "下单就包邮买一送一"), (5.0, "这款手镯是纯银的")],
+]
+MISHEARD = [
+    [(0.5, "今天这款与荣福只要99元"), (4.0, "假一陪时七天无理由退货")],
+    [(0.5, "下单就包油这款手桌品质国家极"), (5.0, "最近很多人问第一次买怎么办")],
+]
+
+
+@pytest.fixture
+def index(evidence: Evidence, tmp_path: Path) -> Iterator[SearchIndex]:
+    add_stream(evidence, tmp_path, "shop", SHOP)
+    add_stream(evidence, tmp_path, "misheard", MISHEARD, T0 + timedelta(hours=1))
+    for name in ("shop", "misheard"):
+        products = parse_products(
+            [{"name": "羽绒服", "sku": "YR-1"}, {"name": "手镯", "aliases": ["银镯"]}]
+        )
+        evidence.catalog.set_products(evidence.catalog.get_stream(name).id, products)
+    search_index = open_search_index(evidence)
+    Indexer(evidence, search_index).index_pending()
+    yield search_index
+    search_index.close()
+
+
+def find(index: SearchIndex, text: str, **filters: object) -> list[tuple[str, str, str]]:
+    result = index.search(SearchQuery(text=text, **filters))  # type: ignore[arg-type]
+    return [(h.stream, h.text, h.match) for h in result.hits]
+
+
+def test_any_run_of_two_or_more_characters_is_found(index: SearchIndex) -> None:
+    for run in ("假一", "赔十", "一赔", "最低价假一", "无理由退货放心"):
+        hits = find(index, run, stream="shop")
+        assert ("shop", "全网最低价假一赔十", "exact") in hits or any(run in t for _, t, _ in hits)
+        assert all(m == "exact" for _, t, m in hits if run in t)
+
+
+def test_traditional_and_full_width_queries_fold(index: SearchIndex) -> None:
+    assert find(index, "假一賠十", stream="shop")[0][1] == "全网最低价假一赔十"
+    assert find(index, "包郵", stream="shop")[0][1] == "下单就包邮买一送一"
+
+
+def test_spoken_and_written_numbers_find_each_other(index: SearchIndex) -> None:
+    assert find(index, "99元", stream="shop")[0][1] == "今天这款羽绒服只要九十九元"
+    assert find(index, "九十九元", stream="misheard")[0][1] == "今天这款与荣福只要99元"
+
+
+@pytest.mark.parametrize(
+    ("query", "heard"),
+    [
+        ("假一赔十", "假一陪时七天无理由退货"),
+        ("包邮", "下单就包油这款手桌品质国家极"),
+        ("手镯", "下单就包油这款手桌品质国家极"),
+        ("国家级", "下单就包油这款手桌品质国家极"),
+        ("羽绒服", "今天这款与荣福只要99元"),
+    ],
+)
+def test_sound_alike_hits_are_found_and_marked(index: SearchIndex, query: str, heard: str) -> None:
+    hits = find(index, query, stream="misheard")
+    assert ("misheard", heard, "sound-alike") in hits
+
+
+def test_sound_alike_hits_rank_below_exact_ones(index: SearchIndex) -> None:
+    result = index.search(SearchQuery(text="假一赔十"))
+    kinds = [h.match for h in result.hits]
+    assert kinds[0] == "exact" and "sound-alike" in kinds
+    assert kinds == sorted(kinds, key=lambda k: k != "exact")
+    assert result.total == len(result.hits) == 2
+
+
+def test_a_hit_carries_its_moment_and_highlight(index: SearchIndex) -> None:
+    (hit,) = index.search(SearchQuery(text="七天无理由", stream="shop")).hits
+    assert hit.highlighted == "<mark>七天无理由</mark>退货放心买"
+    assert hit.start == "2026-11-20T12:00:14.000Z"
+    assert hit.offset == 14.0 and hit.end_offset > hit.offset
+    assert hit.segment == 1 and "returns" in hit.claims
+    (alike,) = index.search(SearchQuery(text="羽绒服", stream="misheard")).hits
+    assert alike.highlighted == "今天这款<mark>与荣福</mark>只要99元"
+
+
+def test_filters_by_product_claim_stream_and_time(index: SearchIndex) -> None:
+    bracelet = find(index, "这款", product="手镯")
+    assert {t for _, t, _ in bracelet} == {"这款手镯是纯银的", "下单就包油这款手桌品质国家极"}
+    assert find(index, "这款", product="羽绒服", stream="shop") == [
+        ("shop", "今天这款羽绒服只要九十九元", "exact")
+    ]
+    shipping = find(index, "下单", claim="free_shipping")
+    assert {s for s, _, _ in shipping} == {"shop", "misheard"}  # 包油 is heard as 包邮
+    later = find(index, "这款", since=T0 + timedelta(minutes=30))
+    assert {s for s, _, _ in later} == {"misheard"}
+
+
+def test_sort_by_time_and_paging(index: SearchIndex) -> None:
+    everything = index.search(SearchQuery(text="这款", sort="time", size=100))
+    times = [h.start for h in everything.hits if h.match == "exact"]
+    assert times == sorted(times) and everything.total == 4
+    pages = [
+        index.search(SearchQuery(text="这款", sort="time", size=1, page=p)) for p in (1, 2, 3, 4)
+    ]
+    assert [p.hits[0].text for p in pages] == [h.text for h in everything.hits]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (SearchQuery(text="x"), "at least two"),
+        (SearchQuery(text="，。"), "at least two"),
+        (SearchQuery(text="包邮" * 101), "longer than"),
+        (SearchQuery(text="包邮", size=0), "page size"),
+        (SearchQuery(text="包邮", page=0), "page numbers"),
+        (SearchQuery(text="包邮", since=T0, until=T0 - timedelta(days=1)), "ends before"),
+    ],
+)
+def test_bad_queries_are_refused(index: SearchIndex, query: SearchQuery, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        index.search(query)
+
+
+def test_replaying_transcripts_never_duplicates(evidence: Evidence, index: SearchIndex) -> None:
+    before = index.count()
+    indexer = Indexer(evidence, index)
+    indexer._indexed.clear()
+    indexer.index_pending()
+    assert index.count() == before == 10
+
+
+def test_reindex_equals_the_incremental_index(evidence: Evidence, index: SearchIndex) -> None:
+    queries = ["这款", "假一赔十", "包邮", "羽绒服", "99元"]
+    incremental = [index.search(SearchQuery(text=q, size=50)) for q in queries]
+    Indexer(evidence, index).reindex()
+    rebuilt = [index.search(SearchQuery(text=q, size=50)) for q in queries]
+    assert rebuilt == incremental
+
+
+def test_cli_search_json(home: Path, evidence: Evidence, index: SearchIndex) -> None:
+    import json
+
+    result = run_cli(home, "search", "假一赔十", "--json")
+    assert result.returncode == 0, result.stderr
+    hits = json.loads(result.stdout)
+    assert [h["match"] for h in hits] == ["exact", "sound-alike"]
+    for hit in hits:
+        assert {"stream", "text", "match", "start", "offset"} <= hit.keys()
+    bad = run_cli(home, "search", "x")
+    assert bad.returncode == 2 and "at least two" in bad.stderr and "Traceback" not in bad.stderr
