@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -101,10 +102,15 @@ def record(
     realtime: Annotated[
         bool, typer.Option("--realtime", help="Read a file at native speed, as live.")
     ] = False,
+    language: Annotated[str | None, typer.Option(help="Spoken language (zh, en).")] = None,
+    streamer: Annotated[str | None, typer.Option(help="Who streams it.")] = None,
 ) -> None:
     """Record a live source into hashed, hash-chained segments."""
     resolved = resolve_source(source)
     with evidence() as ev:
+        if language or streamer:
+            stream_id = ev.chain.open_stream(stream, resolved)
+            ev.catalog.describe(stream_id, language=language, streamer=streamer)
         recorder = StreamRecorder(
             ev.settings,
             ev.chain,
@@ -193,6 +199,7 @@ def ingest(
     language: Annotated[
         str | None, typer.Option(help="Spoken language (zh, en); default from settings.")
     ] = None,
+    streamer: Annotated[str | None, typer.Option(help="Who streams it.")] = None,
     transcribe: Annotated[bool, typer.Option(help="Transcribe after chaining.")] = True,
 ) -> None:
     """Import an existing recording: segment, hash and chain it, then transcribe it."""
@@ -202,8 +209,7 @@ def ingest(
         raise InvalidInputError(f"ingest takes a local file, not {file}")
     with evidence() as ev:
         stream_id = ev.chain.open_stream(stream, resolved)
-        if language:
-            ev.catalog.set_language(stream_id, language)
+        ev.catalog.describe(stream_id, language=language, streamer=streamer)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("chaining segments", total=None)
             recorder = StreamRecorder(
@@ -314,6 +320,7 @@ def transcript(
 def search(
     query: Annotated[str, typer.Argument(help="What was said (Chinese or English).")],
     stream: Annotated[str | None, typer.Option(help="Only this stream.")] = None,
+    streamer: Annotated[str | None, typer.Option(help="Only this streamer's streams.")] = None,
     product: Annotated[
         str | None, typer.Option(help="Only utterances naming this product.")
     ] = None,
@@ -336,6 +343,7 @@ def search(
     request = SearchQuery(
         text=query,
         stream=stream,
+        streamer=streamer,
         product=product,
         claim=claim,
         since=parse_iso(since) if since else None,
@@ -466,6 +474,14 @@ def demo(
         console.print("loading the Whisper model…")
         pool = TranscriberPool(ev)
         pool.start()
+        from indexer.service import Indexer, open_search_index
+
+        index = open_search_index(ev)
+        indexer_stop = threading.Event()
+        indexing = threading.Thread(
+            target=Indexer(ev, index).follow, args=(indexer_stop,), daemon=True
+        )
+        indexing.start()
         console.print(f"recording {source} live for {seconds:.0f}s into {settings.home}/")
         recorder = StreamRecorder(
             ev.settings,
@@ -484,5 +500,11 @@ def demo(
                 time.sleep(0.5)
         pool.stop()
         pool.join()
+        indexer_stop.set()
+        indexing.join()
+        index.close()
     transcript("demo", as_json=False)
     verify("demo", as_json=False)
+    for query in ("假一赔十", "包邮", "羽绒服"):
+        console.print(f"\n[bold]livewitness search {query} --stream demo[/]")
+        search(query, stream="demo", size=3)

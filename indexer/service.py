@@ -76,7 +76,7 @@ class Indexer:
     def _replace(
         self, stream: Stream, body: dict[str, Any], cutoff: float | None, products: Any
     ) -> None:
-        docs = utterance_docs(body, cutoff, products)
+        docs = utterance_docs(body, cutoff, products, streamer=stream.streamer)
         self.index.replace_segment(stream.name, body["segment"], docs)
 
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:

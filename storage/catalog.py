@@ -238,11 +238,15 @@ class Catalog:
                 product.stream_id = stream_id
                 s.add(product)
 
-    def set_language(self, stream_id: int, language: str | None) -> None:
+    def describe(
+        self, stream_id: int, *, language: str | None = None, streamer: str | None = None
+    ) -> None:
+        """Set a stream's spoken language and streamer (None leaves a field as it is)."""
         with self.session() as s:
             stream = s.get(Stream, stream_id)
             if stream is not None:
-                stream.language = language
+                stream.language = language or stream.language
+                stream.streamer = streamer or stream.streamer
 
     # Jobs
     def enqueue(self, kind: str, stream_id: int, segment_seq: int) -> None:

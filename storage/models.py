@@ -51,6 +51,7 @@ class Stream(Base):
     source: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="idle")
     language: Mapped[str | None] = mapped_column(String(8))
+    streamer: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
 

@@ -32,7 +32,8 @@ MISHEARD = [
 def index(evidence: Evidence, tmp_path: Path) -> Iterator[SearchIndex]:
     add_stream(evidence, tmp_path, "shop", SHOP)
     add_stream(evidence, tmp_path, "misheard", MISHEARD, T0 + timedelta(hours=1))
-    for name in ("shop", "misheard"):
+    for name, streamer in (("shop", "小美"), ("misheard", "阿强")):
+        evidence.catalog.describe(evidence.catalog.get_stream(name).id, streamer=streamer)
         products = parse_products(
             [{"name": "羽绒服", "sku": "YR-1"}, {"name": "手镯", "aliases": ["银镯"]}]
         )
@@ -106,6 +107,7 @@ def test_filters_by_product_claim_stream_and_time(index: SearchIndex) -> None:
     ]
     shipping = find(index, "下单", claim="free_shipping")
     assert {s for s, _, _ in shipping} == {"shop", "misheard"}  # 包油 is heard as 包邮
+    assert {s for s, _, _ in find(index, "这款", streamer="小美")} == {"shop"}
     later = find(index, "这款", since=T0 + timedelta(minutes=30))
     assert {s for s, _, _ in later} == {"misheard"}
 
@@ -163,3 +165,27 @@ def test_cli_search_json(home: Path, evidence: Evidence, index: SearchIndex) -> 
         assert {"stream", "text", "match", "start", "offset"} <= hit.keys()
     bad = run_cli(home, "search", "x")
     assert bad.returncode == 2 and "at least two" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_indexer_follows_new_transcripts(evidence: Evidence, tmp_path: Path) -> None:
+    """Near real time: a transcript stored while the indexer runs becomes searchable."""
+    import threading
+    import time
+
+    index = open_search_index(evidence)
+    indexer = Indexer(evidence, index)
+    stop = threading.Event()
+    follower = threading.Thread(target=indexer.follow, args=(stop, 0.2), daemon=True)
+    follower.start()
+    try:
+        add_stream(evidence, tmp_path, "later", [[(1.0, "顺丰包邮当天发货")]])
+        deadline = time.monotonic() + 20
+        while not index.search(SearchQuery(text="当天发货")).hits:
+            assert time.monotonic() < deadline, "the new transcript never became searchable"
+            time.sleep(0.1)
+        (hit,) = index.search(SearchQuery(text="当天发货")).hits
+        assert hit.stream == "later" and set(hit.claims) == {"delivery", "free_shipping"}
+    finally:
+        stop.set()
+        follower.join(5)
+        index.close()
