@@ -318,7 +318,9 @@ def transcript(
 @app.command()
 @clean_errors
 def search(
-    query: Annotated[str, typer.Argument(help="What was said (Chinese or English).")],
+    query: Annotated[
+        str, typer.Argument(help="What was said; may be empty with --claim or --product.")
+    ],
     stream: Annotated[str | None, typer.Option(help="Only this stream.")] = None,
     streamer: Annotated[str | None, typer.Option(help="Only this streamer's streams.")] = None,
     product: Annotated[

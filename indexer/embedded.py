@@ -21,6 +21,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,14 @@ from typing import Any
 from indexer.documents import UtteranceDoc
 from indexer.phonetic import sound_tokens
 from indexer.protocol import Hit, SearchQuery, SearchResult
-from indexer.query import bigrams, check_query, exact_form, highlight
+from indexer.query import (
+    bigrams,
+    browsing,
+    check_query,
+    exact_form,
+    highlight,
+    mention_highlight,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS utterances (
@@ -145,6 +153,8 @@ class EmbeddedSearchIndex:
     # -- reads -----------------------------------------------------------------------------
     def search(self, query: SearchQuery) -> SearchResult:
         check_query(query)
+        if browsing(query):
+            return self._browse(query)
         exact = "exact : " + _phrase(bigrams(exact_form(query.text)))
         sounds = sound_tokens(query.text)
         filters = self._filters(query)
@@ -159,6 +169,27 @@ class EmbeddedSearchIndex:
             total += self._count(sound_match, query)
         start = (query.page - 1) * query.size
         return SearchResult(total=total, hits=hits[start : start + query.size])
+
+    def _browse(self, query: SearchQuery) -> SearchResult:
+        """Mentions of a claim type or product, in time order (relevance has no meaning)."""
+        match = self._filters(query).removeprefix(" AND ")
+        rows = self._hits(match, replace(query, sort="time"), "exact", query.page * query.size)
+        hits = []
+        for hit in rows[(query.page - 1) * query.size :]:
+            doc_mentions = self._mentions(hit.id, query)
+            kind = "sound-alike" if all(m["match"] != "exact" for m in doc_mentions) else "exact"
+            heard = [m["heard"] for m in doc_mentions]
+            hits.append(
+                replace(hit, match=kind, highlighted=mention_highlight(hit.text, heard))  # type: ignore[arg-type]
+            )
+        return SearchResult(total=self._count(match, query), hits=hits)
+
+    def _mentions(self, doc_id: str, query: SearchQuery) -> list[dict[str, Any]]:
+        (raw,) = self._db.execute("SELECT doc FROM utterances WHERE id = ?", (doc_id,)).fetchone()
+        doc = json.loads(raw)
+        wanted = [m for m in doc["claims"] if m["key"] == query.claim] if query.claim else []
+        wanted += [m for m in doc["products"] if m["key"] == query.product] if query.product else []
+        return wanted
 
     @staticmethod
     def _filters(query: SearchQuery) -> str:

@@ -13,7 +13,9 @@ from transcriber.text import compact, fold, search_form
 def check_query(query: SearchQuery) -> None:
     if len(query.text) > MAX_QUERY_CHARS:
         raise InvalidInputError(f"query is longer than {MAX_QUERY_CHARS} characters")
-    if len(exact_form(query.text)) < 2:
+    if browsing(query):
+        pass  # "what was promised about returns": the filter is the question
+    elif len(exact_form(query.text)) < 2:
         raise InvalidInputError("query needs at least two letters, digits or characters")
     if not 1 <= query.size <= MAX_PAGE_SIZE:
         raise InvalidInputError(f"page size must be between 1 and {MAX_PAGE_SIZE}")
@@ -21,6 +23,26 @@ def check_query(query: SearchQuery) -> None:
         raise InvalidInputError("page numbers start at 1")
     if query.since and query.until and query.since > query.until:
         raise InvalidInputError("the time range ends before it starts")
+
+
+def browsing(query: SearchQuery) -> bool:
+    """A query with no text that lists a claim type's or a product's mentions."""
+    return not query.text.strip() and bool(query.claim or query.product)
+
+
+def mention_highlight(text: str, heard: list[str]) -> str:
+    """The text with the first heard mention inside <mark>…</mark>."""
+    folded = fold(text)
+    shown = folded if len(folded) != len(text) else text
+    for phrase in heard:
+        at = folded.find(phrase)
+        if at >= 0:
+            end = at + len(phrase)
+            return (
+                f"{html.escape(shown[:at])}<mark>{html.escape(shown[at:end])}</mark>"
+                f"{html.escape(shown[end:])}"
+            )
+    return html.escape(shown)
 
 
 def exact_form(text: str) -> str:

@@ -189,3 +189,18 @@ def test_the_indexer_follows_new_transcripts(evidence: Evidence, tmp_path: Path)
         stop.set()
         follower.join(5)
         index.close()
+
+
+def test_what_was_promised_about_returns(index: SearchIndex) -> None:
+    """A claim type alone is a question: every returns promise, in time order."""
+    result = index.search(SearchQuery(text="", claim="returns"))
+    assert [(h.stream, h.text) for h in result.hits] == [
+        ("shop", "七天无理由退货放心买"),
+        ("misheard", "假一陪时七天无理由退货"),
+    ]
+    assert result.hits[0].highlighted == "<mark>七天无理由退货</mark>放心买"
+    shipping = index.search(SearchQuery(text="", claim="free_shipping", stream="misheard"))
+    (hit,) = shipping.hits
+    assert hit.match == "sound-alike" and "<mark>包油</mark>" in hit.highlighted
+    with pytest.raises(InvalidInputError):
+        index.search(SearchQuery(text=""))
