@@ -15,14 +15,44 @@ from typing import Any
 
 from indexer.documents import utterance_docs
 from indexer.protocol import SearchIndex
+from storage.errors import ConfigError
 from storage.models import Stream, Transcript
 from storage.runtime import Evidence
+from storage.settings import Settings
 
 
 def open_search_index(evidence: Evidence) -> SearchIndex:
+    return search_index_for(evidence.settings)
+
+
+def search_index_for(settings: Settings) -> SearchIndex:
+    """The configured backend: the embedded engine, or an Elasticsearch cluster."""
+    if settings.search_backend == "elasticsearch":
+        if not settings.es_url:
+            raise ConfigError("the elasticsearch search backend needs LIVEWITNESS_ES_URL")
+        try:
+            from indexer.elastic import ElasticSearchIndex
+        except ImportError as exc:
+            if (exc.name or "").split(".")[0] not in ("elasticsearch", "elastic_transport"):
+                raise
+            raise ConfigError(
+                "the elasticsearch search backend needs: pip install 'livewitness[elasticsearch]'"
+            ) from None
+        return ElasticSearchIndex(
+            settings.es_url,
+            settings.es_index_prefix,
+            api_key=settings.es_api_key,
+            username=settings.es_username,
+            password=settings.es_password,
+            verify_certs=settings.es_verify_certs,
+            ca_certs=str(settings.es_ca_certs) if settings.es_ca_certs else None,
+            request_timeout=settings.es_request_timeout_seconds,
+            shards=settings.es_shards,
+            replicas=settings.es_replicas,
+        )
     from indexer.embedded import EmbeddedSearchIndex
 
-    return EmbeddedSearchIndex(evidence.settings.home / "search" / "utterances.sqlite3")
+    return EmbeddedSearchIndex(settings.home / "search" / "utterances.sqlite3")
 
 
 class Indexer:
@@ -30,6 +60,9 @@ class Indexer:
         self.evidence = evidence
         self.index = index
         self._state_path = evidence.settings.home / "search" / "indexed.json"
+        # Kept on this host whichever backend holds the index; only the embedded engine
+        # creates this directory itself.
+        self._state_path.parent.mkdir(parents=True, exist_ok=True)
         self._indexed: set[tuple[int, int]] = self._load_state()
 
     def _load_state(self) -> set[tuple[int, int]]:

@@ -41,6 +41,23 @@ class Settings(BaseSettings):
     upload_attempts: int = Field(default=4, ge=1, description="Tries before a blob is spooled.")
     spool_retry_seconds: float = Field(default=2.0, gt=0)
 
+    # Search index
+    search_backend: Literal["embedded", "elasticsearch"] = "embedded"
+    es_url: str | None = Field(
+        default=None, description="Elasticsearch URL, e.g. https://es.internal:9200."
+    )
+    es_index_prefix: str = Field(
+        default="livewitness", description="Index and template names start with it."
+    )
+    es_api_key: str | None = None
+    es_username: str | None = None
+    es_password: str | None = None
+    es_verify_certs: bool = True
+    es_ca_certs: Path | None = None
+    es_request_timeout_seconds: float = Field(default=10.0, gt=0)
+    es_shards: int = Field(default=1, ge=1, description="For a new index.")
+    es_replicas: int = Field(default=1, ge=0, description="For a new index; 0 on one node.")
+
     # Recorder
     ffmpeg_path: str | None = Field(
         default=None, description="ffmpeg binary; PATH, then the imageio-ffmpeg wheel."

@@ -3,6 +3,8 @@ Elasticsearch when LIVEWITNESS_ES_URL points to a cluster)."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -10,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from indexer.protocol import SearchIndex, SearchQuery
-from indexer.service import Indexer, open_search_index
+from indexer.service import Indexer, open_search_index, search_index_for
 from storage.errors import InvalidInputError
 from storage.products import parse_products
 from storage.runtime import Evidence
+from storage.settings import Settings
 from tests.conftest import run_cli
 from tests.searchdata import T0, add_stream
 
@@ -26,6 +29,49 @@ MISHEARD = [
     [(0.5, "今天这款与荣福只要99元"), (4.0, "假一陪时七天无理由退货")],
     [(0.5, "下单就包油这款手桌品质国家极"), (5.0, "最近很多人问第一次买怎么办")],
 ]
+
+
+NO_CLUSTER = (
+    "Elasticsearch conformance not run: set LIVEWITNESS_ES_URL to a cluster"
+    " (docker compose up elasticsearch)"
+)
+
+
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def settings(request: pytest.FixtureRequest, home: Path) -> Iterator[Settings]:
+    """Every test here runs once per backend (this overrides conftest's ``settings``)."""
+    if request.param == "embedded":
+        yield Settings(home=home, search_backend="embedded")
+        return
+    url = os.environ.get("LIVEWITNESS_ES_URL")
+    if not url:
+        pytest.skip(NO_CLUSTER)
+    chosen = Settings(
+        home=home,
+        search_backend="elasticsearch",
+        es_url=url,
+        es_index_prefix=f"lwtest-{uuid.uuid4().hex[:12]}",  # one index per test
+        es_replicas=0,
+    )
+    yield chosen
+    from indexer.elastic import ElasticSearchIndex
+
+    leftover = search_index_for(chosen)
+    assert isinstance(leftover, ElasticSearchIndex)
+    leftover.drop()
+    leftover.close()
+
+
+def backend_env(settings: Settings) -> dict[str, str]:
+    """What a CLI subprocess needs to use the same index (run_cli drops LIVEWITNESS_*)."""
+    if settings.search_backend == "embedded":
+        return {}
+    env = {k: v for k, v in os.environ.items() if k.startswith("LIVEWITNESS_ES_")}
+    return env | {
+        "LIVEWITNESS_SEARCH_BACKEND": settings.search_backend,
+        "LIVEWITNESS_ES_INDEX_PREFIX": settings.es_index_prefix,
+        "LIVEWITNESS_ES_REPLICAS": "0",
+    }
 
 
 @pytest.fixture
@@ -154,16 +200,18 @@ def test_reindex_equals_the_incremental_index(evidence: Evidence, index: SearchI
     assert rebuilt == incremental
 
 
-def test_cli_search_json(home: Path, evidence: Evidence, index: SearchIndex) -> None:
+def test_cli_search_json(
+    home: Path, settings: Settings, evidence: Evidence, index: SearchIndex
+) -> None:
     import json
 
-    result = run_cli(home, "search", "假一赔十", "--json")
+    result = run_cli(home, "search", "假一赔十", "--json", **backend_env(settings))
     assert result.returncode == 0, result.stderr
     hits = json.loads(result.stdout)
     assert [h["match"] for h in hits] == ["exact", "sound-alike"]
     for hit in hits:
         assert {"stream", "text", "match", "start", "offset"} <= hit.keys()
-    bad = run_cli(home, "search", "x")
+    bad = run_cli(home, "search", "x", **backend_env(settings))
     assert bad.returncode == 2 and "at least two" in bad.stderr and "Traceback" not in bad.stderr
 
 
