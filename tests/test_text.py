@@ -124,3 +124,23 @@ def test_vocabulary_reaches_the_decoder_options() -> None:
     assert options.hotwords == "羽绒服 白鸭绒 手镯"
     plain = decode_options("zh", products, use_vocabulary=False)
     assert plain.prompt is None and plain.hotwords is None
+
+
+def test_decoding_loops_are_cut_but_repeated_speech_is_kept() -> None:
+    from datetime import UTC, datetime
+
+    from storage.models import Segment
+    from transcriber.protocol import Word
+    from transcriber.worker import build_document
+
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    segment = Segment(seq=0, sha256="0" * 64, starts_at=start, duration=10.0)
+
+    def words(text: str, utterance: int, at: float) -> list[Word]:
+        return [
+            Word(c, at + 0.2 * i, at + 0.2 * i + 0.1, 0.9, utterance) for i, c in enumerate(text)
+        ]
+
+    heard = words("编号零零零零号哈哈哈哈", 0, 0.0) + words("来试" + "试" * 12, 1, 5.0)
+    document = build_document("s", segment, heard, 0.0, 0.0, start, "test", "zh")
+    assert document["text"] == "编号零零零零号哈哈哈哈来"

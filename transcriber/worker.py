@@ -44,7 +44,7 @@ REPEAT_LIMIT = 2  # the same line more often than this in one segment is a decod
 # Lines the decoder invents in pauses ("作词", "请问您的计划") come with a mean word
 # probability near 0.2; real speech, even misheard, measured above 0.6 on our fixtures.
 MIN_MEAN_PROBABILITY = 0.4
-LOOP_RUN = 4  # the same word this many times in a row is a loop, not speech
+LOOP_RUN = 8  # this many times the same word in a row is a loop; 哈哈哈哈 and 零零零零 are speech
 
 
 @dataclass
