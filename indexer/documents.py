@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from indexer.claims import ClaimType, load_claim_types
@@ -126,12 +127,11 @@ def find_mentions(
     for key, phrase in phrases:
         if key in found and found[key].match == "exact":
             continue
-        target = fold(phrase)
+        target, sounds = _phrase_forms(phrase)
         at = folded.find(target)
         if at >= 0:
             span, match = (at, at + len(target)), "exact"
         else:
-            sounds = sound_tokens(phrase)
             if len(sounds) < 2:
                 continue  # one syllable alone sounds like too much
             located = find_sounds(heard, sounds)
@@ -143,6 +143,12 @@ def find_mentions(
         start, end = _times(doc, span)
         found[key] = Mention(key, phrase, folded[span[0] : span[1]], match, start, end)
     return list(found.values())
+
+
+@lru_cache(maxsize=65536)
+def _phrase_forms(phrase: str) -> tuple[str, list[str]]:
+    """A lexicon phrase folded and as syllables, worked out once, not per utterance."""
+    return fold(phrase), sound_tokens(phrase)
 
 
 def _times(doc: UtteranceDoc, span: tuple[int, int]) -> tuple[float, float]:
