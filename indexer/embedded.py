@@ -20,7 +20,8 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -80,28 +81,27 @@ class EmbeddedSearchIndex:
 
     # -- writes ----------------------------------------------------------------------------
     def replace_segment(self, stream: str, segment: int, docs: Sequence[UtteranceDoc]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._delete_segment(stream, segment)
-                for doc in docs:
-                    self._insert(doc)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            self._delete_segment(stream, segment)
+            for doc in docs:
+                self._insert(doc)
 
     def bulk_load(self, docs: Sequence[UtteranceDoc]) -> None:
         """Add new documents in one transaction (reindex and benchmarks)."""
+        with self._transaction():
+            for doc in docs:
+                self._insert(doc)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for doc in docs:
-                    self._insert(doc)
-                self._db.execute("COMMIT")
+                yield
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            self._db.execute("COMMIT")
 
     def _delete_segment(self, stream: str, segment: int) -> None:
         rows = self._db.execute(
