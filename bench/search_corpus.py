@@ -403,6 +403,7 @@ class CorpusGenerator:
                 words=words,
             )
             heard = _heard(text)
+            doc.heard = heard.syllables  # as utterance_docs does: the index reuses them
             doc.products = fast_mentions(doc, heard, phrases)
             doc.claims = fast_mentions(doc, heard, claims)
             yield doc

@@ -49,6 +49,7 @@ class UtteranceDoc:
     products: list[Mention] = field(default_factory=list)
     claims: list[Mention] = field(default_factory=list)
     banned: list[dict[str, Any]] = field(default_factory=list)  # filled by compliance
+    heard: list[Syllable] | None = field(default=None, repr=False, compare=False)
 
     @property
     def exact_form(self) -> str:
@@ -56,7 +57,10 @@ class UtteranceDoc:
 
     @property
     def sounds(self) -> list[str]:
-        return sound_tokens(self.text)
+        # Worked out once with the mentions (the costliest step of indexing), else here.
+        if self.heard is None:
+            self.heard = syllables(self.text)
+        return [s.sound for s in self.heard]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -101,7 +105,7 @@ def utterance_docs(
             end_offset=utterance["end_offset"],
             words=utterance["words"],
         )
-        heard = syllables(doc.text)
+        heard = doc.heard = syllables(doc.text)
         doc.products = find_mentions(doc, heard, _product_phrases(products))
         doc.claims = find_mentions(
             doc, heard, [(c.name, p) for c in claim_types or load_claim_types() for p in c.phrases]
