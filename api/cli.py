@@ -9,6 +9,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -24,6 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from indexer.protocol import Hit
 from recorder.recorder import StreamRecorder
 from recorder.sources import resolve_source
 from storage.chain import TRANSCRIBE_JOB
@@ -374,20 +376,9 @@ def search(
         )
 
 
-def hit_json(hit: Any) -> dict[str, Any]:
-    return {
-        "stream": hit.stream,
-        "text": hit.text,
-        "highlighted": hit.highlighted,
-        "match": hit.match,
-        "start": hit.start,
-        "offset": hit.offset,
-        "end_offset": hit.end_offset,
-        "score": hit.score,
-        "segment": hit.segment,
-        "products": hit.products,
-        "claims": hit.claims,
-    }
+def hit_json(hit: Hit) -> dict[str, Any]:
+    """A hit as the CLI prints it: every field but the internal document id."""
+    return {k: v for k, v in asdict(hit).items() if k != "id"}
 
 
 @app.command()
