@@ -366,7 +366,8 @@ def search(
     if as_json:
         print(json.dumps([hit_json(h) for h in result.hits], ensure_ascii=False))
         return
-    console.print(f"{result.total} hits", highlight=False)
+    more = "+" if result.total_relation == "gte" else ""
+    console.print(f"{result.total}{more} hits", highlight=False)
     for hit in result.hits:
         marked = hit.highlighted.replace("<mark>", "[bold yellow]").replace("</mark>", "[/]")
         kind = "" if hit.match == "exact" else " [magenta](sound-alike)[/]"

@@ -45,7 +45,6 @@ from bench.search_corpus import (
     GREETINGS,
     HOMOPHONES,
     CorpusGenerator,
-    check_equivalence,
     word_list,
 )
 from indexer.claims import load_claim_types
@@ -373,9 +372,6 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000, help="documents per transaction")
     parser.add_argument("--queries", type=int, default=300, help="queries per kind")
     parser.add_argument("--seed", type=int, default=20261121)
-    parser.add_argument(
-        "--check", type=int, default=2000, help="documents checked against find_mentions"
-    )
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("bench/out/search_bench.json"))
     args = parser.parse_args()
@@ -385,14 +381,6 @@ def main() -> None:
         "args": {k: str(v) for k, v in vars(args).items()},
     }
     corpus = CorpusGenerator(args.utterances, args.streams, args.seed)
-    if args.check:
-        began = time.perf_counter()
-        checked = check_equivalence(corpus, streams=5, per_stream=max(1, args.check // 5))
-        results["mentions_checked"] = checked
-        print(
-            f"fast_mentions == find_mentions on {checked} documents ({time.perf_counter() - began:.1f} s)",
-            file=sys.stderr,
-        )
     if args.reuse and args.db.exists():
         results["index"] = None
     else:

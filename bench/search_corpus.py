@@ -20,29 +20,24 @@ Every stream is generated from its own seeded RNG (``seed:index``), so the corpu
 same on every run and one stream can be regenerated alone (the benchmark does this to draw
 queries without rebuilding the corpus).
 
-Product and claim mentions are what :func:`indexer.documents.find_mentions` with
-:func:`indexer.phonetic.syllables` returns, computed by :func:`fast_mentions`, a faster
-equivalent: the per-phrase forms (folded text, sound tokens) are computed once instead of
-once per utterance, an utterance's syllables are cached by its text (templates repeat),
-and the syllable search is one ``str.find`` over the space-joined sounds instead of a
-Python loop per position. :func:`check_equivalence` compares it with the real function.
+Product and claim mentions are found by :func:`indexer.documents.find_mentions`, the
+function the Indexer uses, on the utterance's :class:`indexer.phonetic.SoundText`.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 
 import cn2an
 
 from indexer.claims import load_claim_types
-from indexer.documents import Mention, UtteranceDoc, find_mentions
-from indexer.phonetic import Syllable, sound_tokens, syllables
-from transcriber.text import fold
+from indexer.documents import UtteranceDoc, find_mentions
+from indexer.phonetic import SoundText
+from transcriber.text import search_form
 
 SEGMENT_SECONDS = 10.0
 FIRST_DAY = datetime(2026, 10, 1, tzinfo=UTC)
@@ -363,8 +358,8 @@ class CorpusGenerator:
     # -- documents -------------------------------------------------------------------------
     def stream_docs(self, plan: StreamPlan) -> Iterator[UtteranceDoc]:
         rng = random.Random(f"{self.seed}:stream:{plan.index}")
-        phrases = _prepare(self.product_phrases(plan))
-        claims = _prepare(self.claim_phrases)
+        phrases = self.product_phrases(plan)
+        claims = self.claim_phrases
         base_ms = int(plan.starts_at.timestamp() * 1000)
         clock = _Clock(base_ms)
         cursor = rng.uniform(1.0, 5.0)  # seconds from stream start
@@ -401,11 +396,11 @@ class CorpusGenerator:
                 offset=words[0]["offset"],
                 end_offset=words[-1]["end_offset"],
                 words=words,
+                search=search_form(text),  # as the transcriber writes it into the transcript
             )
-            heard = _heard(text)
-            doc.heard = heard.syllables  # as utterance_docs does: the index reuses them
-            doc.products = fast_mentions(doc, heard, phrases)
-            doc.claims = fast_mentions(doc, heard, claims)
+            heard = doc.heard = SoundText.of(text)  # as utterance_docs does
+            doc.products = find_mentions(doc, heard, phrases)
+            doc.claims = find_mentions(doc, heard, claims)
             yield doc
             cursor = at + rng.uniform(0.3, 2.0)
 
@@ -442,114 +437,3 @@ class _Clock:
             prefix = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
             self._seconds[seconds] = prefix
         return f"{prefix}.{ms:03d}Z"
-
-
-# -- mentions: find_mentions, faster ---------------------------------------------------------
-@dataclass(frozen=True)
-class _Phrase:
-    key: str
-    phrase: str
-    target: str  # fold(phrase)
-    sounds: str  # " s1 s2 ... " or "" when fewer than two syllables
-    count: int
-
-
-@dataclass(frozen=True)
-class _Heard:
-    folded: str
-    syllables: list[Syllable]
-    joined: str  # " s1 s2 ... "
-    index_at: dict[int, int]  # position of a syllable's leading space -> its index
-
-
-@lru_cache(maxsize=4096)
-def _phrase_form(phrase: str) -> tuple[str, str, int]:
-    sounds = sound_tokens(phrase)
-    return fold(phrase), (" " + " ".join(sounds) + " ") if len(sounds) >= 2 else "", len(sounds)
-
-
-def _prepare(phrases: Sequence[tuple[str, str]]) -> list[_Phrase]:
-    return [_Phrase(key, phrase, *_phrase_form(phrase)) for key, phrase in phrases]
-
-
-_HEARD: dict[str, _Heard] = {}
-_fold = lru_cache(maxsize=65536)(fold)
-
-
-def _heard(text: str) -> _Heard:
-    heard = _HEARD.get(text)
-    if heard is None:
-        sounds = syllables(text)
-        index_at, position = {}, 0
-        for i, s in enumerate(sounds):
-            index_at[position] = i
-            position += len(s.sound) + 1
-        joined = " " + " ".join(s.sound for s in sounds) + " "
-        heard = _Heard(fold(text), sounds, joined, index_at)
-        if len(_HEARD) > 500_000:
-            _HEARD.clear()
-        _HEARD[text] = heard
-    return heard
-
-
-def fast_mentions(doc: UtteranceDoc, heard: _Heard, phrases: Sequence[_Phrase]) -> list[Mention]:
-    """The same result as ``find_mentions(doc, syllables(doc.text), phrases)``."""
-    folded = heard.folded
-    found: dict[str, Mention] = {}
-    for ph in phrases:
-        if ph.key in found and found[ph.key].match == "exact":
-            continue
-        at = folded.find(ph.target)
-        if at >= 0:
-            span, match = (at, at + len(ph.target)), "exact"
-        else:
-            if not ph.sounds:
-                continue
-            position = heard.joined.find(ph.sounds)
-            if position < 0:
-                continue
-            first = heard.index_at[position]
-            span = (heard.syllables[first].start, heard.syllables[first + ph.count - 1].end)
-            match = "sound-alike"
-        if ph.key in found and match == "sound-alike":
-            continue
-        start, end = _times(doc, span)
-        found[ph.key] = Mention(ph.key, ph.phrase, folded[span[0] : span[1]], match, start, end)
-    return list(found.values())
-
-
-def _times(doc: UtteranceDoc, span: tuple[int, int]) -> tuple[float, float]:
-    """indexer.documents._times with a cached fold."""
-    joined = "".join(_fold(w["text"]) for w in doc.words)
-    position = -(len(joined) - len(joined.lstrip()))
-    first = last = None
-    for word in doc.words:
-        length = len(_fold(word["text"]))
-        if position + length > span[0] and first is None:
-            first = word
-        if position < span[1]:
-            last = word
-        position += length
-    first = first or doc.words[0]
-    last = last or doc.words[-1]
-    return float(first["offset"]), float(last["end_offset"])
-
-
-def check_equivalence(corpus: CorpusGenerator, streams: int = 5, per_stream: int = 400) -> int:
-    """Compare fast_mentions with the real find_mentions on a sample; returns docs checked."""
-    checked = 0
-    step = max(1, len(corpus.plans) // streams)
-    for plan in corpus.plans[::step][:streams]:
-        product_phrases = corpus.product_phrases(plan)
-        for n, doc in enumerate(corpus.stream_docs(plan)):
-            if n >= per_stream:
-                break
-            heard = syllables(doc.text)
-            products = find_mentions(doc, heard, product_phrases)
-            claims = find_mentions(doc, heard, corpus.claim_phrases)
-            if products != doc.products or claims != doc.claims:
-                raise AssertionError(f"{doc.id}: {doc.text}: {products} {claims} != {doc}")
-            if "".join(w["text"] for w in doc.words).strip() != doc.text:
-                raise AssertionError(f"{doc.id}: words do not join to the text")
-            checked += 1
-    return checked

@@ -16,10 +16,12 @@ from functools import lru_cache
 from typing import Any
 
 from indexer.claims import ClaimType, load_claim_types
-from indexer.phonetic import Syllable, find_sounds, sound_tokens, syllables
+from indexer.phonetic import SoundText, sound_tokens
 from storage.models import Product
 from transcriber.assemble import group_utterances
 from transcriber.text import compact, fold, search_form
+
+INDEXED_WORD_FIELDS = ("text", "offset", "end_offset", "p")
 
 
 @dataclass(frozen=True)
@@ -49,18 +51,22 @@ class UtteranceDoc:
     products: list[Mention] = field(default_factory=list)
     claims: list[Mention] = field(default_factory=list)
     banned: list[dict[str, Any]] = field(default_factory=list)  # filled by compliance
-    heard: list[Syllable] | None = field(default=None, repr=False, compare=False)
+    heard: SoundText | None = field(default=None, repr=False, compare=False)
+    search: str | None = field(default=None, repr=False, compare=False)  # search_form(text)
 
     @property
     def exact_form(self) -> str:
-        return compact(search_form(self.text))
+        # The transcriber wrote the search form already; numeral reading is costly.
+        if self.search is None:
+            self.search = search_form(self.text)
+        return compact(self.search)
 
     @property
     def sounds(self) -> list[str]:
         # Worked out once with the mentions (the costliest step of indexing), else here.
         if self.heard is None:
-            self.heard = syllables(self.text)
-        return [s.sound for s in self.heard]
+            self.heard = SoundText.of(self.text)
+        return self.heard.sounds
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -72,7 +78,10 @@ class UtteranceDoc:
             "start": self.start,
             "offset": self.offset,
             "end_offset": self.end_offset,
-            "words": self.words,
+            # Word times as offsets only (the absolute time of each is the utterance's start
+            # plus its offset difference), one list per word in INDEXED_WORD_FIELDS order:
+            # ISO strings and keys per word doubled the index and its writing time.
+            "words": [[w[k] for k in INDEXED_WORD_FIELDS] for w in self.words],
             "products": [m.__dict__ for m in self.products],
             "claims": [m.__dict__ for m in self.claims],
             "banned": self.banned,
@@ -104,8 +113,9 @@ def utterance_docs(
             offset=utterance["offset"],
             end_offset=utterance["end_offset"],
             words=utterance["words"],
+            search=utterance["search"],
         )
-        heard = doc.heard = syllables(doc.text)
+        heard = doc.heard = SoundText.of(doc.text)
         doc.products = find_mentions(doc, heard, _product_phrases(products))
         doc.claims = find_mentions(
             doc, heard, [(c.name, p) for c in claim_types or load_claim_types() for p in c.phrases]
@@ -123,7 +133,7 @@ def _product_phrases(products: Sequence[Product]) -> list[tuple[str, str]]:
 
 
 def find_mentions(
-    doc: UtteranceDoc, heard: list[Syllable], phrases: Iterable[tuple[str, str]]
+    doc: UtteranceDoc, heard: SoundText, phrases: Iterable[tuple[str, str]]
 ) -> list[Mention]:
     """Phrases found in the utterance: exactly (folded text) or by their syllables."""
     folded = fold(doc.text)
@@ -138,7 +148,7 @@ def find_mentions(
         else:
             if len(sounds) < 2:
                 continue  # one syllable alone sounds like too much
-            located = find_sounds(heard, sounds)
+            located = heard.find(sounds)
             if located is None:
                 continue
             span, match = located, "sound-alike"

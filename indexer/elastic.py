@@ -44,7 +44,7 @@ from elasticsearch.helpers import streaming_bulk
 
 from indexer.documents import UtteranceDoc
 from indexer.phonetic import sound_tokens
-from indexer.protocol import Hit, SearchQuery, SearchResult
+from indexer.protocol import TOTAL_CAP, Hit, SearchQuery, SearchResult
 from indexer.query import (
     bigrams,
     browsing,
@@ -57,7 +57,8 @@ from storage.errors import ConfigError, InvalidInputError, StorageError, Storage
 
 Kind = Literal["exact", "sound-alike", "browse"]
 Action = dict[str, Any]
-Fetch = Callable[[Kind, int, int], tuple[int, list[Hit]]]
+# A list's count (up to TOTAL_CAP), whether it has more, and the hits of a window.
+Fetch = Callable[[Kind, int, int], tuple[int, bool, list[Hit]]]
 
 # Elasticsearch's default from + size limit; deeper pages need search_after, and nobody
 # reviews evidence ten thousand hits deep, so such a page is refused in plain words.
@@ -215,7 +216,7 @@ def build_search_body(query: SearchQuery, kind: Kind, offset: int, limit: int) -
         "sort": build_sort(query, kind),
         "from": offset,
         "size": limit,
-        "track_total_hits": True,  # totals are exact counts, as in the embedded engine
+        "track_total_hits": TOTAL_CAP,  # counted up to the cap, as in the embedded engine
         "track_scores": True,  # a score even when sorted by time
         "_source": ["doc"],
     }
@@ -260,26 +261,40 @@ def to_hit(doc: dict[str, Any], query: SearchQuery, kind: Kind, score: float) ->
 def paged_search(query: SearchQuery, fetch: Fetch) -> SearchResult:
     """The embedded engine's search over two lists: all exact hits, then the sound-alike
     ones; a page is the slice of that combined list, the total both lists' counts.
-    ``fetch(kind, offset, limit)`` returns one list's total and the hits of a window."""
+    ``fetch(kind, offset, limit)`` returns one list's count and the hits of a window."""
     check_query(query)
     start = (query.page - 1) * query.size
     if browsing(query):
-        total, hits = fetch("browse", start, query.size)
-        return SearchResult(total=total, hits=hits)
-    total, hits = fetch("exact", start, query.size)
-    if wants_sounds(query):
+        total, capped, hits = fetch("browse", start, query.size)
+        return SearchResult(total=total, hits=hits, total_relation=_relation(capped))
+    total, capped, hits = fetch("exact", start, query.size)
+    # A capped exact list is longer than any page can reach: no sound-alike hit shows.
+    if wants_sounds(query) and not capped:
         offset, limit = sound_window(start, query.size, total, len(hits))
-        more, alike = fetch("sound-alike", offset, limit)
-        total, hits = total + more, hits + alike
-    return SearchResult(total=total, hits=hits)
+        more, more_capped, alike = fetch("sound-alike", offset, limit)
+        hits += alike
+        capped = more_capped or total + more > TOTAL_CAP
+        total = min(total + more, TOTAL_CAP)
+    return SearchResult(total=total, hits=hits, total_relation=_relation(capped))
 
 
-def parse_hits(response: dict[str, Any], query: SearchQuery, kind: Kind) -> tuple[int, list[Hit]]:
+def _relation(capped: bool) -> Literal["eq", "gte"]:
+    return "gte" if capped else "eq"
+
+
+def parse_hits(
+    response: dict[str, Any], query: SearchQuery, kind: Kind
+) -> tuple[int, bool, list[Hit]]:
     hits = response["hits"]
-    return int(hits["total"]["value"]), [
-        to_hit(hit["_source"]["doc"], query, kind, float(hit.get("_score") or 0.0))
-        for hit in hits["hits"]
-    ]
+    total = int(hits["total"]["value"])
+    return (
+        min(total, TOTAL_CAP),
+        hits["total"].get("relation") == "gte" or total > TOTAL_CAP,
+        [
+            to_hit(hit["_source"]["doc"], query, kind, float(hit.get("_score") or 0.0))
+            for hit in hits["hits"]
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -499,7 +514,7 @@ class ElasticSearchIndex:
 
     # -- reads -----------------------------------------------------------------------------
     def search(self, query: SearchQuery) -> SearchResult:
-        def fetch(kind: Kind, offset: int, limit: int) -> tuple[int, list[Hit]]:
+        def fetch(kind: Kind, offset: int, limit: int) -> tuple[int, bool, list[Hit]]:
             body = build_search_body(query, kind, offset, limit)
             with self._talking("search"):
                 response = self._es.search(index=self.index, body=body).body

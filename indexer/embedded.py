@@ -12,6 +12,18 @@ three token columns:
   intersected inside the full-text index.
 
 Exact hits rank above sound-alike hits; sound-alike hits exclude the exact ones.
+
+Speed at a million utterances comes from never touching every match of a common phrase:
+
+- Row ids are time keys (start in milliseconds, shifted left by 20 bits, plus a
+  disambiguator), so sorting by time and time ranges are row-id order and row-id ranges,
+  which FTS5 walks lazily and stops at the page.
+- Ranking (bm25) costs a lookup per match, so only the newest ``RANK_WINDOW`` matches are
+  ranked (Elasticsearch calls this a rescore window), and a page must end inside
+  ``MAX_RESULT_WINDOW``.
+- Totals are counted up to ``TOTAL_CAP`` and reported as a lower bound beyond it, as
+  Elasticsearch's ``track_total_hits`` does.
+- Documents are read only for the hits of the page.
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ from typing import Any
 
 from indexer.documents import UtteranceDoc
 from indexer.phonetic import sound_tokens
-from indexer.protocol import Hit, SearchQuery, SearchResult
+from indexer.protocol import TOTAL_CAP, Hit, SearchQuery, SearchResult
 from indexer.query import (
     bigrams,
     browsing,
@@ -38,22 +50,37 @@ from indexer.query import (
     highlight,
     mention_highlight,
 )
+from storage.errors import ConfigError
 
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS utterances (
-    rowid INTEGER PRIMARY KEY,
+    rowid INTEGER PRIMARY KEY,  -- time key: see time_key()
     id TEXT NOT NULL UNIQUE,
     stream TEXT NOT NULL,
     segment INTEGER NOT NULL,
-    start_ts REAL NOT NULL,
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS utterances_segment ON utterances (stream, segment);
-CREATE INDEX IF NOT EXISTS utterances_time ON utterances (start_ts);
 CREATE VIRTUAL TABLE IF NOT EXISTS utterance_fts USING fts5 (
     exact, sound, meta, tokenize = 'unicode61 remove_diacritics 0'
 );
 """
+RANK_WINDOW = 1000  # the newest matches ranked by bm25
+KEY_BITS = 20  # room for a million utterances starting in the same millisecond
+KEY_MASK = (1 << KEY_BITS) - 1
+
+
+def time_key(start: float, doc_id: str) -> int:
+    """A row id that sorts by start time (milliseconds), spread within the millisecond."""
+    spread = int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=4).digest()) & KEY_MASK
+    return (int(start * 1000) << KEY_BITS) | spread
+
+
+def _key_range(query: SearchQuery) -> tuple[int | None, int | None]:
+    low = int(query.since.timestamp() * 1000) << KEY_BITS if query.since else None
+    high = (int(query.until.timestamp() * 1000) << KEY_BITS) | KEY_MASK if query.until else None
+    return low, high
 
 
 def tag(kind: str, value: str) -> str:
@@ -72,22 +99,46 @@ def _timestamp(iso_time: str) -> float:
 class EmbeddedSearchIndex:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(SCHEMA)
+        # 64 MiB of page cache (the default is 2): reindexing inserts row ids (time keys)
+        # all over the table, and queries at a million utterances reuse the FTS pages.
+        self._db.execute("PRAGMA cache_size=-65536")
         self._lock = threading.Lock()
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        has_tables = self._db.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'utterances'"
+        ).fetchone()[0]
+        # An index from an older layout is derived data: it is rebuilt by reindex (clear).
+        self._outdated = bool(has_tables) and version != SCHEMA_VERSION
+        if not self._outdated:
+            self._create()
+
+    def _create(self) -> None:
+        self._db.executescript(SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _check_layout(self) -> None:
+        if self._outdated:
+            raise ConfigError(
+                f"the search index {self.path} was built by an older LiveWitness;"
+                " rebuild it with: livewitness reindex"
+            )
 
     # -- writes ----------------------------------------------------------------------------
     def replace_segment(self, stream: str, segment: int, docs: Sequence[UtteranceDoc]) -> None:
+        self._check_layout()
         with self._transaction():
             self._delete_segment(stream, segment)
             for doc in docs:
                 self._insert(doc)
 
     def bulk_load(self, docs: Sequence[UtteranceDoc]) -> None:
-        """Add new documents in one transaction (reindex and benchmarks)."""
+        """Add documents in one transaction (reindex and benchmarks)."""
+        self._check_layout()
         with self._transaction():
             for doc in docs:
                 self._insert(doc)
@@ -103,20 +154,33 @@ class EmbeddedSearchIndex:
                 raise
             self._db.execute("COMMIT")
 
+    def _delete_rows(self, rowids: list[int]) -> None:
+        self._db.executemany("DELETE FROM utterance_fts WHERE rowid = ?", [(r,) for r in rowids])
+        self._db.executemany("DELETE FROM utterances WHERE rowid = ?", [(r,) for r in rowids])
+
     def _delete_segment(self, stream: str, segment: int) -> None:
         rows = self._db.execute(
             "SELECT rowid FROM utterances WHERE stream = ? AND segment = ?", (stream, segment)
         ).fetchall()
-        for (rowid,) in rows:
-            self._db.execute("DELETE FROM utterance_fts WHERE rowid = ?", (rowid,))
-            self._db.execute("DELETE FROM utterances WHERE rowid = ?", (rowid,))
+        self._delete_rows([r for (r,) in rows])
 
     def _insert(self, doc: UtteranceDoc) -> None:
-        cursor = self._db.execute(
-            "INSERT OR REPLACE INTO utterances (id, stream, segment, start_ts, doc)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (doc.id, doc.stream, doc.segment, _timestamp(doc.start), json.dumps(doc.as_json())),
-        )
+        replaced = self._db.execute("SELECT rowid FROM utterances WHERE id = ?", (doc.id,))
+        self._delete_rows([r for (r,) in replaced.fetchall()])
+        key = time_key(_timestamp(doc.start), doc.id)
+        row = (doc.id, doc.stream, doc.segment, json.dumps(doc.as_json(), ensure_ascii=False))
+        for _ in range(1000):
+            try:
+                self._db.execute(
+                    "INSERT INTO utterances (rowid, id, stream, segment, doc)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (key, *row),
+                )
+                break
+            except sqlite3.IntegrityError:
+                key += 1  # another utterance began in the same millisecond with this spread
+        else:
+            raise ConfigError(f"{self.path}: no free row id near {doc.start} for {doc.id}")
         meta = [tag("s", doc.stream)]
         if doc.streamer:
             meta.append(tag("w", doc.streamer))
@@ -124,21 +188,20 @@ class EmbeddedSearchIndex:
         meta += [tag("c", m.key) for m in doc.claims]
         meta += [tag("b", str(b.get("category", ""))) for b in doc.banned]
         self._db.execute(
-            "INSERT OR REPLACE INTO utterance_fts (rowid, exact, sound, meta) VALUES (?, ?, ?, ?)",
-            (
-                cursor.lastrowid,
-                " ".join(bigrams(doc.exact_form)),
-                " ".join(doc.sounds),
-                " ".join(meta),
-            ),
+            "INSERT INTO utterance_fts (rowid, exact, sound, meta) VALUES (?, ?, ?, ?)",
+            (key, " ".join(bigrams(doc.exact_form)), " ".join(doc.sounds), " ".join(meta)),
         )
 
     def clear(self) -> None:
+        """Drop everything (and an outdated layout) and start an empty index."""
         with self._lock:
-            self._db.execute("DELETE FROM utterance_fts")
-            self._db.execute("DELETE FROM utterances")
+            self._db.execute("DROP TABLE IF EXISTS utterance_fts")
+            self._db.execute("DROP TABLE IF EXISTS utterances")
+            self._create()
+            self._outdated = False
 
     def count(self, stream: str | None = None) -> int:
+        self._check_layout()
         if stream is None:
             row = self._db.execute("SELECT count(*) FROM utterances").fetchone()
         else:
@@ -153,6 +216,7 @@ class EmbeddedSearchIndex:
     # -- reads -----------------------------------------------------------------------------
     def search(self, query: SearchQuery) -> SearchResult:
         check_query(query)
+        self._check_layout()
         if browsing(query):
             return self._browse(query)
         exact = "exact : " + _phrase(bigrams(exact_form(query.text)))
@@ -160,36 +224,40 @@ class EmbeddedSearchIndex:
         filters = self._filters(query)
         want = query.page * query.size
         exact_match = f"({exact}){filters}"
-        hits = self._hits(exact_match, query, "exact", want)
-        total = self._count(exact_match, query)
+        found = [(key, score, "exact") for key, score in self._keys(exact_match, query, want)]
+        total, capped = self._count(exact_match, query, TOTAL_CAP)
         if query.sound_alike and len(sounds) >= 2:
             sound_match = f"((sound : {_phrase(sounds)}) NOT ({exact})){filters}"
-            if len(hits) < want:
-                hits += self._hits(sound_match, query, "sound-alike", want - len(hits))
-            total += self._count(sound_match, query)
-        start = (query.page - 1) * query.size
-        return SearchResult(total=total, hits=hits[start : start + query.size])
+            if len(found) < want:
+                more = self._keys(sound_match, query, want - len(found))
+                found += [(key, score / 2, "sound-alike") for key, score in more]
+            if not capped:
+                alike, capped = self._count(sound_match, query, TOTAL_CAP - total)
+                total += alike
+        page = found[(query.page - 1) * query.size :]
+        docs = self._docs([key for key, _, _ in page])
+        hits = [self._hit(docs[key], query, kind, score) for key, score, kind in page]
+        return SearchResult(total=total, hits=hits, total_relation="gte" if capped else "eq")
 
     def _browse(self, query: SearchQuery) -> SearchResult:
         """Mentions of a claim type or product, in time order (relevance has no meaning)."""
         match = self._filters(query).removeprefix(" AND ")
-        rows = self._hits(match, replace(query, sort="time"), "exact", query.page * query.size)
+        keys = self._keys(match, replace(query, sort="time"), query.page * query.size)
+        page = keys[(query.page - 1) * query.size :]
+        docs = self._docs([key for key, _ in page])
         hits = []
-        for hit in rows[(query.page - 1) * query.size :]:
-            doc_mentions = self._mentions(hit.id, query)
-            kind = "sound-alike" if all(m["match"] != "exact" for m in doc_mentions) else "exact"
-            heard = [m["heard"] for m in doc_mentions]
-            hits.append(
-                replace(hit, match=kind, highlighted=mention_highlight(hit.text, heard))  # type: ignore[arg-type]
+        for key, score in page:
+            doc = docs[key]
+            mentions = [m for m in doc["claims"] if m["key"] == query.claim] if query.claim else []
+            mentions += (
+                [m for m in doc["products"] if m["key"] == query.product] if query.product else []
             )
-        return SearchResult(total=self._count(match, query), hits=hits)
-
-    def _mentions(self, doc_id: str, query: SearchQuery) -> list[dict[str, Any]]:
-        (raw,) = self._db.execute("SELECT doc FROM utterances WHERE id = ?", (doc_id,)).fetchone()
-        doc = json.loads(raw)
-        wanted = [m for m in doc["claims"] if m["key"] == query.claim] if query.claim else []
-        wanted += [m for m in doc["products"] if m["key"] == query.product] if query.product else []
-        return wanted
+            kind = "sound-alike" if all(m["match"] != "exact" for m in mentions) else "exact"
+            hit = self._hit(doc, query, kind, score)
+            heard = [m["heard"] for m in mentions]
+            hits.append(replace(hit, highlighted=mention_highlight(hit.text, heard)))
+        total, capped = self._count(match, query, TOTAL_CAP)
+        return SearchResult(total=total, hits=hits, total_relation="gte" if capped else "eq")
 
     @staticmethod
     def _filters(query: SearchQuery) -> str:
@@ -205,41 +273,66 @@ class EmbeddedSearchIndex:
         return "".join(f" AND (meta : {t})" for t in tokens)
 
     @staticmethod
-    def _time_clause(query: SearchQuery) -> tuple[str, list[Any]]:
+    def _key_clause(low: int | None, high: int | None) -> tuple[str, list[Any]]:
         clause, args = "", []
-        if query.since:
-            clause += " AND u.start_ts >= ?"
-            args.append(query.since.timestamp())
-        if query.until:
-            clause += " AND u.start_ts <= ?"
-            args.append(query.until.timestamp())
+        if low is not None:
+            clause += " AND rowid >= ?"
+            args.append(low)
+        if high is not None:
+            clause += " AND rowid <= ?"
+            args.append(high)
         return clause, args
 
     # The SQL below is assembled from fixed clauses only; every value is a bound parameter.
-    def _count(self, match: str, query: SearchQuery) -> int:
-        clause, args = self._time_clause(query)
-        if not clause:
-            # Inside FTS5 alone: joining every match to its row costs a page read each.
-            row = self._db.execute(
-                "SELECT count(*) FROM utterance_fts WHERE utterance_fts MATCH ?", (match,)
-            ).fetchone()
-            return int(row[0])
+    def _count(self, match: str, query: SearchQuery, cap: int) -> tuple[int, bool]:
+        """Matches up to ``cap``, and whether there are more."""
+        clause, args = self._key_clause(*_key_range(query))
         sql = (
-            "SELECT count(*) FROM utterance_fts f JOIN utterances u ON u.rowid = f.rowid"  # noqa: S608
-            f" WHERE utterance_fts MATCH ?{clause}"
+            "SELECT count(*) FROM (SELECT rowid FROM utterance_fts"  # noqa: S608
+            f" WHERE utterance_fts MATCH ?{clause} LIMIT ?)"
         )
-        return int(self._db.execute(sql, [match, *args]).fetchone()[0])
+        counted = int(self._db.execute(sql, [match, *args, cap + 1]).fetchone()[0])
+        return min(counted, cap), counted > cap
 
-    def _hits(self, match: str, query: SearchQuery, kind: str, limit: int) -> list[Hit]:
-        clause, args = self._time_clause(query)
-        order = "f.rank" if query.sort == "relevance" else "u.start_ts"
-        sql = (
-            "SELECT u.doc, f.rank FROM utterance_fts f JOIN utterances u ON u.rowid = f.rowid"  # noqa: S608
-            f" WHERE utterance_fts MATCH ?{clause} ORDER BY {order} LIMIT ?"
-        )
-        rows = self._db.execute(sql, [match, *args, limit]).fetchall()
-        weight = 1.0 if kind == "exact" else 0.5
-        return [self._hit(json.loads(doc), query, kind, -rank * weight) for doc, rank in rows]
+    def _keys(self, match: str, query: SearchQuery, limit: int) -> list[tuple[int, float]]:
+        """Row ids and scores of the first ``limit`` matches in the query's order."""
+        low, high = _key_range(query)
+        if query.sort == "time":
+            return self._ordered(match, low, high, "rowid", limit)
+        # bm25 ranks the newest RANK_WINDOW matches; older ones follow, newest first.
+        clause, args = self._key_clause(low, high)
+        floor = self._db.execute(
+            f"SELECT rowid FROM utterance_fts WHERE utterance_fts MATCH ?{clause}"  # noqa: S608
+            " ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+            [match, *args, RANK_WINDOW - 1],
+        ).fetchone()
+        if floor is None:
+            return self._ordered(match, low, high, "rank, rowid", limit)
+        ranked = self._ordered(match, floor[0], high, "rank, rowid", limit)
+        if len(ranked) < limit:
+            ranked += self._ordered(match, low, floor[0] - 1, "rowid DESC", limit - len(ranked))
+        return ranked
+
+    def _ordered(
+        self, match: str, low: int | None, high: int | None, order: str, limit: int
+    ) -> list[tuple[int, float]]:
+        clause, args = self._key_clause(low, high)
+        rows = self._db.execute(
+            f"SELECT rowid, rank FROM utterance_fts WHERE utterance_fts MATCH ?{clause}"  # noqa: S608
+            f" ORDER BY {order} LIMIT ?",
+            [match, *args, limit],
+        ).fetchall()
+        return [(key, -rank) for key, rank in rows]
+
+    def _docs(self, keys: list[int]) -> dict[int, dict[str, Any]]:
+        if not keys:
+            return {}
+        marks = ",".join("?" * len(keys))
+        rows = self._db.execute(
+            f"SELECT rowid, doc FROM utterances WHERE rowid IN ({marks})",  # noqa: S608
+            keys,
+        ).fetchall()
+        return {key: json.loads(doc) for key, doc in rows}
 
     @staticmethod
     def _hit(doc: dict[str, Any], query: SearchQuery, kind: str, score: float) -> Hit:

@@ -66,10 +66,37 @@ def sound_tokens(text: str) -> list[str]:
 
 def find_sounds(haystack: list[Syllable], needle: list[str]) -> tuple[int, int] | None:
     """Character span (in the folded text) of the first run of syllables equal to needle."""
-    n = len(needle)
-    if n == 0:
-        return None
-    for i in range(len(haystack) - n + 1):
-        if all(haystack[i + k].sound == needle[k] for k in range(n)):
-            return haystack[i].start, haystack[i + n - 1].end
-    return None
+    return SoundText(haystack).find(needle)
+
+
+class SoundText:
+    """A text's syllables joined into one string once, so that looking up many phrases
+    (every product and claim phrase, for each utterance) is a substring search each."""
+
+    __slots__ = ("_index_at", "_joined", "syllables")
+
+    def __init__(self, heard: list[Syllable]) -> None:
+        self.syllables = heard
+        self._index_at: dict[int, int] = {}
+        position = 0
+        for i, syllable in enumerate(heard):
+            self._index_at[position] = i  # where the space before syllable i is
+            position += len(syllable.sound) + 1
+        self._joined = " " + " ".join(s.sound for s in heard) + " "
+
+    @classmethod
+    def of(cls, text: str) -> SoundText:
+        return cls(syllables(text))
+
+    @property
+    def sounds(self) -> list[str]:
+        return [s.sound for s in self.syllables]
+
+    def find(self, needle: list[str]) -> tuple[int, int] | None:
+        if not needle:
+            return None
+        position = self._joined.find(" " + " ".join(needle) + " ")
+        if position < 0:
+            return None
+        first = self._index_at[position]
+        return self.syllables[first].start, self.syllables[first + len(needle) - 1].end

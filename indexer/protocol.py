@@ -11,6 +11,11 @@ from indexer.documents import UtteranceDoc
 
 MAX_QUERY_CHARS = 200
 MAX_PAGE_SIZE = 100
+# Pages end within the first MAX_RESULT_WINDOW hits, and totals are counted up to
+# TOTAL_CAP (then reported as a lower bound), as Elasticsearch does by default: a reviewer
+# narrows a query with filters or a time range rather than paging through 100,000 hits.
+MAX_RESULT_WINDOW = 1000
+TOTAL_CAP = 10_000
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class Hit:
 class SearchResult:
     total: int
     hits: list[Hit]
+    total_relation: Literal["eq", "gte"] = "eq"  # "gte": at least ``total`` (capped)
 
 
 class SearchIndex(Protocol):

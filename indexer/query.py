@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from indexer.phonetic import find_sounds, sound_tokens, syllables
-from indexer.protocol import MAX_PAGE_SIZE, MAX_QUERY_CHARS, SearchQuery
+from indexer.protocol import MAX_PAGE_SIZE, MAX_QUERY_CHARS, MAX_RESULT_WINDOW, SearchQuery
 from storage.errors import InvalidInputError
 from transcriber.text import compact, fold, search_form
 
@@ -21,6 +21,11 @@ def check_query(query: SearchQuery) -> None:
         raise InvalidInputError(f"page size must be between 1 and {MAX_PAGE_SIZE}")
     if query.page < 1:
         raise InvalidInputError("page numbers start at 1")
+    if query.page * query.size > MAX_RESULT_WINDOW:
+        raise InvalidInputError(
+            f"pages end within the first {MAX_RESULT_WINDOW} hits;"
+            " narrow the query with filters or a time range"
+        )
     if query.since and query.until and query.since > query.until:
         raise InvalidInputError("the time range ends before it starts")
 

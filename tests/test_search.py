@@ -176,6 +176,7 @@ def test_sort_by_time_and_paging(index: SearchIndex) -> None:
         (SearchQuery(text="包邮" * 101), "longer than"),
         (SearchQuery(text="包邮", size=0), "page size"),
         (SearchQuery(text="包邮", page=0), "page numbers"),
+        (SearchQuery(text="包邮", page=11, size=100), "first 1000 hits"),
         (SearchQuery(text="包邮", since=T0, until=T0 - timedelta(days=1)), "ends before"),
     ],
 )

@@ -31,11 +31,12 @@ from indexer.elastic import (
     redact,
     segment_actions,
     sound_window,
+    to_hit,
     triage,
 )
 from indexer.embedded import EmbeddedSearchIndex
 from indexer.phonetic import sound_tokens
-from indexer.protocol import Hit, SearchIndex, SearchQuery, SearchResult
+from indexer.protocol import TOTAL_CAP, Hit, SearchIndex, SearchQuery, SearchResult
 from indexer.query import bigrams
 from indexer.service import Indexer
 from storage.errors import ConfigError, InvalidInputError, StorageError, StorageUnavailableError
@@ -123,7 +124,7 @@ def test_text_is_a_phrase_of_bigrams_on_the_exact_field() -> None:
     }
     assert body["sort"] == [{"_score": "desc"}, {"start": "asc"}, {"id": "asc"}]
     assert (body["from"], body["size"]) == (0, 20)
-    assert body["track_total_hits"] is True and body["_source"] == ["doc"]
+    assert body["track_total_hits"] == TOTAL_CAP and body["_source"] == ["doc"]
 
 
 def test_sound_alike_excludes_the_exact_hits() -> None:
@@ -379,7 +380,7 @@ def _score(body: dict[str, Any], source: dict[str, Any]) -> float:
 
 
 def read(sources: list[dict[str, Any]], query: SearchQuery) -> SearchResult:
-    def fetch(kind: Kind, offset: int, limit: int) -> tuple[int, list[Hit]]:
+    def fetch(kind: Kind, offset: int, limit: int) -> tuple[int, bool, list[Hit]]:
         body = build_search_body(query, kind, offset, limit)
         found = [s for s in sources if _matches(body["query"], s)]
         if body["sort"][0] == {"_score": "desc"}:
@@ -389,7 +390,11 @@ def read(sources: list[dict[str, Any]], query: SearchQuery) -> SearchResult:
         window = found[body["from"] : body["from"] + body["size"]]
         response = {
             "hits": {
-                "total": {"value": len(found), "relation": "eq"},
+                # as Elasticsearch counts with track_total_hits set to a number
+                "total": {
+                    "value": min(len(found), body["track_total_hits"]),
+                    "relation": "gte" if len(found) > body["track_total_hits"] else "eq",
+                },
                 "hits": [{"_source": {"doc": s["doc"]}, "_score": _score(body, s)} for s in window],
             }
         }
@@ -412,16 +417,38 @@ def test_the_request_bodies_find_what_the_embedded_engine_finds(
 def test_sound_alike_scores_are_halved_as_in_the_embedded_engine() -> None:
     source = document_body(doc("假一陪时七天无理由退货"))
     response = {"hits": {"total": {"value": 1}, "hits": [{"_source": source, "_score": 3.0}]}}
-    _, (hit,) = parse_hits(response, SearchQuery(text="假一赔十"), "sound-alike")
+    _, _, (hit,) = parse_hits(response, SearchQuery(text="假一赔十"), "sound-alike")
     assert (hit.match, hit.score) == ("sound-alike", 1.5)
     assert hit.highlighted == "<mark>假一陪时</mark>七天无理由退货"
 
 
+def test_a_capped_exact_total_is_a_lower_bound_and_asks_for_no_sound_alikes() -> None:
+    asked: list[Kind] = []
+
+    def fetch(kind: Kind, offset: int, limit: int) -> tuple[int, bool, list[Hit]]:
+        asked.append(kind)
+        hits = [to_hit(document_body(doc("全国包邮"))["doc"], query, kind, 1.0)] * limit
+        return (TOTAL_CAP, True, hits) if kind == "exact" else (5, False, hits)
+
+    query = SearchQuery(text="包邮", size=3)
+    result = paged_search(query, fetch)
+    assert (result.total, result.total_relation, asked) == (TOTAL_CAP, "gte", ["exact"])
+    assert len(result.hits) == 3
+    asked.clear()
+    response = {"hits": {"total": {"value": TOTAL_CAP, "relation": "gte"}, "hits": []}}
+    assert parse_hits(response, query, "exact")[:2] == (TOTAL_CAP, True)
+
+
 def test_bad_queries_are_refused_before_any_request() -> None:
-    def fetch(kind: Kind, offset: int, limit: int) -> tuple[int, list[Hit]]:
+    def fetch(kind: Kind, offset: int, limit: int) -> tuple[int, bool, list[Hit]]:
         raise AssertionError("no request for a refused query")
 
-    for query in (SearchQuery(text="x"), SearchQuery(text=""), SearchQuery(text="包邮", page=0)):
+    for query in (
+        SearchQuery(text="x"),
+        SearchQuery(text=""),
+        SearchQuery(text="包邮", page=0),
+        SearchQuery(text="包邮", page=11, size=100),  # past the result window
+    ):
         with pytest.raises(InvalidInputError):
             paged_search(query, fetch)
 

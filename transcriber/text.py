@@ -55,6 +55,7 @@ def to_simplified(text: str) -> str:
     return str(_t2s().convert(text))
 
 
+@lru_cache(maxsize=65536)  # the same words and phrases are folded again and again
 def fold(text: str) -> str:
     """Simplified, NFKC (full width to half width), lower case."""
     return to_simplified(unicodedata.normalize("NFKC", text)).lower()

@@ -1,0 +1,105 @@
+"""What only the embedded engine does: time-keyed row ids, the rank window, capped totals
+and its on-disk layout. The shared behaviour is in test_search.py."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from indexer import embedded
+from indexer.documents import UtteranceDoc
+from indexer.embedded import EmbeddedSearchIndex, time_key
+from indexer.protocol import TOTAL_CAP, SearchQuery
+from storage.errors import ConfigError
+from storage.timeutil import iso
+from tests.searchdata import T0
+
+
+def utterance(n: int, text: str, seconds: float, stream: str = "shop") -> UtteranceDoc:
+    return UtteranceDoc(
+        id=f"{stream}:{n // 100:08d}:{n % 100:03d}",
+        stream=stream,
+        streamer=None,
+        segment=n // 100,
+        number=n % 100,
+        text=text,
+        start=iso(T0 + timedelta(seconds=seconds)),
+        offset=seconds,
+        end_offset=seconds + 1.5,
+        words=[],
+    )
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> EmbeddedSearchIndex:
+    return EmbeddedSearchIndex(tmp_path / "search.sqlite3")
+
+
+def test_row_ids_follow_time_not_insertion(index: EmbeddedSearchIndex) -> None:
+    # Loaded newest first (a late transcript, a reindex in any order): time order holds.
+    index.bulk_load([utterance(n, f"全国包邮第{n}单", 100.0 - n) for n in range(50)])
+    ordered = index.search(SearchQuery(text="包邮", sort="time", size=50))
+    starts = [h.start for h in ordered.hits]
+    assert starts == sorted(starts) and len(starts) == 50
+    window = index.search(
+        SearchQuery(
+            text="包邮",
+            since=T0 + timedelta(seconds=60),
+            until=T0 + timedelta(seconds=70),
+            sort="time",
+        )
+    )
+    assert [h.offset for h in window.hits] == [float(s) for s in range(60, 71)]
+
+
+def test_utterances_starting_in_the_same_millisecond_all_stay(
+    index: EmbeddedSearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    same = [utterance(n, "全国包邮", 5.0, stream=f"room{n}") for n in range(20)]
+    assert all(time_key(5.0, d.id) >> embedded.KEY_BITS == 5000 for d in same)
+    # The worst case: every key collides exactly.
+    monkeypatch.setattr(embedded, "time_key", lambda start, doc_id: 5000 << embedded.KEY_BITS)
+    index.bulk_load(same)
+    index.bulk_load(same[:5])  # replayed: replaced, not duplicated
+    assert index.count() == 20
+    result = index.search(SearchQuery(text="包邮", size=100))
+    assert result.total == 20 and {h.stream for h in result.hits} == {d.stream for d in same}
+
+
+def test_totals_are_capped_and_reported_as_a_lower_bound(index: EmbeddedSearchIndex) -> None:
+    index.bulk_load([utterance(n, "今天全国包邮", n * 0.01) for n in range(TOTAL_CAP + 5)])
+    capped = index.search(SearchQuery(text="包邮"))
+    assert (capped.total, capped.total_relation, len(capped.hits)) == (TOTAL_CAP, "gte", 20)
+    exact = index.search(SearchQuery(text="包邮", until=T0 + timedelta(seconds=10)))
+    assert (exact.total, exact.total_relation) == (1001, "eq")
+
+
+def test_relevance_ranks_the_newest_matches(
+    index: EmbeddedSearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embedded, "RANK_WINDOW", 10)
+    # The shortest utterance ranks first by bm25 but is older than the window.
+    index.bulk_load([utterance(0, "包邮", 0.0)])
+    index.bulk_load([utterance(n, "这一款今天也是全国包邮的哦", float(n)) for n in range(1, 21)])
+    newest_first = index.search(SearchQuery(text="包邮", size=20))
+    assert newest_first.total == 21
+    assert "shop:00000000:000" not in [h.id for h in newest_first.hits[:10]]
+    monkeypatch.setattr(embedded, "RANK_WINDOW", 1000)
+    assert index.search(SearchQuery(text="包邮")).hits[0].id == "shop:00000000:000"
+
+
+def test_an_index_of_an_older_layout_asks_for_reindex(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE utterances (rowid INTEGER PRIMARY KEY, id TEXT, doc TEXT)")
+    old = EmbeddedSearchIndex(path)
+    with pytest.raises(ConfigError, match="livewitness reindex"):
+        old.search(SearchQuery(text="包邮"))
+    old.clear()  # what reindex does first
+    old.bulk_load([utterance(1, "全国包邮", 1.0)])
+    assert old.search(SearchQuery(text="包邮")).total == 1
+    old.close()
+    assert EmbeddedSearchIndex(path).count() == 1
