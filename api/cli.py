@@ -4,18 +4,12 @@ and exits non-zero: 1 when evidence fails verification, 2 for any other error.""
 from __future__ import annotations
 
 import json
-import logging
-import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,11 +19,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from api.cli_base import app, clean_errors, console, evidence, stop_on_signals
 from indexer.protocol import Hit
 from recorder.recorder import StreamRecorder
 from recorder.sources import resolve_source
 from storage.chain import TRANSCRIBE_JOB
-from storage.errors import IntegrityError, InvalidInputError, LiveWitnessError
+from storage.errors import InvalidInputError
 from storage.models import Segment
 from storage.products import load_products, parse_products
 from storage.runtime import Evidence, open_evidence
@@ -37,57 +32,6 @@ from storage.settings import Settings
 from storage.timeutil import iso, parse_iso
 from storage.verify import VerifyReport, verify_stream
 from transcriber.assemble import assemble_words, group_utterances
-
-app = typer.Typer(
-    help="LiveWitness: record livestreams as verifiable evidence.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def clean_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn LiveWitness errors into one line on stderr and an exit code."""
-
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except IntegrityError as exc:
-            err.print(f"[bold red]FAILED[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
-        except LiveWitnessError as exc:
-            err.print(f"error: {exc}", highlight=False, markup=False)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
-@contextmanager
-def evidence() -> Iterator[Evidence]:
-    opened = open_evidence(Settings())
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-@app.callback()
-def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
-) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 @app.command()
@@ -123,7 +67,7 @@ def record(
             realtime=realtime,
             on_segment=_print_segment,
         )
-        _stop_on_signals(recorder.stop)
+        stop_on_signals(recorder.stop)
         summary = recorder.run()
     console.print(
         f"recorded {summary.segments} segments ({summary.seconds:.1f}s) of {stream!r}"
@@ -138,14 +82,6 @@ def _print_segment(segment: Segment) -> None:
         f"  {segment.size:>9} B  sha256 {segment.sha256[:16]}…",
         highlight=False,
     )
-
-
-def _stop_on_signals(stop: Callable[[], None]) -> None:
-    def handler(_signum: int, _frame: Any) -> None:
-        stop()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
 
 
 @app.command()
@@ -291,7 +227,7 @@ def transcribe_command(
         from transcriber.pool import TranscriberPool
 
         pool = TranscriberPool(ev)
-        _stop_on_signals(pool.stop)
+        stop_on_signals(pool.stop)
         pool.run()
     finally:
         ev.close()
@@ -487,7 +423,7 @@ def demo(
             realtime=True,
             on_segment=_print_segment,
         )
-        _stop_on_signals(recorder.stop)
+        stop_on_signals(recorder.stop)
         recorder.run()
         with console.status("transcribing the last segments…"):
             while ev.catalog.backlog(TRANSCRIBE_JOB):
@@ -502,3 +438,7 @@ def demo(
     for query in ("假一赔十", "包邮", "羽绒服"):
         console.print(f"\n[bold]livewitness search {query} --stream demo[/]")
         search(query, stream="demo", size=3)
+
+
+# Registered last: these modules add their commands to ``app``.
+from api import cli_compliance  # noqa: E402, F401

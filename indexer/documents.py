@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from indexer.claims import ClaimType, load_claim_types
+from indexer.compliance import BannedHit, BannedWordMatcher
 from indexer.phonetic import SoundText, sound_tokens
 from storage.models import Product
 from transcriber.assemble import group_utterances
@@ -94,6 +95,7 @@ def utterance_docs(
     products: Sequence[Product],
     streamer: str | None = None,
     claim_types: Sequence[ClaimType] | None = None,
+    banned_words: BannedWordMatcher | None = None,
 ) -> list[UtteranceDoc]:
     words = [
         {**w, "segment": transcript["segment"]}
@@ -120,8 +122,30 @@ def utterance_docs(
         doc.claims = find_mentions(
             doc, heard, [(c.name, p) for c in claim_types or load_claim_types() for p in c.phrases]
         )
+        if banned_words is not None:
+            doc.banned = [banned_json(doc, hit) for hit in banned_words.find(doc.text, heard)]
         docs.append(doc)
     return docs
+
+
+def banned_json(doc: UtteranceDoc, hit: BannedHit) -> dict[str, Any]:
+    """A banned-word hit as the index and the catalog keep it: with its word times."""
+    offset, end_offset = _times(doc, (hit.start, hit.end))
+    return {
+        "term": hit.term,
+        "category": hit.category,
+        "severity": hit.severity,
+        "source": hit.source,
+        "heard": hit.heard,
+        "match": hit.match,
+        "offset": offset,
+        "end_offset": end_offset,
+        "words": [
+            [w[k] for k in INDEXED_WORD_FIELDS]
+            for w in doc.words
+            if w["end_offset"] > offset and w["offset"] < end_offset
+        ],
+    }
 
 
 def _product_phrases(products: Sequence[Product]) -> list[tuple[str, str]]:

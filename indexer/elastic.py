@@ -52,6 +52,7 @@ from indexer.query import (
     exact_form,
     highlight,
     mention_highlight,
+    wanted_mentions,
 )
 from storage.errors import ConfigError, InvalidInputError, StorageError, StorageUnavailableError
 
@@ -128,7 +129,7 @@ def document_body(doc: UtteranceDoc) -> dict[str, Any]:
         "end_offset": doc.end_offset,
         "products": sorted({m.key for m in doc.products}),
         "claims": sorted({m.key for m in doc.claims}),
-        "banned": sorted({str(b.get("category", "")) for b in doc.banned}),
+        "banned": sorted({b["category"] for b in doc.banned}),
         "exact": " ".join(bigrams(doc.exact_form)),
         "sound": " ".join(doc.sounds),
         "text": doc.text,
@@ -168,6 +169,7 @@ def filter_clauses(query: SearchQuery) -> list[dict[str, Any]]:
             ("streamer", query.streamer),
             ("products", query.product),
             ("claims", query.claim),
+            ("banned", query.banned),
         )
         if value
     ]
@@ -234,8 +236,7 @@ def wants_sounds(query: SearchQuery) -> bool:
 
 def to_hit(doc: dict[str, Any], query: SearchQuery, kind: Kind, score: float) -> Hit:
     if kind == "browse":
-        wanted = [m for m in doc["claims"] if m["key"] == query.claim] if query.claim else []
-        wanted += [m for m in doc["products"] if m["key"] == query.product] if query.product else []
+        wanted = wanted_mentions(doc, query)
         exact = any(m["match"] == "exact" for m in wanted)
         highlighted = mention_highlight(doc["text"], [m["heard"] for m in wanted])
     else:
@@ -255,6 +256,7 @@ def to_hit(doc: dict[str, Any], query: SearchQuery, kind: Kind, score: float) ->
         segment=doc["segment"],
         products=sorted({m["key"] for m in doc["products"]}),
         claims=sorted({m["key"] for m in doc["claims"]}),
+        banned=sorted({b["category"] for b in doc.get("banned", [])}),
     )
 
 

@@ -49,6 +49,7 @@ from indexer.query import (
     exact_form,
     highlight,
     mention_highlight,
+    wanted_mentions,
 )
 from storage.errors import ConfigError
 
@@ -186,7 +187,7 @@ class EmbeddedSearchIndex:
             meta.append(tag("w", doc.streamer))
         meta += [tag("p", m.key) for m in doc.products]
         meta += [tag("c", m.key) for m in doc.claims]
-        meta += [tag("b", str(b.get("category", ""))) for b in doc.banned]
+        meta += [tag("b", category) for category in {b["category"] for b in doc.banned}]
         self._db.execute(
             "INSERT INTO utterance_fts (rowid, exact, sound, meta) VALUES (?, ?, ?, ?)",
             (key, " ".join(bigrams(doc.exact_form)), " ".join(doc.sounds), " ".join(meta)),
@@ -248,10 +249,7 @@ class EmbeddedSearchIndex:
         hits = []
         for key, score in page:
             doc = docs[key]
-            mentions = [m for m in doc["claims"] if m["key"] == query.claim] if query.claim else []
-            mentions += (
-                [m for m in doc["products"] if m["key"] == query.product] if query.product else []
-            )
+            mentions = wanted_mentions(doc, query)
             kind = "sound-alike" if all(m["match"] != "exact" for m in mentions) else "exact"
             hit = self._hit(doc, query, kind, score)
             heard = [m["heard"] for m in mentions]
@@ -270,6 +268,8 @@ class EmbeddedSearchIndex:
             tokens.append(tag("p", query.product))
         if query.claim:
             tokens.append(tag("c", query.claim))
+        if query.banned:
+            tokens.append(tag("b", query.banned))
         return "".join(f" AND (meta : {t})" for t in tokens)
 
     @staticmethod
@@ -349,4 +349,5 @@ class EmbeddedSearchIndex:
             segment=doc["segment"],
             products=sorted({m["key"] for m in doc["products"]}),
             claims=sorted({m["key"] for m in doc["claims"]}),
+            banned=sorted({b["category"] for b in doc.get("banned", [])}),
         )

@@ -25,6 +25,7 @@ class SearchQuery:
     streamer: str | None = None
     product: str | None = None
     claim: str | None = None
+    banned: str | None = None  # a banned-word category of the lexicon
     since: datetime | None = None
     until: datetime | None = None
     sort: Literal["relevance", "time"] = "relevance"
@@ -47,6 +48,7 @@ class Hit:
     segment: int
     products: list[str] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
+    banned: list[str] = field(default_factory=list)  # banned-word categories heard
 
 
 @dataclass(frozen=True)

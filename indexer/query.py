@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from indexer.phonetic import find_sounds, sound_tokens, syllables
 from indexer.protocol import MAX_PAGE_SIZE, MAX_QUERY_CHARS, MAX_RESULT_WINDOW, SearchQuery
@@ -31,8 +32,18 @@ def check_query(query: SearchQuery) -> None:
 
 
 def browsing(query: SearchQuery) -> bool:
-    """A query with no text that lists a claim type's or a product's mentions."""
-    return not query.text.strip() and bool(query.claim or query.product)
+    """A query with no text that lists the mentions of a claim type, a product or a
+    banned-word category."""
+    return not query.text.strip() and bool(query.claim or query.product or query.banned)
+
+
+def wanted_mentions(doc: dict[str, Any], query: SearchQuery) -> list[dict[str, Any]]:
+    """The mentions of a stored document that the query's filters ask for."""
+    wanted = [m for m in doc["claims"] if m["key"] == query.claim] if query.claim else []
+    wanted += [m for m in doc["products"] if m["key"] == query.product] if query.product else []
+    if query.banned:
+        wanted += [b for b in doc.get("banned", []) if b["category"] == query.banned]
+    return wanted
 
 
 def mention_highlight(text: str, heard: list[str]) -> str:

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
-from indexer.documents import utterance_docs
+from indexer.alerts import moment_link, payload_body
+from indexer.compliance import BannedWordMatcher, Lexicon, load_lexicon
+from indexer.documents import UtteranceDoc, utterance_docs
 from indexer.protocol import SearchIndex
 from storage.errors import ConfigError
-from storage.models import Stream, Transcript
+from storage.models import Alert, BannedHit, Stream, Transcript
 from storage.runtime import Evidence
 from storage.settings import Settings
+from storage.timeutil import iso, parse_iso, utc_now
 
 
 def open_search_index(evidence: Evidence) -> SearchIndex:
@@ -53,6 +58,52 @@ def search_index_for(settings: Settings) -> SearchIndex:
     from indexer.embedded import EmbeddedSearchIndex
 
     return EmbeddedSearchIndex(settings.home / "search" / "utterances.sqlite3")
+
+
+BANNED_WORD_EVENT = "banned_word"
+
+
+@lru_cache(maxsize=4)
+def matcher_for(lexicon: Lexicon) -> BannedWordMatcher:
+    """One matcher per lexicon version in use (building one takes a moment)."""
+    return BannedWordMatcher(lexicon)
+
+
+def banned_row(doc: UtteranceDoc, banned: dict[str, Any], lexicon_version: str) -> BannedHit:
+    """A banned-word hit of an utterance document as the catalog stores it."""
+    return BannedHit(
+        utterance_id=doc.id,
+        term=banned["term"],
+        category=banned["category"],
+        severity=banned["severity"],
+        source=banned["source"],
+        heard=banned["heard"],
+        match=banned["match"],
+        at=parse_iso(doc.start) + timedelta(seconds=banned["offset"] - doc.offset),
+        offset=banned["offset"],
+        end_offset=banned["end_offset"],
+        text=doc.text,
+        words=json.dumps(banned["words"], ensure_ascii=False),
+        lexicon_version=lexicon_version,
+    )
+
+
+def hit_json(hit: BannedHit) -> dict[str, Any]:
+    """A stored hit for alerts and reports (stream and link are the caller's)."""
+    return {
+        "term": hit.term,
+        "category": hit.category,
+        "severity": hit.severity,
+        "source": hit.source,
+        "heard": hit.heard,
+        "match": hit.match,
+        "at": iso(hit.at),
+        "offset": round(hit.offset, 3),
+        "end_offset": round(hit.end_offset, 3),
+        "text": hit.text,
+        "words": json.loads(hit.words),
+        "lexicon_version": hit.lexicon_version,
+    }
 
 
 class Indexer:
@@ -99,7 +150,7 @@ class Indexer:
         body = json.loads(transcript.body)
         following = by_seq.get(transcript.segment_seq + 1)
         cutoff = json.loads(following.body)["from_offset"] if following else None
-        self._replace(stream, body, cutoff, products)
+        self._replace(stream, body, cutoff, products, alert=True)
         # This transcript takes over the previous segment's last words: rebuild those.
         previous = by_seq.get(transcript.segment_seq - 1)
         if previous is not None:
@@ -107,16 +158,63 @@ class Indexer:
         self._indexed.add((stream.id, transcript.segment_seq))
 
     def _replace(
-        self, stream: Stream, body: dict[str, Any], cutoff: float | None, products: Any
+        self,
+        stream: Stream,
+        body: dict[str, Any],
+        cutoff: float | None,
+        products: Any,
+        alert: bool = False,
     ) -> None:
-        docs = utterance_docs(body, cutoff, products, streamer=stream.streamer)
+        lexicon = load_lexicon(self.evidence.settings.lexicon_path)  # re-read when edited
+        docs = utterance_docs(
+            body, cutoff, products, streamer=stream.streamer, banned_words=matcher_for(lexicon)
+        )
         self.index.replace_segment(stream.name, body["segment"], docs)
+        hits = [banned_row(doc, banned, lexicon.version) for doc in docs for banned in doc.banned]
+        self.evidence.catalog.replace_banned_hits(stream.id, body["segment"], hits)
+        if alert:
+            self._alert(stream, hits)
+
+    def _alert(self, stream: Stream, hits: list[BannedHit]) -> None:
+        """Tell the webhooks about banned words said moments ago (a live stream), once."""
+        settings, catalog = self.evidence.settings, self.evidence.catalog
+        for hit in hits:
+            age = (utc_now() - hit.at).total_seconds()
+            if age > settings.alert_max_age_seconds:
+                continue
+            if catalog.alerted_near(stream.id, BANNED_WORD_EVENT, hit.term, hit.offset, 3.0):
+                continue
+            payload = {
+                "event": BANNED_WORD_EVENT,
+                "stream": stream.name,
+                "streamer": stream.streamer,
+                **hit_json(hit),
+                "link": moment_link(settings, stream.name, hit.offset),
+            }
+            catalog.add_alert(
+                Alert(
+                    stream_id=stream.id,
+                    kind=BANNED_WORD_EVENT,
+                    term=hit.term,
+                    offset=hit.offset,
+                    payload=payload_body(payload).decode(),
+                )
+            )
 
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Rebuild the index from the stored transcripts."""
         self.index.clear()
         self._indexed.clear()
-        streams = self.evidence.catalog.list_streams()
+        return self.rescan(progress=progress)
+
+    def rescan(
+        self,
+        streams: Sequence[Stream] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Rebuild the documents and banned-word hits of stored transcripts (all streams,
+        or ``streams``) with today's lexicon and products; raises no alerts."""
+        streams = self.evidence.catalog.list_streams() if streams is None else streams
         total = sum(len(self.evidence.catalog.transcripts(s.id)) for s in streams)
         done = 0
         for stream in streams:

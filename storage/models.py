@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -161,3 +162,73 @@ class Product(Base):
     aliases: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
     sku: Mapped[str | None] = mapped_column(String(128))
     price: Mapped[float | None] = mapped_column(Float)
+
+
+class BannedHit(Base):
+    """A banned advertising term heard in an utterance. Derived from the stored transcript
+    and the lexicon of the time (``lexicon_version``); rebuilt by ``compliance rescan``."""
+
+    __tablename__ = "banned_hits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
+    segment_seq: Mapped[int] = mapped_column(Integer)
+    utterance_id: Mapped[str] = mapped_column(String(64))
+    term: Mapped[str] = mapped_column(String(128))
+    category: Mapped[str] = mapped_column(String(32), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(Text)
+    heard: Mapped[str] = mapped_column(String(128))
+    match: Mapped[str] = mapped_column(String(16))  # "exact" | "sound-alike"
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # when it was said
+    offset: Mapped[float] = mapped_column(Float)  # seconds from the stream's start
+    end_offset: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)  # the utterance
+    words: Mapped[str] = mapped_column(Text, default="[]")  # JSON: the words heard, timed
+    lexicon_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class Webhook(Base):
+    """Where alerts are posted; the secret signs each body (HMAC-SHA256)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(128))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class Alert(Base):
+    """An event worth telling the webhooks about (a banned word on a live stream)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # "banned_word"
+    term: Mapped[str] = mapped_column(String(128))
+    offset: Mapped[float] = mapped_column(Float)
+    payload: Mapped[str] = mapped_column(Text)  # the JSON body sent
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class AlertDelivery(Base):
+    """One alert to one webhook, with every attempt in ``log`` (the delivery log)."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (UniqueConstraint("alert_id", "webhook_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    log: Mapped[str] = mapped_column(Text, default="[]")  # JSON: [{at, status, error, ms}]
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)

@@ -30,6 +30,12 @@ class Evidence:
             self.blobs.close()
         self.catalog.close()
 
+    def __enter__(self) -> Evidence:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def open_evidence(settings: Settings) -> Evidence:
     settings.home.mkdir(parents=True, exist_ok=True)

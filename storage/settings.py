@@ -112,6 +112,30 @@ class Settings(BaseSettings):
         " decoding, which heard them with what follows.",
     )
 
+    # Compliance
+    lexicon_path: Path | None = Field(
+        default=None,
+        description="A banned-word lexicon (YAML) to use instead of the shipped"
+        " indexer/lexicon.yaml; its changes apply to new transcripts at once and to old ones"
+        " through `livewitness compliance rescan`.",
+    )
+    alert_max_age_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="Alert on a banned word only if it was said this recently (a live"
+        " stream); older transcripts (ingested files, rescans) go to reports only.",
+    )
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=60.0, gt=0)
+    webhook_max_attempts: int = Field(
+        default=12, ge=1, description="Attempts before a delivery is marked failed."
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="Base URL of the web page, for links to a moment in alerts and reports.",
+    )
+
     @property
     def models_dir(self) -> Path:
         return self.home / "models"

@@ -253,3 +253,17 @@ def test_what_was_promised_about_returns(index: SearchIndex) -> None:
     assert hit.match == "sound-alike" and "<mark>包油</mark>" in hit.highlighted
     with pytest.raises(InvalidInputError):
         index.search(SearchQuery(text=""))
+
+
+def test_banned_words_are_indexed_with_their_category(index: SearchIndex) -> None:
+    """Every absolute-term hit, by category alone: 国家极 is heard for 国家级; 最近 and
+    第一次 in the same stream are not violations."""
+    result = index.search(SearchQuery(text="", banned="absolute"))
+    (hit,) = result.hits
+    assert (hit.stream, hit.match, hit.banned) == ("misheard", "sound-alike", ["absolute"])
+    assert "<mark>国家极</mark>" in hit.highlighted
+    priced = index.search(SearchQuery(text="最低价", banned="false_price"))
+    assert [(h.stream, h.text, h.banned) for h in priced.hits] == [
+        ("shop", "全网最低价假一赔十", ["false_price"])
+    ]
+    assert index.search(SearchQuery(text="第一次", banned="absolute")).hits == []

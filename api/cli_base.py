@@ -1,0 +1,77 @@
+"""What every ``livewitness`` command shares: the app, consoles, error handling, the
+evidence context and signal handling. Commands live in :mod:`api.cli` and beside it."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from storage.errors import IntegrityError, LiveWitnessError
+from storage.runtime import Evidence, open_evidence
+from storage.settings import Settings
+
+app = typer.Typer(
+    help="LiveWitness: record livestreams as verifiable evidence.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def clean_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn LiveWitness errors into one line on stderr and an exit code."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except IntegrityError as exc:
+            err.print(f"[bold red]FAILED[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        except LiveWitnessError as exc:
+            err.print(f"error: {exc}", highlight=False, markup=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@contextmanager
+def evidence() -> Iterator[Evidence]:
+    opened = open_evidence(Settings())
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    def handler(_signum: int, _frame: Any) -> None:
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,349 @@
+"""Compliance end to end: banned words found in stored transcripts, kept with their word
+times, reported (CLI, JSON and CSV), rescanned after a lexicon change, and posted live
+to webhooks over real HTTP (signed, retried while the receiver is down, logged)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from indexer.alerts import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookNotifier,
+    verify_signature,
+)
+from indexer.compliance import LEXICON_FILE
+from indexer.protocol import SearchQuery
+from indexer.service import Indexer, open_search_index
+from storage.runtime import Evidence, open_evidence
+from storage.settings import Settings
+from storage.timeutil import parse_iso, utc_now
+from tests.conftest import run_cli
+from tests.searchdata import SEGMENT, T0, add_stream
+from tests.webhook_receiver import WebhookReceiver
+
+SALES = [
+    [(0.5, "这款精华是国家级配方"), (4.0, "全网最低价只要九十九")],
+    [(0.5, "最近很多人问第一次买怎么办"), (4.0, "用了可以祛斑美白")],
+    [(1.0, "这个品质国家极的"), (5.0, "我们家超值好物")],
+]
+
+
+def word_offset(seq: int, at: float, char: int) -> float:
+    """Where add_stream puts a character: one word each, 0.2 s apart."""
+    return seq * SEGMENT + at + 0.2 * char
+
+
+def index_all(ev: Evidence) -> None:
+    index = open_search_index(ev)
+    try:
+        Indexer(ev, index).index_pending()
+    finally:
+        index.close()
+
+
+def test_hits_are_stored_with_word_times_category_severity_and_what_was_heard(
+    evidence: Evidence, tmp_path: Path
+) -> None:
+    add_stream(evidence, tmp_path, "shop", SALES)
+    index_all(evidence)
+    hits = evidence.catalog.banned_hits()
+    assert [(h.term, h.category, h.severity, h.match, h.heard) for h in hits] == [
+        ("国家级", "absolute", "critical", "exact", "国家级"),
+        ("全网最低价", "false_price", "critical", "exact", "全网最低价"),
+        ("祛斑", "medical", "medium", "exact", "祛斑"),
+        ("美白", "efficacy", "low", "exact", "美白"),
+        ("国家级", "absolute", "critical", "sound-alike", "国家极"),
+    ]  # 最近 and 第一次 are not violations; 超值 is not in the shipped lexicon
+    first, *_, misheard = hits
+    assert first.offset == pytest.approx(word_offset(0, 0.5, 5))
+    assert first.end_offset == pytest.approx(word_offset(0, 0.5, 7) + 0.18)
+    assert first.at == T0 + timedelta(seconds=first.offset)
+    assert "".join(w[0] for w in json.loads(misheard.words)) == "国家极"
+    assert misheard.offset == pytest.approx(word_offset(2, 1.0, 4))
+    assert all(h.source and h.lexicon_version == "2026.11.1" for h in hits)
+
+
+def custom_lexicon(path: Path) -> Path:
+    """The shipped lexicon plus a term of the user's own."""
+    data = yaml.safe_load(LEXICON_FILE.read_text(encoding="utf-8"))
+    data["version"] = "local.1"
+    data["terms"].append(
+        {"term": "超值", "category": "house_rule", "severity": "low", "source": "AdLaw-28"}
+    )
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_a_lexicon_change_applies_to_new_transcripts_at_once_and_to_old_ones_by_rescan(
+    home: Path, tmp_path: Path
+) -> None:
+    with open_evidence(Settings(home=home)) as ev:
+        add_stream(ev, tmp_path, "shop", SALES[:2])
+        index_all(ev)
+    lexicon = custom_lexicon(tmp_path / "lexicon.yaml")
+    with open_evidence(Settings(home=home, lexicon_path=lexicon)) as ev:
+        add_stream(ev, tmp_path, "late", SALES[2:])  # a new transcript: the new term at once
+        index_all(ev)
+        terms = {
+            (ev.catalog.stream_by_id(h.stream_id).name, h.term) for h in ev.catalog.banned_hits()
+        }
+        assert ("late", "超值") in terms and ("shop", "超值") not in terms
+        old = [
+            h.lexicon_version for h in ev.catalog.banned_hits([ev.catalog.get_stream("shop").id])
+        ]
+        assert set(old) == {"2026.11.1"}
+    env = {"LIVEWITNESS_LEXICON_PATH": str(lexicon)}
+    # shop never said 超值: a rescan keeps its hits and stamps them with the new version.
+    rescan = run_cli(home, "compliance", "rescan", "--stream", "shop", **env)
+    assert rescan.returncode == 0, rescan.stderr
+    assert "rescanned 2 transcripts: 4 banned-word hits" in rescan.stdout
+    with open_evidence(Settings(home=home, lexicon_path=lexicon)) as ev:
+        shop = ev.catalog.banned_hits([ev.catalog.get_stream("shop").id])
+        assert {h.lexicon_version for h in shop} == {"local.1"} and len(shop) == 4
+        index = open_search_index(ev)
+        found = index.search(SearchQuery(text="", banned="house_rule"))
+        assert [(h.stream, h.text) for h in found.hits] == [("late", "我们家超值好物")]
+        index.close()
+
+
+def test_a_rescan_finds_a_new_term_in_old_transcripts(home: Path, tmp_path: Path) -> None:
+    with open_evidence(Settings(home=home)) as ev:
+        add_stream(ev, tmp_path, "shop", SALES)
+        index_all(ev)
+        assert "超值" not in {h.term for h in ev.catalog.banned_hits()}
+    lexicon = custom_lexicon(tmp_path / "lexicon.yaml")
+    rescan = run_cli(home, "compliance", "rescan", LIVEWITNESS_LEXICON_PATH=str(lexicon))
+    assert rescan.returncode == 0, rescan.stderr
+    with open_evidence(Settings(home=home)) as ev:
+        assert "超值" in {h.term for h in ev.catalog.banned_hits()}
+
+
+def test_report_as_json_and_csv(home: Path, tmp_path: Path) -> None:
+    with open_evidence(Settings(home=home)) as ev:
+        add_stream(ev, tmp_path, "shop", SALES)
+        add_stream(ev, tmp_path, "other", SALES[:1], T0 + timedelta(hours=2))
+        for name in ("shop", "other"):
+            ev.catalog.describe(ev.catalog.get_stream(name).id, streamer="小美")
+    done = run_cli(home, "compliance", "report", "--stream", "shop")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["total"] == 5 and report["streams"] == ["shop"]
+    assert report["by_category"] == {
+        "absolute": 2,
+        "efficacy": 1,
+        "false_price": 1,
+        "medical": 1,
+    }
+    assert report["by_severity"] == {"critical": 3, "medium": 1, "low": 1}
+    assert {"category": "absolute", "severity": "critical", "count": 2} in report[
+        "by_category_and_severity"
+    ]
+    first = report["hits"][0]
+    assert (first["term"], first["stream"]) == ("国家级", "shop")
+    assert parse_iso(first["at"]) == T0 + timedelta(seconds=first["offset"])
+    assert first["link"].endswith(f"#stream=shop&t={first['offset']:.1f}")
+
+    window = run_cli(
+        home,
+        "compliance",
+        "report",
+        "--streamer",
+        "小美",
+        "--since",
+        (T0 + timedelta(seconds=18)).isoformat(),
+        "--format",
+        "csv",
+    )
+    assert window.returncode == 0, window.stderr
+    rows = list(csv.DictReader(io.StringIO(window.stdout)))
+    # shop's third segment (国家极, at 21 s) and all of "other" (two hours later)
+    assert [(r["stream"], r["term"], r["match"]) for r in rows] == [
+        ("shop", "国家级", "sound-alike"),
+        ("other", "国家级", "exact"),
+        ("other", "全网最低价", "exact"),
+    ]
+    assert rows[0]["heard"] == "国家极" and rows[0]["link"].startswith("http://")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--stream", "nope"), "nope"),
+        (("--streamer", "nobody"), "nobody"),
+        ((), "one stream or one streamer"),
+        (("--stream", "shop", "--format", "xml"), "json or csv"),
+        (("--stream", "shop", "--since", "yesterday"), "yesterday"),
+    ],
+)
+def test_bad_report_requests_get_one_line(
+    home: Path, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    with open_evidence(Settings(home=home)) as ev:
+        add_stream(ev, tmp_path, "shop", SALES[:1])
+    done = run_cli(home, "compliance", "report", *args)
+    assert done.returncode == 2 and message in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_broken_lexicon_is_one_line_and_loses_nothing(home: Path, tmp_path: Path) -> None:
+    with open_evidence(Settings(home=home)) as ev:
+        add_stream(ev, tmp_path, "shop", SALES[:1])
+        index_all(ev)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\nterms: [{term: 最好}]\n", encoding="utf-8")
+    done = run_cli(home, "compliance", "rescan", LIVEWITNESS_LEXICON_PATH=str(broken))
+    assert done.returncode == 2 and str(broken) in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    with open_evidence(Settings(home=home)) as ev:
+        assert len(ev.catalog.banned_hits()) == 2  # the hits found before are still there
+
+
+# -- live alerts -------------------------------------------------------------------------
+@pytest.fixture
+def live(home: Path) -> Iterator[Evidence]:
+    settings = Settings(home=home, webhook_retry_initial_seconds=0.2, webhook_retry_max_seconds=1.0)
+    with open_evidence(settings) as ev:
+        yield ev
+
+
+def run_stage(ev: Evidence) -> tuple[threading.Event, list[threading.Thread], WebhookNotifier]:
+    """The indexer stage as `livewitness indexer` runs it: indexer and notifier threads."""
+    stop = threading.Event()
+    index = open_search_index(ev)
+    notifier = WebhookNotifier(ev.catalog, ev.settings)
+    threads = [
+        threading.Thread(target=Indexer(ev, index).follow, args=(stop, 0.2), daemon=True),
+        threading.Thread(target=notifier.follow, args=(stop, 0.1), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    return stop, threads, notifier
+
+
+def test_live_hits_reach_a_webhook_signed_once_each(live: Evidence, tmp_path: Path) -> None:
+    receiver = WebhookReceiver()
+    receiver.start()
+    secret = "s3cret-for-the-test-0123456789"
+    live.catalog.add_webhook(receiver.url, secret)
+    stop, threads, notifier = run_stage(live)
+    try:
+        stored = time.time()
+        add_stream(live, tmp_path, "shop", SALES, utc_now() - timedelta(seconds=30))
+        got = receiver.wait_for(5, timeout=30)
+        time.sleep(1.0)  # a handover rebuild must not post the same hit again
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        notifier.close()
+        receiver.stop()
+    print(f"first alert {got[0].at - stored:.2f} s after the transcripts were stored")
+    assert len(receiver.received) == 5
+    terms = sorted((r.payload["term"], r.payload["match"]) for r in got)
+    assert terms == sorted(
+        [
+            ("国家级", "exact"),
+            ("全网最低价", "exact"),
+            ("祛斑", "exact"),
+            ("美白", "exact"),
+            ("国家级", "sound-alike"),
+        ]
+    )
+    for received in got:
+        headers = {k.lower(): v for k, v in received.headers.items()}
+        assert headers[EVENT_HEADER.lower()] == "banned_word"
+        assert headers[DELIVERY_HEADER.lower()].isdigit()
+        assert verify_signature(
+            secret,
+            headers[TIMESTAMP_HEADER.lower()],
+            received.body,
+            headers[SIGNATURE_HEADER.lower()],
+        )
+        assert not verify_signature(
+            "another secret",
+            headers[TIMESTAMP_HEADER.lower()],
+            received.body,
+            headers[SIGNATURE_HEADER.lower()],
+        )
+        payload = received.payload
+        assert payload["stream"] == "shop" and payload["link"].startswith("http")
+        assert parse_iso(payload["at"]) <= utc_now()
+    log = live.catalog.deliveries()
+    assert [d.status for d, _ in log] == ["delivered"] * 5
+
+
+def test_a_receiver_that_is_down_gets_its_alerts_when_it_comes_back(
+    live: Evidence, tmp_path: Path
+) -> None:
+    receiver = WebhookReceiver()  # not started: connection refused
+    live.catalog.add_webhook(receiver.url, "another-secret-0123456789")
+    stop, threads, notifier = run_stage(live)
+    try:
+        add_stream(live, tmp_path, "shop", SALES[:1], utc_now() - timedelta(seconds=20))
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            tries = [d.attempts for d, _ in live.catalog.deliveries()]
+            if len(tries) == 2 and min(tries) >= 3:
+                break
+            time.sleep(0.1)
+        assert len(tries) == 2 and min(tries) >= 3, tries
+        assert {d.status for d, _ in live.catalog.deliveries()} == {"pending"}
+        receiver.start()
+        got = receiver.wait_for(2, timeout=30)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        notifier.close()
+        receiver.stop()
+    assert sorted(r.payload["term"] for r in got) == ["全网最低价", "国家级"]
+    for delivery, _alert in live.catalog.deliveries():
+        log = json.loads(delivery.log)
+        assert delivery.status == "delivered" and delivery.last_status == 200
+        assert [entry["status"] for entry in log][-1] == 200
+        assert all(e["status"] is None and "Connect" in e["error"] for e in log[:-1])
+        gaps = [
+            (parse_iso(b["at"]) - parse_iso(a["at"])).total_seconds()
+            for a, b in itertools.pairwise(log[:-1])
+        ]
+        assert all(g >= 0.15 for g in gaps)  # backed off, not hammering
+    listed = run_cli(live.settings.home, "webhooks", "log", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {e["status"] for e in json.loads(listed.stdout)} == {"delivered"}
+
+
+def test_old_transcripts_go_to_reports_not_alerts(live: Evidence, tmp_path: Path) -> None:
+    live.catalog.add_webhook("http://127.0.0.1:9/never", "a-secret-that-is-long-enough")
+    add_stream(live, tmp_path, "archive", SALES, T0)  # said days ago: an ingested file
+    index_all(live)
+    assert len(live.catalog.banned_hits()) == 5
+    assert live.catalog.deliveries() == []
+
+
+def test_webhook_cli_refuses_bad_urls_and_short_secrets(home: Path) -> None:
+    for args, message in (
+        (("ftp://example.org/x",), "not an http(s) URL"),
+        (("http://127.0.0.1:8000/x", "--secret", "short"), "16 characters"),
+    ):
+        done = run_cli(home, "webhooks", "add", *args)
+        assert done.returncode == 2 and message in done.stderr
+    added = run_cli(home, "webhooks", "add", "http://127.0.0.1:8000/x")
+    assert added.returncode == 0 and "secret " in added.stdout
+    assert "http://127.0.0.1:8000/x" in run_cli(home, "webhooks", "list").stdout
+    assert run_cli(home, "webhooks", "remove", "1").returncode == 0
+    missing = run_cli(home, "webhooks", "remove", "7")
+    assert missing.returncode == 2 and "no webhook 7" in missing.stderr
