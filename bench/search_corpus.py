@@ -35,7 +35,8 @@ from datetime import UTC, datetime, timedelta
 import cn2an
 
 from indexer.claims import load_claim_types
-from indexer.documents import UtteranceDoc, find_mentions
+from indexer.compliance import BannedWordMatcher, load_lexicon
+from indexer.documents import UtteranceDoc, banned_json, find_mentions
 from indexer.phonetic import SoundText
 from transcriber.text import search_form
 
@@ -294,6 +295,7 @@ class CorpusGenerator:
         self.seed = seed
         self.catalogue = catalogue(seed)
         self.claim_phrases = [(c.name, p) for c in load_claim_types() for p in c.phrases]
+        self.banned_words = BannedWordMatcher(load_lexicon())  # as the Indexer finds them
         self.plans = [self._plan(i, streams) for i in range(streams)]
 
     def _plan(self, index: int, streams: int) -> StreamPlan:
@@ -401,6 +403,7 @@ class CorpusGenerator:
             heard = doc.heard = SoundText.of(text)  # as utterance_docs does
             doc.products = find_mentions(doc, heard, phrases)
             doc.claims = find_mentions(doc, heard, claims)
+            doc.banned = [banned_json(doc, hit) for hit in self.banned_words.find(text, heard)]
             yield doc
             cursor = at + rng.uniform(0.3, 2.0)
 

@@ -497,6 +497,11 @@ class ElasticSearchIndex:
                 f" {self._attempts} attempts: " + "; ".join(map(str, transient[:5]))
             )
 
+    def optimize(self) -> None:
+        """Elasticsearch merges segments in the background; a refresh makes writes visible."""
+        with self._talking("refresh"):
+            self._es.indices.refresh(index=self.index)
+
     def clear(self) -> None:
         with self._talking("clear its index"):
             self._es.delete_by_query(

@@ -20,6 +20,7 @@ from indexer.compliance import BannedWordMatcher, Lexicon, load_lexicon
 from indexer.documents import UtteranceDoc, utterance_docs
 from indexer.protocol import SearchIndex
 from storage.errors import ConfigError
+from storage.metrics import observe_index_lag
 from storage.models import Alert, BannedHit, Stream, Transcript
 from storage.runtime import Evidence
 from storage.settings import Settings
@@ -151,6 +152,7 @@ class Indexer:
         following = by_seq.get(transcript.segment_seq + 1)
         cutoff = json.loads(following.body)["from_offset"] if following else None
         self._replace(stream, body, cutoff, products, alert=True)
+        observe_index_lag(transcript.created_at)
         # This transcript takes over the previous segment's last words: rebuild those.
         previous = by_seq.get(transcript.segment_seq - 1)
         if previous is not None:
@@ -205,7 +207,9 @@ class Indexer:
         """Rebuild the index from the stored transcripts."""
         self.index.clear()
         self._indexed.clear()
-        return self.rescan(progress=progress)
+        done = self.rescan(progress=progress)
+        self.index.optimize()
+        return done
 
     def rescan(
         self,
