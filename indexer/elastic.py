@@ -44,6 +44,7 @@ from elasticsearch.helpers import streaming_bulk
 
 from indexer.documents import UtteranceDoc
 from indexer.phonetic import sound_tokens
+from indexer.protocol import MAX_RESULT_WINDOW as RESULT_WINDOW
 from indexer.protocol import TOTAL_CAP, Hit, SearchQuery, SearchResult
 from indexer.query import (
     bigrams,
@@ -270,8 +271,11 @@ def paged_search(query: SearchQuery, fetch: Fetch) -> SearchResult:
         total, capped, hits = fetch("browse", start, query.size)
         return SearchResult(total=total, hits=hits, total_relation=_relation(capped))
     total, capped, hits = fetch("exact", start, query.size)
-    # A capped exact list is longer than any page can reach: no sound-alike hit shows.
-    if wants_sounds(query) and not capped:
+    # Sound-alike hits follow every exact one: past the result window they cannot show,
+    # so they are not looked for (and the total is a lower bound), as in the embedded engine.
+    if wants_sounds(query) and total >= RESULT_WINDOW:
+        capped = True
+    elif wants_sounds(query):
         offset, limit = sound_window(start, query.size, total, len(hits))
         more, more_capped, alike = fetch("sound-alike", offset, limit)
         hits += alike

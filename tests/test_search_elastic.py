@@ -435,6 +435,10 @@ def test_a_capped_exact_total_is_a_lower_bound_and_asks_for_no_sound_alikes() ->
     assert (result.total, result.total_relation, asked) == (TOTAL_CAP, "gte", ["exact"])
     assert len(result.hits) == 3
     asked.clear()
+    past_the_window = paged_search(
+        query, lambda kind, o, n: (asked.append(kind), (1000, False, []))[1]
+    )
+    assert (past_the_window.total_relation, asked) == ("gte", ["exact"])
     response = {"hits": {"total": {"value": TOTAL_CAP, "relation": "gte"}, "hits": []}}
     assert parse_hits(response, query, "exact")[:2] == (TOTAL_CAP, True)
 

@@ -4,6 +4,7 @@ and its on-disk layout. The shared behaviour is in test_search.py."""
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -73,8 +74,12 @@ def test_totals_are_capped_and_reported_as_a_lower_bound(index: EmbeddedSearchIn
     index.bulk_load([utterance(n, "今天全国包邮", n * 0.01) for n in range(TOTAL_CAP + 5)])
     capped = index.search(SearchQuery(text="包邮"))
     assert (capped.total, capped.total_relation, len(capped.hits)) == (TOTAL_CAP, "gte", 20)
-    exact = index.search(SearchQuery(text="包邮", until=T0 + timedelta(seconds=10)))
-    assert (exact.total, exact.total_relation) == (1001, "eq")
+    window = SearchQuery(text="包邮", until=T0 + timedelta(seconds=10), sound_alike=False)
+    assert (index.search(window).total, index.search(window).total_relation) == (1001, "eq")
+    # With sound-alikes asked for: they would only follow 1001 exact hits, past the
+    # result window, so they are not counted and the total is a lower bound.
+    alike = index.search(replace(window, sound_alike=True))
+    assert (alike.total, alike.total_relation) == (1001, "gte")
 
 
 def test_relevance_ranks_the_newest_matches(
