@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from api import cli_compliance, cli_serve  # noqa: F401  (they add their commands)
 from api.cli_base import app, clean_errors, console, evidence, stop_on_signals
 from indexer.protocol import Hit
 from recorder.recorder import StreamRecorder
@@ -440,5 +441,4 @@ def demo(
         search(query, stream="demo", size=3)
 
 
-# Registered last: these modules add their commands to ``app``.
-from api import cli_compliance  # noqa: E402, F401
+from api import cli_evidence  # noqa: E402, F401

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from api.cli_base import app, clean_errors, console, evidence, stop_on_signals
+from api.cli_base import app, clean_errors, console, evidence
 from storage.errors import InvalidInputError
 from storage.timeutil import iso, parse_iso
 
@@ -195,28 +194,3 @@ def webhooks_log(
             last,
         )
     console.print(table)
-
-
-@app.command("indexer")
-@clean_errors
-def indexer_command() -> None:
-    """Run the indexing stage: index new transcripts as they are stored, find banned
-    words, and post alerts to the webhooks (until SIGTERM or Ctrl-C)."""
-    from indexer.alerts import WebhookNotifier
-    from indexer.service import Indexer, open_search_index
-
-    stop = threading.Event()
-    stop_on_signals(stop.set)
-    with evidence() as ev:
-        index = open_search_index(ev)
-        notifier = WebhookNotifier(ev.catalog, ev.settings)
-        delivering = threading.Thread(target=notifier.follow, args=(stop,), daemon=True)
-        delivering.start()
-        console.print("indexing transcripts as they arrive (Ctrl-C stops)")
-        try:
-            Indexer(ev, index).follow(stop)
-        finally:
-            stop.set()
-            delivering.join()
-            notifier.close()
-            index.close()

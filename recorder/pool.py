@@ -48,6 +48,30 @@ class RecorderPool:
         with self._lock:
             return sorted(name for name, r in self._running.items() if r.thread.is_alive())
 
+    def request_stop(self, stream: str) -> None:
+        """Ask a recorder to stop and return at once (it closes its segment first)."""
+        running = self._running.get(stream)
+        if running is not None:
+            running.recorder.stop()
+
+    def finished(self) -> list[str]:
+        with self._lock:
+            return sorted(n for n, r in self._running.items() if not r.thread.is_alive())
+
+    def outcome(self, stream: str) -> str | None:
+        """None while it runs (or never ran); once it ended: its error, or "" if none."""
+        with self._lock:
+            running = self._running.get(stream)
+            if running is None or running.thread.is_alive():
+                return None
+            return str(running.error) if running.error else ""
+
+    def forget(self, stream: str) -> None:
+        with self._lock:
+            running = self._running.get(stream)
+            if running is not None and not running.thread.is_alive():
+                del self._running[stream]
+
     def stop(self, stream: str, timeout: float = 30.0) -> RecordingSummary | None:
         running = self._running.get(stream)
         if running is None:

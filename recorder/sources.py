@@ -7,11 +7,14 @@ streamlink when that optional extra is installed.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
 from recorder.ffmpeg import is_network_source
 from storage.errors import InvalidInputError, SourceUnreachableError
+from storage.settings import Settings
 
 MEDIA_SUFFIXES = (".m3u8", ".flv", ".ts", ".mp4", ".m4s", ".mpd", ".aac", ".mp3")
 
@@ -54,3 +57,30 @@ def _resolve_page(url: str) -> str:
     if best is None:
         raise SourceUnreachableError(f"{url} is not live now (no stream found)")
     return str(best.to_url())
+
+
+def check_source_allowed(source: str, settings: Settings) -> None:
+    """Refuse sources a caller of the API must not point the recorder at: local files,
+    and hosts that resolve to private, loopback, link-local or other internal addresses
+    (the recorder would fetch from inside our network: server-side request forgery)."""
+    source = source.strip()
+    if not is_network_source(source):
+        if settings.allow_file_sources:
+            return
+        raise InvalidInputError("only network sources (rtmp, http(s), srt, ...) can be recorded")
+    host = urlparse(source).hostname
+    if not host:
+        raise InvalidInputError(f"no host in source URL {source!r}")
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        raise SourceUnreachableError(f"cannot resolve the source host {host!r}") from None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if address.is_loopback:
+            if not settings.allow_loopback_sources:
+                raise InvalidInputError(f"source host {host} is a loopback address")
+        elif address.is_link_local or address.is_multicast or address.is_unspecified:
+            raise InvalidInputError(f"source host {host} is a link-local or reserved address")
+        elif (address.is_private or address.is_reserved) and not settings.allow_private_sources:
+            raise InvalidInputError(f"source host {host} is a private address")

@@ -7,7 +7,7 @@ date with Alembic every time a catalog is opened.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,6 +24,8 @@ from storage.errors import NotFoundError, StorageError
 from storage.models import (
     Alert,
     AlertDelivery,
+    ApiKey,
+    AuditEvent,
     BannedHit,
     Job,
     ManifestEntry,
@@ -49,11 +51,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def migrate(engine: Engine) -> None:
+    upgrade(engine, "head")
+
+
+def upgrade(engine: Engine, revision: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 class Catalog:
@@ -344,9 +350,81 @@ class Catalog:
     def backlog(self, kind: str) -> int:
         with self.session() as s:
             return int(
-                s.scalar(select(func.count(Job.id)).where(Job.kind == kind, Job.status != "done"))
+                s.scalar(
+                    select(func.count(Job.id)).where(
+                        Job.kind == kind, Job.status.in_(("queued", "running"))
+                    )
+                )
                 or 0
             )
+
+    # Streams to record (the API asks, recorder stages obey)
+    def want_recording(
+        self,
+        stream_id: int,
+        wanted: bool,
+        source: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self.session() as s:
+            stream = s.get(Stream, stream_id)
+            if stream is None:
+                raise NotFoundError(f"no stream with id {stream_id}")
+            stream.wanted = wanted
+            stream.source = source or stream.source
+            stream.last_error = error
+
+    def note_recording_error(self, stream_id: int, error: str | None) -> None:
+        with self.session() as s:
+            stream = s.get(Stream, stream_id)
+            if stream is not None:
+                stream.last_error = error
+
+    # API keys and the audit log
+    def add_api_key(self, key: ApiKey) -> ApiKey:
+        with self.session() as s:
+            s.add(key)
+            s.flush()
+            s.refresh(key)
+            return key
+
+    def api_key_by_hash(self, sha256: str) -> ApiKey | None:
+        with self.session() as s:
+            return s.scalar(select(ApiKey).where(ApiKey.sha256 == sha256))
+
+    def api_keys(self) -> Sequence[ApiKey]:
+        with self.session() as s:
+            return s.scalars(select(ApiKey).order_by(ApiKey.id)).all()
+
+    def revoke_api_key(self, key_id: int) -> ApiKey:
+        with self.session() as s:
+            key = s.get(ApiKey, key_id)
+            if key is None:
+                raise NotFoundError(f"no API key {key_id}")
+            key.revoked_at = key.revoked_at or utc_now()
+            return key
+
+    def append_audit(self, make: Callable[[AuditEvent | None], AuditEvent]) -> AuditEvent:
+        """Append ``make(previous event)`` as the next link; retried when another writer
+        took the same sequence number (the unique seq keeps the chain a line)."""
+        for _ in range(20):
+            try:
+                with self.session() as s:
+                    last = s.scalar(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
+                    event = make(last)
+                    s.add(event)
+                    s.flush()
+                    return event
+            except SAIntegrityError:
+                continue
+        raise StorageError("the audit log is too busy to append to")
+
+    def audit_events(self, after_seq: int = 0, limit: int | None = None) -> Sequence[AuditEvent]:
+        with self.session() as s:
+            query = select(AuditEvent).where(AuditEvent.seq > after_seq).order_by(AuditEvent.seq)
+            if limit is not None:
+                query = query.limit(limit)
+            return s.scalars(query).all()
 
     # Compliance: banned-word hits, webhooks, alerts
     def replace_banned_hits(
@@ -481,3 +559,95 @@ class Catalog:
             if webhook_id is not None:
                 query = query.where(AlertDelivery.webhook_id == webhook_id)
             return [(d, a) for d, a in s.execute(query).all()]
+
+    # Metrics: aggregates for storage.metrics, each one GROUP BY query that returns a few
+    # numbers per stream, status or category, never the rows themselves.
+    def segment_totals(self) -> dict[str, tuple[int, float]]:
+        """Per stream name: segments recorded and their seconds (0 for a stream without)."""
+        with self.session() as s:
+            rows = s.execute(
+                select(
+                    Stream.name,
+                    func.count(Segment.id),
+                    func.coalesce(func.sum(Segment.duration), 0.0),
+                )
+                .outerjoin(Segment, Segment.stream_id == Stream.id)
+                .group_by(Stream.id, Stream.name)
+            ).all()
+        return {name: (int(count), float(seconds)) for name, count, seconds in rows}
+
+    def gap_counts(self) -> dict[str, int]:
+        """Per stream name: gap entries in its chain (0 for a stream without)."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Stream.name, func.count(ManifestEntry.id))
+                .outerjoin(
+                    ManifestEntry,
+                    and_(ManifestEntry.stream_id == Stream.id, ManifestEntry.kind == "gap"),
+                )
+                .group_by(Stream.id, Stream.name)
+            ).all()
+        return {name: int(count) for name, count in rows}
+
+    def job_status_counts(self, kind: str) -> dict[str, int]:
+        """Jobs of a kind per status (queued, running, done, failed)."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Job.status, func.count(Job.id)).where(Job.kind == kind).group_by(Job.status)
+            ).all()
+        return {status: int(count) for status, count in rows}
+
+    def recent_job_timings(self, kind: str, limit: int) -> list[tuple[float, float]]:
+        """(segment seconds, processing seconds) of the last ``limit`` finished jobs.
+
+        "Last" by job id, newest first: ids follow the recording, so these are the latest
+        segments transcribed, and the primary key finds them without sorting the table.
+        Processing time is finished_at - started_at of the job's final (successful) claim.
+        """
+        with self.session() as s:
+            rows = s.execute(
+                select(Segment.duration, Job.started_at, Job.finished_at)
+                .join(
+                    Segment,
+                    and_(Segment.stream_id == Job.stream_id, Segment.seq == Job.segment_seq),
+                )
+                .where(
+                    Job.kind == kind,
+                    Job.status == "done",
+                    Job.started_at.is_not(None),
+                    Job.finished_at.is_not(None),
+                )
+                .order_by(Job.id.desc())
+                .limit(limit)
+            ).all()
+        return [
+            (float(duration), (finished - started).total_seconds())
+            for duration, started, finished in rows
+            if started is not None and finished is not None  # the query's filter, for mypy
+        ]
+
+    def alert_delivery_counts(self) -> dict[str, int]:
+        """Alert deliveries per status (pending, delivered, failed)."""
+        with self.session() as s:
+            rows = s.execute(
+                select(AlertDelivery.status, func.count(AlertDelivery.id)).group_by(
+                    AlertDelivery.status
+                )
+            ).all()
+        return {status: int(count) for status, count in rows}
+
+    def banned_hit_counts(self) -> dict[str, int]:
+        """Banned-word hits per lexicon category."""
+        with self.session() as s:
+            rows = s.execute(
+                select(BannedHit.category, func.count(BannedHit.id)).group_by(BannedHit.category)
+            ).all()
+        return {category: int(count) for category, count in rows}
+
+    def stream_status_counts(self) -> dict[str, int]:
+        """Streams per status (idle, recording, stopped, ...)."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Stream.status, func.count(Stream.id)).group_by(Stream.status)
+            ).all()
+        return {status: int(count) for status, count in rows}

@@ -136,6 +136,30 @@ class Settings(BaseSettings):
         description="Base URL of the web page, for links to a moment in alerts and reports.",
     )
 
+    # HTTP API and web page
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    rate_limit_per_second: float = Field(
+        default=20.0, gt=0, description="Requests per second per API key (token bucket)."
+    )
+    rate_limit_burst: int = Field(default=60, ge=1)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_clip_seconds: float = Field(default=300.0, gt=0)
+    max_export_seconds: float = Field(default=3600.0, gt=0)
+    max_search_range_days: float = Field(
+        default=366.0, gt=0, description="Longest time range one search may ask for."
+    )
+    allow_private_sources: bool = Field(
+        default=False,
+        description="Let the API record from private (RFC 1918, ULA) addresses.",
+    )
+    allow_loopback_sources: bool = Field(
+        default=False, description="Let the API record from loopback addresses (tests)."
+    )
+    allow_file_sources: bool = Field(
+        default=False, description="Let the API record local files (the demo does)."
+    )
+
     @property
     def models_dir(self) -> Path:
         return self.home / "models"

@@ -1,14 +1,32 @@
-"""Workers claim jobs from the catalog: one worker per job, leases released on death."""
+"""Workers claim jobs from the catalog: one worker per job, leases released on death.
+
+Every test runs on SQLite and on PostgreSQL, whose claims take different paths (SQLite's
+single write lock, PostgreSQL's ``FOR UPDATE SKIP LOCKED``). PostgreSQL runs when
+``LIVEWITNESS_TEST_POSTGRES_URL`` names a database the tests may create schemas in
+(``eval "$(.ci/postgres.sh)"`` starts a throwaway one); each test gets a schema of its own,
+dropped afterwards.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
 
 from storage.catalog import Catalog
 from storage.chain import TRANSCRIBE_JOB
+
+POSTGRES_URL_VARIABLE = "LIVEWITNESS_TEST_POSTGRES_URL"
+POSTGRES_SKIP = f"PostgreSQL tests not run: set {POSTGRES_URL_VARIABLE} (postgresql+psycopg://…)"
 
 CLAIMER = """
 import sys, json
@@ -22,22 +40,55 @@ print(json.dumps(taken))
 """
 
 
-def make_catalog(tmp_path: Path, jobs: int) -> tuple[str, Catalog, int]:
-    url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
-    catalog = Catalog(url)
+@contextmanager
+def postgres_schema(base_url: str) -> Iterator[str]:
+    """A URL like ``base_url`` whose connections work in a new, empty schema (their
+    ``search_path``), so tests never see each other's tables; the schema is dropped after."""
+    schema = f"lw_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base_url)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A catalog URL per database LiveWitness supports; PostgreSQL only where configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+        return
+    base = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not base:
+        pytest.skip(POSTGRES_SKIP)
+    with postgres_schema(base) as url:
+        yield url
+
+
+@pytest.fixture
+def opened(catalog_url: str) -> Iterator[Catalog]:
+    catalog = Catalog(catalog_url)
+    yield catalog
+    catalog.close()
+
+
+def add_jobs(catalog: Catalog, jobs: int) -> int:
     stream = catalog.ensure_stream("shop")
     for seq in range(jobs):
         catalog.enqueue(TRANSCRIBE_JOB, stream.id, seq)
-    return url, catalog, stream.id
+    return stream.id
 
 
-def test_two_processes_never_take_the_same_job(tmp_path: Path) -> None:
-    import json
-
-    url, catalog, stream_id = make_catalog(tmp_path, 300)
+def test_two_processes_never_take_the_same_job(catalog_url: str, opened: Catalog) -> None:
+    stream_id = add_jobs(opened, 300)
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", CLAIMER, url, f"worker-{n}"],
+            [sys.executable, "-c", CLAIMER, catalog_url, f"worker-{n}"],
             stdout=subprocess.PIPE,
             text=True,
             cwd=Path(__file__).resolve().parents[1],
@@ -49,41 +100,47 @@ def test_two_processes_never_take_the_same_job(tmp_path: Path) -> None:
     assert taken[0] and taken[1], "both workers should have had work"
     assert set(taken[0]).isdisjoint(taken[1])
     assert sorted(taken[0] + taken[1]) == list(range(300))
-    assert catalog.backlog(TRANSCRIBE_JOB) == 0
-    jobs = catalog.jobs(stream_id)
+    assert opened.backlog(TRANSCRIBE_JOB) == 0
+    jobs = opened.jobs(stream_id)
     assert all(j.status == "done" and j.attempts == 1 and j.rtf == 1.0 for j in jobs)
 
 
-def test_a_dead_workers_job_is_released_after_its_lease(tmp_path: Path) -> None:
-    _, catalog, _ = make_catalog(tmp_path, 1)
-    first = catalog.claim_job(TRANSCRIBE_JOB, "dies", lease_seconds=0.3)
+def test_queuing_a_job_twice_keeps_one(opened: Catalog) -> None:
+    stream_id = add_jobs(opened, 1)
+    opened.enqueue(TRANSCRIBE_JOB, stream_id, 0)
+    assert len(opened.jobs(stream_id)) == 1
+
+
+def test_a_dead_workers_job_is_released_after_its_lease(opened: Catalog) -> None:
+    add_jobs(opened, 1)
+    first = opened.claim_job(TRANSCRIBE_JOB, "dies", lease_seconds=0.3)
     assert first is not None
-    assert catalog.claim_job(TRANSCRIBE_JOB, "other", lease_seconds=60) is None
+    assert opened.claim_job(TRANSCRIBE_JOB, "other", lease_seconds=60) is None
     time.sleep(0.5)
-    second = catalog.claim_job(TRANSCRIBE_JOB, "other", lease_seconds=60)
+    second = opened.claim_job(TRANSCRIBE_JOB, "other", lease_seconds=60)
     assert second is not None and second.id == first.id and second.attempts == 2
     # The late worker's result is ignored: the job belongs to "other" now.
-    catalog.finish_job(first.id, "dies", error="too late")
-    catalog.finish_job(second.id, "other", audio_seconds=10, rtf=5)
-    assert catalog.backlog(TRANSCRIBE_JOB) == 0
+    opened.finish_job(first.id, "dies", error="too late")
+    opened.finish_job(second.id, "other", audio_seconds=10, rtf=5)
+    assert opened.backlog(TRANSCRIBE_JOB) == 0
 
 
-def test_a_failing_job_is_retried_then_marked_failed(tmp_path: Path) -> None:
-    _, catalog, stream_id = make_catalog(tmp_path, 1)
+def test_a_failing_job_is_retried_then_marked_failed(opened: Catalog) -> None:
+    stream_id = add_jobs(opened, 1)
     for attempt in range(3):
-        job = catalog.claim_job(TRANSCRIBE_JOB, "w", 60)
+        job = opened.claim_job(TRANSCRIBE_JOB, "w", 60)
         assert job is not None and job.attempts == attempt + 1
-        catalog.finish_job(job.id, "w", error="cannot decode", max_attempts=3)
-    assert catalog.claim_job(TRANSCRIBE_JOB, "w", 60) is None
-    (job,) = catalog.jobs(stream_id)
+        opened.finish_job(job.id, "w", error="cannot decode", max_attempts=3)
+    assert opened.claim_job(TRANSCRIBE_JOB, "w", 60) is None
+    (job,) = opened.jobs(stream_id)
     assert job.status == "failed" and job.error == "cannot decode"
 
 
-def test_a_lease_can_be_renewed_by_its_worker_only(tmp_path: Path) -> None:
-    _, catalog, _ = make_catalog(tmp_path, 1)
-    job = catalog.claim_job(TRANSCRIBE_JOB, "w", 0.3)
+def test_a_lease_can_be_renewed_by_its_worker_only(opened: Catalog) -> None:
+    add_jobs(opened, 1)
+    job = opened.claim_job(TRANSCRIBE_JOB, "w", 0.3)
     assert job is not None
-    assert catalog.renew_lease(job.id, "w", 60)
-    assert not catalog.renew_lease(job.id, "intruder", 60)
+    assert opened.renew_lease(job.id, "w", 60)
+    assert not opened.renew_lease(job.id, "intruder", 60)
     time.sleep(0.5)
-    assert catalog.claim_job(TRANSCRIBE_JOB, "other", 60) is None
+    assert opened.claim_job(TRANSCRIBE_JOB, "other", 60) is None

@@ -1,0 +1,302 @@
+"""The HTTP service: FastAPI under /api/v1 and the reviewer web page at /.
+
+Every route names the roles it serves through one dependency (:class:`RoleCheck`); the
+OpenAPI schema lists them as ``x-roles`` on each operation, which the tests use to walk
+every route with no key (401) and with each wrong role (403). Errors from the one
+exception tree become JSON ``{"error", "type"}`` with a 4xx status (503 when storage or
+the search cluster is down), never a traceback. Requests are limited per key (token
+bucket), by body size, and by the query limits of each route.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
+
+from api import audit
+from api.keys import Role, authenticate, describe_key
+from api.schemas import ErrorOut
+from indexer.protocol import SearchIndex
+from storage.errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    LiveWitnessError,
+    NotFoundError,
+    SourceError,
+    StorageUnavailableError,
+)
+from storage.models import ApiKey
+from storage.runtime import Evidence
+
+WEB_DIR = Path(__file__).with_name("web")
+API = "/api/v1"
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key.")
+
+
+class HttpError(Exception):
+    """An error with its own status (401, 403, 413, 429)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+@dataclass
+class Caller:
+    key: ApiKey
+
+    @property
+    def actor(self) -> str:
+        return describe_key(self.key)
+
+    @property
+    def role(self) -> str:
+        return self.key.role
+
+
+@dataclass
+class TokenBuckets:
+    """Requests per second per key, with a burst allowance."""
+
+    rate: float
+    burst: int
+    _buckets: dict[int, tuple[float, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, key_id: int) -> float:
+        """0 when allowed, else the seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, then = self._buckets.get(key_id, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+            if tokens < 1:
+                self._buckets[key_id] = (tokens, now)
+                return (1 - tokens) / self.rate
+            self._buckets[key_id] = (tokens - 1, now)
+            return 0.0
+
+
+@dataclass
+class Services:
+    """What the routes work with, on ``app.state.services``."""
+
+    ev: Evidence
+    index: SearchIndex
+    limiter: TokenBuckets
+
+
+def log_action(found: Services, caller: Caller, action: str, details: dict[str, Any]) -> None:
+    """Record who did what in the audit log."""
+    audit.record(found.ev.catalog, caller.actor, caller.role, action, details)
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+class RoleCheck:
+    """The dependency every protected route has: a live key of one of ``roles``."""
+
+    def __init__(self, *roles: Role) -> None:
+        self.roles = roles
+
+    async def __call__(
+        self,
+        request: Request,
+        bearer: HTTPAuthorizationCredentials | None = None,
+        header: str | None = None,
+    ) -> Caller:
+        from_bearer = bearer.credentials if bearer else None
+        if header and from_bearer and header != from_bearer:
+            raise HttpError(401, "two different API keys given (X-API-Key and Authorization)")
+        key = header or from_bearer
+        if not key:
+            raise HttpError(401, "an API key is needed (Authorization: Bearer KEY or X-API-Key)")
+        found = services(request)
+        row = authenticate(found.ev.catalog, key)
+        if row is None:
+            raise HttpError(401, "unknown or revoked API key")
+        if row.role not in self.roles:
+            raise HttpError(403, f"the {row.role} role may not do this")
+        wait = found.limiter.take(row.id)
+        if wait:
+            raise HttpError(
+                429, "too many requests for this key", {"Retry-After": str(int(wait) + 1)}
+            )
+        return Caller(row)
+
+
+def allow(*roles: Role) -> Any:
+    """``Depends`` for a route served to ``roles`` (both header forms documented)."""
+    from fastapi import Depends
+
+    check = RoleCheck(*roles)
+
+    async def dependency(
+        request: Request,
+        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
+        header: str | None = Depends(_header),
+    ) -> Caller:
+        return await check(request, bearer, header)
+
+    dependency.role_check = check  # type: ignore[attr-defined]  # read by _roles_of
+    return Depends(dependency)
+
+
+ERROR_STATUS: list[tuple[type[LiveWitnessError], int]] = [
+    (IntegrityError, 409),
+    (InvalidInputError, 400),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (SourceError, 422),
+    (StorageUnavailableError, 503),
+]
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in (
+        (400, "Bad input"),
+        (401, "No key, or an unknown or revoked one"),
+        (403, "The key's role may not do this"),
+        (404, "Not found"),
+        (409, "Conflict"),
+        (413, "Body too large"),
+        (429, "Too many requests for this key"),
+        (503, "Storage or the search cluster is unavailable"),
+    )
+}
+
+
+def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Any:
+    return JSONResponse({"error": message, "type": kind}, status_code=status, headers=headers)
+
+
+def _status_of(exc: LiveWitnessError) -> int:
+    for kind, status in ERROR_STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+class BodyLimit:
+    """Refuse bodies over ``limit`` bytes (by Content-Length, and while reading)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            response = _error(413, f"the body is larger than {self.limit} bytes", "TooLarge")
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> MutableMapping[str, Any]:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HttpError(413, f"the body is larger than {self.limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _roles_of(route: BaseRoute) -> list[str] | None:
+    dependant = getattr(route, "dependant", None)
+    stack = list(dependant.dependencies) if dependant else []
+    while stack:
+        dep = stack.pop()
+        check = getattr(dep.call, "role_check", None)
+        if isinstance(check, RoleCheck):
+            return list(check.roles)
+        stack.extend(dep.dependencies)
+    return None
+
+
+def create_app(ev: Evidence, index: SearchIndex) -> FastAPI:
+    from api.routes import admin, compliance, evidence, search, streams
+
+    try:
+        app_version = version("livewitness")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        app_version = "0"
+    app = FastAPI(
+        title="LiveWitness",
+        version=app_version,
+        description="Livestream evidence: search what was said, play and export the moment.",
+        docs_url=f"{API}/docs",
+        openapi_url=f"{API}/openapi.json",
+        redoc_url=None,
+    )
+    app.state.services = Services(
+        ev, index, TokenBuckets(ev.settings.rate_limit_per_second, ev.settings.rate_limit_burst)
+    )
+    app.state.version = app_version
+    modules = (streams, search, evidence, compliance, admin)
+    for module in modules:
+        app.include_router(module.router, prefix=API, responses=ERROR_RESPONSES)
+
+    @app.exception_handler(LiveWitnessError)
+    async def livewitness_error(_request: Request, exc: LiveWitnessError) -> Any:
+        return _error(_status_of(exc), str(exc), type(exc).__name__)
+
+    @app.exception_handler(HttpError)
+    async def http_error(_request: Request, exc: HttpError) -> Any:
+        return _error(exc.status, str(exc), "HttpError", exc.headers)
+
+    @app.get("/", include_in_schema=False)
+    async def web_page() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html")
+
+    if WEB_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        # The routers' own routes (the app wraps included ones): path = API + route path.
+        for route in (r for module in modules for r in module.router.routes):
+            roles = _roles_of(route)
+            path = API + str(getattr(route, "path", ""))
+            if roles is None or path not in schema["paths"]:
+                continue
+            for method in getattr(route, "methods", set()):
+                operation = schema["paths"][path].get(method.lower())
+                if operation is not None:
+                    operation["x-roles"] = roles
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(BodyLimit, limit=ev.settings.max_body_bytes)
+    return app

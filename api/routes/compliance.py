@@ -1,0 +1,132 @@
+"""Compliance: banned-word reports and the lexicon; webhooks for case systems."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
+
+from api.app import Caller, Services, allow, log_action, services
+from api.schemas import (
+    DeliveryOut,
+    LexiconCategoryOut,
+    LexiconOut,
+    ReportOut,
+    WebhookCreated,
+    WebhookIn,
+    WebhookOut,
+)
+from indexer.compliance import load_lexicon
+from indexer.reports import compliance_report, report_csv
+from storage.models import Webhook
+from storage.timeutil import iso, parse_iso
+
+router = APIRouter(tags=["compliance"])
+Compliance = Annotated[Caller, allow("compliance")]
+CaseSystem = Annotated[Caller, allow("case-system")]
+Found = Annotated[Services, Depends(services)]
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@router.get(
+    "/compliance/report",
+    response_model=ReportOut,
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}},
+)
+def report(
+    caller: Compliance,
+    found: Found,
+    stream: Annotated[str | None, Query(max_length=64)] = None,
+    streamer: Annotated[str | None, Query(max_length=128)] = None,
+    since: Annotated[str | None, Query(max_length=64)] = None,
+    until: Annotated[str | None, Query(max_length=64)] = None,
+    format: Literal["json", "csv"] = "json",
+) -> ReportOut | Response:
+    """Banned-word hits of a stream or a streamer over a time range, with counts by
+    category and severity and a link to each moment."""
+    built = compliance_report(
+        found.ev,
+        stream=stream,
+        streamer=streamer,
+        since=parse_iso(since) if since else None,
+        until=parse_iso(until) if until else None,
+    )
+    log_action(
+        found,
+        caller,
+        "compliance.report",
+        {
+            "stream": stream,
+            "streamer": streamer,
+            "since": since,
+            "until": until,
+            "total": built["total"],
+        },
+    )
+    if format == "csv":
+        return Response(report_csv(built), media_type="text/csv; charset=utf-8")
+    return ReportOut.model_validate(built)
+
+
+@router.get("/compliance/lexicon", response_model=LexiconOut)
+def lexicon(caller: Compliance, found: Found) -> LexiconOut:
+    loaded = load_lexicon(found.ev.settings.lexicon_path)
+    return LexiconOut(
+        version=loaded.version,
+        terms=len(loaded.terms),
+        categories=[
+            LexiconCategoryOut(category=c, terms=sum(1 for t in loaded.terms if t.category == c))
+            for c in loaded.categories
+        ],
+    )
+
+
+def webhook_out(webhook: Webhook) -> WebhookOut:
+    return WebhookOut(
+        id=webhook.id, url=webhook.url, active=webhook.active, created_at=iso(webhook.created_at)
+    )
+
+
+@router.get("/webhooks", response_model=list[WebhookOut])
+def list_webhooks(caller: CaseSystem, found: Found) -> list[WebhookOut]:
+    return [webhook_out(w) for w in found.ev.catalog.webhooks()]
+
+
+@router.post("/webhooks", response_model=WebhookCreated, status_code=201)
+def add_webhook(body: WebhookIn, caller: CaseSystem, found: Found) -> WebhookCreated:
+    """Banned-word alerts of live streams are posted here, signed with the secret."""
+    secret = body.secret or secrets.token_urlsafe(32)
+    webhook = found.ev.catalog.add_webhook(body.url, secret)
+    log_action(found, caller, "webhook.add", {"url": body.url})
+    return WebhookCreated(**webhook_out(webhook).model_dump(), secret=secret)
+
+
+@router.delete("/webhooks/{webhook_id}", status_code=204, response_class=Response)
+def remove_webhook(webhook_id: RowId, caller: CaseSystem, found: Found) -> Response:
+    found.ev.catalog.deactivate_webhook(webhook_id)
+    log_action(found, caller, "webhook.remove", {"webhook": webhook_id})
+    return Response(status_code=204)
+
+
+@router.get("/webhooks/deliveries", response_model=list[DeliveryOut])
+def deliveries(caller: CaseSystem, found: Found) -> list[DeliveryOut]:
+    """The delivery log: every alert posted, its status and each attempt."""
+    return [
+        DeliveryOut(
+            delivery=d.id,
+            webhook=d.webhook_id,
+            event=a.kind,
+            term=a.term,
+            status=d.status,
+            attempts=d.attempts,
+            last_status=d.last_status,
+            last_error=d.last_error,
+            created_at=iso(d.created_at),
+            delivered_at=iso(d.delivered_at) if d.delivered_at else None,
+            log=json.loads(d.log),
+        )
+        for d, a in found.ev.catalog.deliveries()
+    ]

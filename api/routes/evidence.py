@@ -1,0 +1,196 @@
+"""Moments, clips, playback and evidence packages: what reviewers and case systems use
+to see and take away what was said. Every view and export goes into the audit log."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path as FsPath
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query
+from fastapi.responses import FileResponse, Response
+
+from api.app import API, Caller, Services, allow, log_action, services
+from api.moments import cut_clip, hls_playlist, segment_bytes, stream_offset_to_time
+from api.package import build_package
+from api.routes.search import moment_links
+from api.schemas import ExportIn, MomentOut, UtteranceOut, WordOut
+from storage.errors import InvalidInputError
+from storage.keys import check_stream_name
+from storage.runtime import Evidence
+from storage.timeutil import iso, parse_iso
+from transcriber.assemble import assemble_words, group_utterances
+
+router = APIRouter(tags=["evidence"])
+Viewer = Annotated[Caller, allow("reviewer", "case-system")]
+Found = Annotated[Services, Depends(services)]
+Offset = Annotated[float, Query(ge=0, le=10 * 365 * 86400, description="Seconds from start.")]
+TRANSCRIPT_WINDOW = 60.0
+
+
+def transcript_window(ev: Evidence, stream: str, start: float, end: float) -> list[UtteranceOut]:
+    """Utterances overlapping [start, end] seconds of the stream."""
+    row = ev.catalog.get_stream(stream)
+    documents = [json.loads(t.body) for t in ev.catalog.transcripts(row.id)]
+    out = []
+    for u in group_utterances(assemble_words(documents)):
+        if u["end_offset"] < start or u["offset"] > end:
+            continue
+        words = [
+            WordOut(text=w["text"], offset=w["offset"], end_offset=w["end_offset"])
+            for w in u["words"]
+        ]
+        out.append(
+            UtteranceOut(
+                text=u["text"],
+                start=u["start"],
+                offset=u["offset"],
+                end_offset=u["end_offset"],
+                words=words,
+            )
+        )
+    return out
+
+
+@router.get("/streams/{name}/moment", response_model=MomentOut)
+def moment(name: str, offset: Offset, caller: Viewer, found: Found) -> MomentOut:
+    """A moment: its time, the transcript around it, and where to play it."""
+    ev = found.ev
+    check_stream_name(name)
+    at = stream_offset_to_time(ev, name, offset)
+    log_action(found, caller, "moment.view", {"stream": name, "offset": offset})
+    _, clip_url = moment_links(name, offset)
+    return MomentOut(
+        stream=name,
+        offset=offset,
+        at=iso(at),
+        clip_url=clip_url,
+        playlist_url=f"{API}/streams/{quote(name)}/playlist.m3u8",
+        transcript=transcript_window(
+            ev, name, offset - TRANSCRIPT_WINDOW / 2, offset + TRANSCRIPT_WINDOW / 2
+        ),
+    )
+
+
+@router.get("/streams/{name}/transcript", response_model=list[UtteranceOut])
+def transcript(
+    name: str, caller: Viewer, found: Found, start: Offset = 0.0, end: Offset = 600.0
+) -> list[UtteranceOut]:
+    """Utterances between two offsets (the web page follows playback with these)."""
+    check_stream_name(name)
+    if end < start or end - start > 3600:
+        raise InvalidInputError("a transcript window runs forwards and is at most 3600 s")
+    return transcript_window(found.ev, name, start, end)
+
+
+@router.get(
+    "/streams/{name}/clip",
+    response_class=FileResponse,
+    responses={200: {"content": {"video/mp4": {}}, "description": "An MP4 (faststart)."}},
+)
+def clip(
+    name: str,
+    offset: Offset,
+    caller: Viewer,
+    found: Found,
+    background: BackgroundTasks,
+    before: Annotated[float, Query(ge=0, le=600)] = 10.0,
+    after: Annotated[float, Query(ge=0, le=600)] = 20.0,
+) -> FileResponse:
+    """A playable clip around a moment, cut from the original segments. The headers
+    X-Clip-Start-Offset and X-Clip-Start say where its first frame is in the stream."""
+    ev = found.ev
+    check_stream_name(name)
+    if before + after > ev.settings.max_clip_seconds:
+        raise InvalidInputError(f"a clip is at most {ev.settings.max_clip_seconds:g} s long")
+    if before + after <= 0:
+        raise InvalidInputError("a clip needs some length: before + after > 0")
+    at = stream_offset_to_time(ev, name, offset)
+    workdir = FsPath(tempfile.mkdtemp(prefix="clip-", dir=_work_dir(ev)))
+    info = cut_clip(ev, name, at, before, after, workdir / "clip.mp4")
+    background.add_task(_remove, workdir)
+    log_action(
+        found,
+        caller,
+        "moment.clip",
+        {"stream": name, "offset": offset, "before": before, "after": after},
+    )
+    start_offset = offset - info.at_offset  # where the clip's first frame is in the stream
+    return FileResponse(
+        info.path,
+        media_type="video/mp4",
+        filename=f"{name}-{offset:.0f}s.mp4",
+        headers={
+            "X-Clip-Start": iso(info.start),
+            "X-Clip-Start-Offset": f"{start_offset:.3f}",
+            "Access-Control-Expose-Headers": "X-Clip-Start, X-Clip-Start-Offset",
+        },
+    )
+
+
+@router.get(
+    "/streams/{name}/playlist.m3u8",
+    response_class=Response,
+    responses={200: {"content": {"application/vnd.apple.mpegurl": {}}}},
+)
+def playlist(name: str, caller: Viewer, found: Found) -> Response:
+    """The whole stream as HLS, each segment with its program date-time."""
+    check_stream_name(name)
+    text = hls_playlist(found.ev, name, lambda seq: f"segments/{seq}.ts")
+    log_action(found, caller, "stream.playback", {"stream": name})
+    return Response(text, media_type="application/vnd.apple.mpegurl")
+
+
+@router.get(
+    "/streams/{name}/segments/{seq}.ts",
+    response_class=Response,
+    responses={200: {"content": {"video/mp2t": {}}}},
+)
+def segment(
+    name: str, seq: Annotated[int, Path(ge=0, le=10**9)], caller: Viewer, found: Found
+) -> Response:
+    check_stream_name(name)
+    return Response(segment_bytes(found.ev, name, seq), media_type="video/mp2t")
+
+
+@router.post(
+    "/exports",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/zip": {}}, "description": "The package."}},
+)
+def export(
+    body: ExportIn, caller: Viewer, found: Found, background: BackgroundTasks
+) -> FileResponse:
+    """An evidence package: clip, original segments, transcript (JSON, SRT), manifest
+    entries, signatures and a README on verifying it with sha256sum and openssl."""
+    ev = found.ev
+    name = check_stream_name(body.stream)
+    since, until = parse_iso(body.since), parse_iso(body.until)
+    if until <= since:
+        raise InvalidInputError("the time range ends before it starts")
+    if (until - since).total_seconds() > ev.settings.max_export_seconds:
+        raise InvalidInputError(f"an export covers at most {ev.settings.max_export_seconds:g} s")
+    workdir = FsPath(tempfile.mkdtemp(prefix="export-", dir=_work_dir(ev)))
+    out = workdir / f"{name}-{since:%Y%m%dT%H%M%SZ}.zip"
+    info = build_package(ev, name, since, until, out, requested_by=caller.actor)
+    background.add_task(_remove, workdir)
+    log_action(
+        found,
+        caller,
+        "export",
+        {"stream": name, "since": iso(since), "until": iso(until), "sha256": info.sha256},
+    )
+    return FileResponse(info.path, media_type="application/zip", filename=out.name)
+
+
+def _work_dir(ev: Evidence) -> FsPath:
+    ev.settings.work_dir.mkdir(parents=True, exist_ok=True)
+    return ev.settings.work_dir
+
+
+def _remove(path: FsPath) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,125 @@
+"""Search: the search index's query over HTTP, each hit with links to its moment."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Query
+
+from api.app import API, Caller, Services, allow, log_action, services
+from api.schemas import HitOut, SearchOut
+from indexer.protocol import MAX_PAGE_SIZE, MAX_QUERY_CHARS, SearchQuery
+from storage.errors import InvalidInputError
+from storage.metrics import SEARCH_LATENCY
+from storage.timeutil import parse_iso
+
+router = APIRouter(tags=["search"])
+Searcher = Annotated[Caller, allow("reviewer", "case-system", "compliance")]
+Found = Annotated[Services, Depends(services)]
+CLIP_BEFORE, CLIP_AFTER = 10.0, 20.0
+
+
+def moment_links(stream: str, offset: float) -> tuple[str, str]:
+    base = f"{API}/streams/{quote(stream)}"
+    return (
+        f"{base}/moment?offset={offset:.3f}",
+        f"{base}/clip?offset={offset:.3f}&before={CLIP_BEFORE:g}&after={CLIP_AFTER:g}",
+    )
+
+
+def _time(value: str | None) -> datetime | None:
+    return parse_iso(value) if value else None
+
+
+@router.get("/search", response_model=SearchOut)
+def search(
+    caller: Searcher,
+    found: Found,
+    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="What was said.")] = "",
+    stream: Annotated[str | None, Query(max_length=64)] = None,
+    streamer: Annotated[str | None, Query(max_length=128)] = None,
+    product: Annotated[str | None, Query(max_length=256)] = None,
+    claim: Annotated[str | None, Query(max_length=64)] = None,
+    banned: Annotated[
+        str | None, Query(max_length=64, description="A banned-word category.")
+    ] = None,
+    since: Annotated[str | None, Query(max_length=64, description="ISO 8601.")] = None,
+    until: Annotated[str | None, Query(max_length=64, description="ISO 8601.")] = None,
+    sort: Literal["relevance", "time"] = "relevance",
+    page: Annotated[int, Query(ge=1, le=1000)] = 1,
+    size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    sound_alike: bool = True,
+) -> SearchOut:
+    """Exact and sound-alike matches (sound-alike ranked below and marked), with filters."""
+    query = SearchQuery(
+        text=q,
+        stream=stream,
+        streamer=streamer,
+        product=product,
+        claim=claim,
+        banned=banned,
+        since=_time(since),
+        until=_time(until),
+        sort=sort,
+        page=page,
+        size=size,
+        sound_alike=sound_alike,
+    )
+    limit = timedelta(days=found.ev.settings.max_search_range_days)
+    if query.since and query.until and query.until - query.since > limit:
+        raise InvalidInputError(f"a search covers at most {limit.days} days")
+    with SEARCH_LATENCY.time():
+        result = found.index.search(query)
+    log_action(
+        found,
+        caller,
+        "search",
+        {
+            "q": q,
+            "filters": {
+                k: v
+                for k, v in {
+                    "stream": stream,
+                    "streamer": streamer,
+                    "product": product,
+                    "claim": claim,
+                    "banned": banned,
+                    "since": since,
+                    "until": until,
+                }.items()
+                if v
+            },
+            "total": result.total,
+        },
+    )
+    hits = []
+    for hit in result.hits:
+        moment_url, clip_url = moment_links(hit.stream, hit.offset)
+        hits.append(
+            HitOut(
+                stream=hit.stream,
+                text=hit.text,
+                highlighted=hit.highlighted,
+                match=hit.match,
+                start=hit.start,
+                offset=hit.offset,
+                end_offset=hit.end_offset,
+                score=hit.score,
+                segment=hit.segment,
+                products=hit.products,
+                claims=hit.claims,
+                banned=hit.banned,
+                moment_url=moment_url,
+                clip_url=clip_url,
+            )
+        )
+    return SearchOut(
+        query=q,
+        total=result.total,
+        total_relation=result.total_relation,
+        page=page,
+        size=size,
+        hits=hits,
+    )

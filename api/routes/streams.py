@@ -1,0 +1,109 @@
+"""Streams: start and stop recording, list them with their status, set products."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from api.app import Caller, Services, allow, log_action, services
+from api.schemas import ProductIn, ProductOut, StreamOut, StreamStart
+from recorder.sources import check_source_allowed
+from storage.chain import TRANSCRIBE_JOB
+from storage.keys import check_stream_name
+from storage.models import Stream
+from storage.products import parse_products
+from storage.runtime import Evidence
+from storage.timeutil import iso
+
+router = APIRouter(tags=["streams"])
+Admin = Annotated[Caller, allow("admin")]
+Anyone = Annotated[Caller, allow("admin", "reviewer", "compliance", "case-system")]
+Found = Annotated[Services, Depends(services)]
+
+
+def stream_out(ev: Evidence, stream: Stream) -> StreamOut:
+    segments = ev.catalog.segments(stream.id)
+    backlog = sum(
+        1 for j in ev.catalog.jobs(stream.id, TRANSCRIBE_JOB) if j.status not in ("done", "failed")
+    )
+    return StreamOut(
+        name=stream.name,
+        status=stream.status,
+        wanted=stream.wanted,
+        source=stream.source,
+        streamer=stream.streamer,
+        language=stream.language,
+        segments=len(segments),
+        recorded_seconds=round(sum(s.duration for s in segments), 3),
+        gaps=sum(1 for e in ev.catalog.entries(stream.id) if e.kind == "gap"),
+        transcription_backlog=backlog,
+        first_segment_at=iso(segments[0].starts_at) if segments else None,
+        last_error=stream.last_error,
+    )
+
+
+@router.get("/streams", response_model=list[StreamOut])
+def list_streams(caller: Anyone, found: Found) -> list[StreamOut]:
+    return [stream_out(found.ev, s) for s in found.ev.catalog.list_streams()]
+
+
+@router.get("/streams/{name}", response_model=StreamOut)
+def get_stream(name: str, caller: Anyone, found: Found) -> StreamOut:
+    return stream_out(found.ev, found.ev.catalog.get_stream(check_stream_name(name)))
+
+
+@router.post("/streams", response_model=StreamOut, status_code=201)
+def start_recording(body: StreamStart, caller: Admin, found: Found) -> StreamOut:
+    """Record a live source: a recorder stage (or `serve`) picks it up within a second."""
+    ev = found.ev
+    name = check_stream_name(body.name)
+    check_source_allowed(body.source, ev.settings)
+    stream_id = ev.chain.open_stream(name, body.source.strip())
+    ev.catalog.describe(stream_id, language=body.language, streamer=body.streamer)
+    if body.products:
+        ev.catalog.set_products(stream_id, parse_products([p.model_dump() for p in body.products]))
+    ev.catalog.want_recording(stream_id, True, body.source.strip())
+    log_action(
+        found,
+        caller,
+        "stream.start",
+        {"stream": name, "source": body.source},
+    )
+    return stream_out(ev, ev.catalog.stream_by_id(stream_id))
+
+
+@router.post("/streams/{name}/stop", response_model=StreamOut)
+def stop_recording(name: str, caller: Admin, found: Found) -> StreamOut:
+    ev = found.ev
+    stream = ev.catalog.get_stream(check_stream_name(name))
+    ev.catalog.want_recording(stream.id, False)
+    log_action(found, caller, "stream.stop", {"stream": name})
+    return stream_out(ev, ev.catalog.stream_by_id(stream.id))
+
+
+@router.get("/streams/{name}/products", response_model=list[ProductOut])
+def get_products(name: str, caller: Anyone, found: Found) -> list[ProductOut]:
+    stream = found.ev.catalog.get_stream(check_stream_name(name))
+    return [
+        ProductOut(name=p.name, aliases=json.loads(p.aliases), sku=p.sku, price=p.price)
+        for p in found.ev.catalog.products(stream.id)
+    ]
+
+
+@router.put("/streams/{name}/products", response_model=list[ProductOut])
+def set_products(
+    name: str, products: list[ProductIn], caller: Admin, found: Found
+) -> list[ProductOut]:
+    """Replace the product list (e.g. the live room's shopping cart)."""
+    ev = found.ev
+    stream = ev.catalog.get_stream(check_stream_name(name))
+    ev.catalog.set_products(stream.id, parse_products([p.model_dump() for p in products]))
+    log_action(
+        found,
+        caller,
+        "products.set",
+        {"stream": name, "count": len(products)},
+    )
+    return get_products(name, caller, found)

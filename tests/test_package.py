@@ -1,0 +1,504 @@
+"""Evidence packages end to end: built from real recorded segments and stored
+transcripts, checked by verify_package, by the CLI and by the README's own sha256sum and
+openssl commands; every kind of tampering is named."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from api.package import PackageInfo, build_package, verify_package
+from storage.errors import IntegrityError, InvalidInputError, LiveWitnessError, NotFoundError
+from storage.models import Segment
+from storage.runtime import Evidence, open_evidence
+from storage.settings import Settings
+from storage.signing import Signer, canonical_json
+from storage.timeutil import parse_iso
+from tests.conftest import run_cli
+from tests.test_moments import (
+    T0,
+    append_after_gap,
+    assert_plays,
+    cli_in_process,
+    mp4_boxes,
+    one_line,
+    record,
+)
+from transcriber.protocol import Word
+from transcriber.worker import build_document, store_transcript
+
+SINCE = T0 + timedelta(seconds=8.5)
+UNTIL = T0 + timedelta(seconds=19.0)
+SAID = ("假一赔十全场包邮", "七天无理由退货")  # at 1 s and 4 s into every segment
+
+
+@dataclass
+class Packaged:
+    ev: Evidence
+    segments: list[Segment]
+    zip: Path
+    info: PackageInfo
+
+
+def add_transcripts(ev: Evidence, name: str, segments: list[Segment]) -> None:
+    """Store a transcript per segment the way workers do: one word per character."""
+    stream = ev.catalog.get_stream(name)
+    for segment in segments:
+        words = [
+            Word(char, at + 0.2 * i, at + 0.2 * i + 0.18, 0.9, number)
+            for number, (at, text) in enumerate(zip((1.0, 4.0), SAID, strict=True))
+            for i, char in enumerate(text)
+        ]
+        document = build_document(name, segment, words, 0.0, 0.0, T0, "test", "zh")
+        store_transcript(ev, stream, segment, document)
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory, test_video: Path) -> Iterator[Packaged]:
+    root = tmp_path_factory.mktemp("package")
+    ev = open_evidence(Settings(home=root / "home"))
+    segments = record(ev, test_video)
+    add_transcripts(ev, "shop", segments)
+    out = root / "evidence.zip"
+    info = build_package(ev, "shop", SINCE, UNTIL, out, requested_by="case-7@reviewer")
+    yield Packaged(ev, segments, out, info)
+    ev.close()
+
+
+def members(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def rewrite_zip(src: Path, dst: Path, changes: dict[str, bytes | None]) -> Path:
+    """A copy of a zip with some members replaced (None: removed); CRCs are recomputed,
+    so only LiveWitness's own checks can notice."""
+    with zipfile.ZipFile(src) as old, zipfile.ZipFile(dst, "w") as new:
+        for info in old.infolist():
+            data = changes.get(info.filename, old.read(info.filename))
+            if data is not None:
+                new.writestr(info, data)
+    return dst
+
+
+def flipped(data: bytes, where: str) -> bytes:
+    at = {"first": 0, "middle": len(data) // 2, "last": len(data) - 1}[where]
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
+
+
+def reseal(src: Path, dst: Path, changes: dict[str, bytes | None], signer: Signer) -> Path:
+    """Change files and sign new SHA256SUMS, as someone holding the installation's key
+    could: the checks below SHA256SUMS (segments, chain, head) must still catch it."""
+    files = {n: d for n, d in {**members(src), **changes}.items() if d is not None}
+    description = json.loads(files["package.json"])
+    description["files"] = sorted(n for n in files if n != "package.json")
+    files["package.json"] = json.dumps(description).encode()
+    listed = sorted(n for n in files if n not in ("SHA256SUMS", "SHA256SUMS.sig"))
+    sums = "".join(f"{hashlib.sha256(files[n]).hexdigest()}  {n}\n" for n in listed).encode()
+    files["SHA256SUMS"] = sums
+    files["SHA256SUMS.sig"] = signer.private_key.sign(sums)
+    with zipfile.ZipFile(dst, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return dst
+
+
+# -- what a package holds ----------------------------------------------------------------
+def test_a_fresh_package_verifies_and_holds_the_evidence(packaged: Packaged) -> None:
+    ev, info = packaged.ev, packaged.info
+    report = verify_package(packaged.zip)
+    covering = [s for s in packaged.segments if s.seq in info.segments]
+    assert report.stream == "shop" and (report.since, report.until) == (SINCE, UNTIL)
+    assert report.requested_by == "case-7@reviewer"
+    assert report.segments == info.segments == [1, 2, 3]
+    head = len(packaged.segments) - 1  # the recording stopped: its last entry is signed
+    assert report.entries == info.entries == (covering[0].entry_idx, head)
+    assert report.key_id == info.key_id == ev.chain.signer.key_id
+    assert info.sha256 == hashlib.sha256(packaged.zip.read_bytes()).hexdigest()
+
+    files = members(packaged.zip)
+    with zipfile.ZipFile(packaged.zip) as archive:
+        assert archive.namelist()[0] == "README.txt"
+    sig = f"signatures/{head:08d}"
+    assert set(files) == {
+        "README.txt",
+        "package.json",
+        "SHA256SUMS",
+        "SHA256SUMS.sig",
+        "public_key.pem",
+        "clip.mp4",
+        "transcript.json",
+        "transcript.srt",
+        *(f"segments/{s.seq:08d}.ts" for s in covering),
+        *(f"manifest/{i:08d}.json" for i in range(covering[0].entry_idx, head + 1)),
+        f"{sig}.json",
+        f"{sig}.msg",
+        f"{sig}.sig",
+    }
+    for segment in covering:  # byte for byte as stored
+        assert files[f"segments/{segment.seq:08d}.ts"] == ev.blobs.get_bytes(segment.blob_key)
+    for entry in ev.catalog.entries(ev.catalog.get_stream("shop").id):
+        if entry.idx >= covering[0].entry_idx:
+            assert files[f"manifest/{entry.idx:08d}.json"] == ev.blobs.get_bytes(entry.blob_key)
+    record_ = json.loads(files[f"{sig}.json"])
+    assert files[f"{sig}.json"] == ev.blobs.get_bytes(f"streams/shop/signatures/{head:08d}.json")
+    assert files[f"{sig}.msg"] == canonical_json(record_["payload"])
+    assert files[f"{sig}.sig"] == base64.b64decode(record_["signature"])
+    assert len(files[f"{sig}.sig"]) == 64
+    assert files["public_key.pem"] == ev.chain.signer.public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    sums = files["SHA256SUMS"].decode().splitlines()
+    assert sorted(line.split("  ")[1] for line in sums) == sorted(
+        set(files) - {"SHA256SUMS", "SHA256SUMS.sig"}
+    )
+    for line in sums:
+        digest, name = line.split("  ")
+        assert hashlib.sha256(files[name]).hexdigest() == digest
+
+    description = json.loads(files["package.json"])
+    assert description["signed_head"]["index"] == head
+    assert (
+        description["signed_head"]["sha256"]
+        == hashlib.sha256(files[f"manifest/{head:08d}.json"]).hexdigest()
+    )
+    assert description["requested_by"] == "case-7@reviewer"
+    assert set(description["files"]) == set(files) - {"package.json"}
+
+
+def test_the_clip_covers_the_range_and_plays(
+    packaged: Packaged, ffmpeg: str, tmp_path: Path
+) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(members(packaged.zip)["clip.mp4"])
+    boxes = mp4_boxes(clip)
+    assert boxes.index("moov") < boxes.index("mdat")
+    assert_plays(ffmpeg, clip)
+    info = packaged.info.clip
+    assert not info.reencoded
+    assert info.start <= SINCE and (SINCE - info.start).total_seconds() <= 2.1
+    assert info.duration == pytest.approx((UNTIL - info.start).total_seconds(), abs=0.15)
+
+
+def test_the_transcript_holds_whole_utterances_with_times_and_offsets(packaged: Packaged) -> None:
+    files = members(packaged.zip)
+    transcript = json.loads(files["transcript.json"])
+    utterances = transcript["utterances"]
+    starts = [parse_iso(u["start"]) for u in utterances]
+    # Every utterance that overlaps the range, whole: the first begins before it.
+    assert [u["text"] for u in utterances] == [*SAID, *SAID]
+    assert starts[0] < SINCE < parse_iso(utterances[0]["end"]) and starts[-1] < UNTIL
+    clip_start = parse_iso(transcript["clip"]["start"])
+    assert transcript["stream_start"] == "2026-11-20T12:00:00.000Z"
+    for utterance, start in zip(utterances, starts, strict=True):
+        assert start == T0 + timedelta(seconds=utterance["offset"])
+        assert utterance["clip_offset"] == pytest.approx(
+            (start - clip_start).total_seconds(), abs=0.002
+        )
+        assert len(utterance["words"]) == len(utterance["text"])
+        for word in utterance["words"]:
+            assert parse_iso(word["start"]) == T0 + timedelta(seconds=word["offset"])
+            assert {"clip_offset", "end_offset", "p"} <= set(word)
+    assert all(s["transcribed"] and s["model"] == "test" for s in transcript["segments"])
+
+    blocks = files["transcript.srt"].decode().strip().split("\n\n")
+    assert len(blocks) == len(utterances)
+    number, times, text = blocks[0].split("\n")
+    assert number == "1" and text == utterances[0]["text"]
+    # It began before the clip's first frame: the subtitle shows from the start.
+    assert utterances[0]["clip_offset"] < 0 and times.startswith("00:00:00,000 --> ")
+    number, times, text = blocks[1].split("\n")
+    second = utterances[1]["clip_offset"]
+    assert times.startswith(f"00:00:{int(second):02d},{round(second % 1 * 1000):03d} --> ")
+
+
+# -- tampering ---------------------------------------------------------------------------
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_a_flipped_byte_in_any_file_is_named(
+    packaged: Packaged, tmp_path: Path, where: str
+) -> None:
+    files = members(packaged.zip)
+    assert len(files) >= 15
+    for name, data in files.items():
+        changed = rewrite_zip(packaged.zip, tmp_path / "bad.zip", {name: flipped(data, where)})
+        with pytest.raises(IntegrityError) as caught:
+            verify_package(changed)
+        assert caught.value.artifact == name, (name, str(caught.value))
+        one_line(caught.value)
+
+
+def test_damage_inside_the_zip_is_named(packaged: Packaged, tmp_path: Path) -> None:
+    """A byte changed in the zip file itself, not rewritten: the zip's CRC catches it."""
+    with zipfile.ZipFile(packaged.zip) as archive:
+        info = archive.getinfo("segments/00000002.ts")
+        assert info.compress_type == zipfile.ZIP_STORED
+        header = packaged.zip.read_bytes()[info.header_offset : info.header_offset + 30]
+    data_at = info.header_offset + 30 + int.from_bytes(header[26:28], "little")
+    data_at += int.from_bytes(header[28:30], "little") + info.file_size // 2
+    raw = bytearray(packaged.zip.read_bytes())
+    raw[data_at] ^= 0x01
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(bytes(raw))
+    with pytest.raises(IntegrityError) as caught:
+        verify_package(damaged)
+    assert caught.value.artifact == "segments/00000002.ts"
+
+
+def test_resealed_changes_are_caught_by_the_chain(packaged: Packaged, tmp_path: Path) -> None:
+    """Even with SHA256SUMS signed again, segments, links and the head must agree."""
+    signer = packaged.ev.chain.signer
+    files = members(packaged.zip)
+    first, head = packaged.info.entries
+    cases: list[tuple[dict[str, bytes | None], str, str]] = [
+        (
+            {"segments/00000002.ts": flipped(files["segments/00000002.ts"], "middle")},
+            "segments/00000002.ts",
+            "does not match its manifest entry",
+        ),
+        (
+            {
+                f"manifest/{first + 1:08d}.json": files[f"manifest/{first + 1:08d}.json"].replace(
+                    b'"chained_at":"2', b'"chained_at":"1'
+                )
+            },
+            f"manifest/{first + 2:08d}.json",
+            "does not link to the entry before it",
+        ),
+        ({f"manifest/{first + 1:08d}.json": None}, f"manifest/{first + 1:08d}.json", "is missing"),
+        ({"segments/00000002.ts": None}, "segments/00000002.ts", "is missing"),
+        (
+            {f"signatures/{head:08d}.msg": b"{}"},
+            f"signatures/{head:08d}.msg",
+            "is not the message signed",
+        ),
+        (
+            {f"signatures/{head:08d}.json": json.dumps({"payload": {}, "signature": ""}).encode()},
+            f"signatures/{head:08d}.json",
+            "does not verify",
+        ),
+    ]
+    for number, (changes, artifact, problem) in enumerate(cases):
+        resealed = reseal(packaged.zip, tmp_path / f"resealed-{number}.zip", changes, signer)
+        with pytest.raises(IntegrityError) as caught:
+            verify_package(resealed)
+        assert (caught.value.artifact, problem in caught.value.problem) == (artifact, True), str(
+            caught.value
+        )
+
+
+def test_a_package_forged_with_another_key_fails_when_the_key_is_pinned(
+    packaged: Packaged, tmp_path: Path
+) -> None:
+    forger = Signer(tmp_path / "forger-keys")
+    files = members(packaged.zip)
+    head = packaged.info.entries[1]
+    record_ = forger.sign(json.loads(files[f"signatures/{head:08d}.json"])["payload"])
+    record_["payload"]["key_id"] = forger.key_id
+    record_ = forger.sign(record_["payload"])
+    description = json.loads(files["package.json"])
+    description["key_id"] = forger.key_id
+    forged = reseal(
+        packaged.zip,
+        tmp_path / "forged.zip",
+        {
+            f"signatures/{head:08d}.json": canonical_json(record_),
+            f"signatures/{head:08d}.msg": canonical_json(record_["payload"]),
+            f"signatures/{head:08d}.sig": base64.b64decode(record_["signature"]),
+            "public_key.pem": forger.public_key.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+            "package.json": json.dumps(description).encode(),
+        },
+        forger,
+    )
+    assert verify_package(forged).key_id == forger.key_id  # consistent in itself...
+    with pytest.raises(IntegrityError) as caught:  # ...but not by the installation's key
+        verify_package(forged, packaged.ev.chain.signer.public_key)
+    assert caught.value.artifact == "public_key.pem"
+
+
+# -- the README, by hand -----------------------------------------------------------------
+def sh(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", "-c", command], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.mark.skipif(
+    shutil.which("openssl") is None,
+    reason="openssl is not on PATH, so the README's openssl steps cannot be run here",
+)
+def test_the_readme_procedure_works_with_standard_tools(packaged: Packaged, tmp_path: Path) -> None:
+    root = tmp_path / "unzipped"
+    with zipfile.ZipFile(packaged.zip) as archive:
+        archive.extractall(root)
+    readme = (root / "README.txt").read_text()
+    commands = [line.split("$ ", 1)[1] for line in readme.splitlines() if line.startswith("    $ ")]
+    assert len(commands) == 7
+    outputs = []
+    for command in commands:
+        result = sh(command, root)
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+        outputs.append(result.stdout)
+    assert outputs[0].strip() == packaged.info.key_id
+    assert "Signature Verified Successfully" in outputs[1]
+    checked = outputs[2].splitlines()
+    assert len(checked) == len(members(packaged.zip)) - 2 and all(
+        line.endswith(": OK") for line in checked
+    )
+    assert outputs[3:6] == ["segments OK\n", "chain OK\n", "signed head OK\n"]
+    assert "Signature Verified Successfully" in outputs[6]
+    head = packaged.info.entries[1]
+    # The command as the issue spells it, on the files the package carries.
+    exact = sh(
+        "openssl pkeyutl -verify -pubin -inkey public_key.pem -rawin"
+        f" -in signatures/{head:08d}.msg -sigfile signatures/{head:08d}.sig",
+        root,
+    )
+    assert exact.returncode == 0 and "Signature Verified Successfully" in exact.stdout
+
+    # The same commands fail on changed files.
+    segment = root / "segments" / "00000002.ts"
+    original = segment.read_bytes()
+    segment.write_bytes(flipped(original, "middle"))
+    assert sh(commands[2], root).returncode != 0  # sha256sum -c
+    failed = sh(commands[3], root)
+    assert failed.returncode != 0 and "segments/00000002.ts is NOT in the manifest" in failed.stdout
+    segment.write_bytes(original)
+    entry = root / "manifest" / f"{packaged.info.entries[0]:08d}.json"
+    entry.write_bytes(entry.read_bytes().replace(b'"v":1', b'"v":2'))
+    failed = sh(commands[4], root)
+    assert failed.returncode != 0 and "does NOT link" in failed.stdout
+    message = root / "signatures" / f"{head:08d}.msg"
+    message.write_bytes(message.read_bytes().replace(b'"stream":"shop"', b'"stream":"shoq"'))
+    assert sh(commands[6], root).returncode != 0
+
+
+# -- the CLI -----------------------------------------------------------------------------
+def stderr_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    assert "Traceback" not in result.stderr + result.stdout
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def test_cli_verify_package(packaged: Packaged, tmp_path: Path) -> None:
+    home = tmp_path / "elsewhere"  # verifying needs no data directory of its own
+    ok = run_cli(home, "verify-package", str(packaged.zip))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("OK ") and "segments 1-3" in ok.stdout
+
+    clip = members(packaged.zip)["clip.mp4"]
+    bad = rewrite_zip(packaged.zip, tmp_path / "bad.zip", {"clip.mp4": flipped(clip, "middle")})
+    failed = run_cli(home, "verify-package", str(bad))
+    assert failed.returncode == 1
+    assert stderr_lines(failed) == ["FAILED clip.mp4: does not match its SHA-256 in SHA256SUMS"]
+
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(packaged.zip.read_bytes()[: packaged.zip.stat().st_size // 2])
+    result = run_cli(home, "verify-package", str(truncated))
+    assert result.returncode == 2
+    lines = stderr_lines(result)
+    assert len(lines) == 1 and "is not a LiveWitness evidence package" in lines[0], lines
+
+    as_json = cli_in_process(home, "verify-package", str(packaged.zip), "--json")
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)["segments"] == [1, 2, 3]
+    text = tmp_path / "notes.txt"
+    text.write_text("not a package\n")
+    plain_zip = tmp_path / "plain.zip"
+    with zipfile.ZipFile(plain_zip, "w") as archive:
+        archive.writestr("hello.txt", "hi")
+    for path, fragment in [
+        (text, "is not a LiveWitness evidence package"),
+        (plain_zip, "it has no package.json"),
+        (tmp_path / "missing.zip", "no such file"),
+    ]:
+        result_ = cli_in_process(home, "verify-package", str(path))
+        assert result_.exit_code == 2
+        assert result_.stderr.count("\n") == 1 and fragment in result_.stderr, result_.stderr
+
+
+def test_cli_package(packaged: Packaged, tmp_path: Path) -> None:
+    out = tmp_path / "cli.zip"
+    home = packaged.ev.settings.home
+    result = run_cli(
+        home, "package", "--stream", "shop", "--since", "2026-11-20T20:00:08.5+08:00",
+        "--until", "2026-11-20T12:00:19Z", "-o", str(out), "--requested-by", "cli-user",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = verify_package(out, packaged.ev.chain.signer.public_key)
+    assert (report.since, report.until, report.requested_by) == (SINCE, UNTIL, "cli-user")
+    reversed_range = cli_in_process(
+        home, "package", "--stream", "shop", "--since", "2026-11-20T12:00:19Z",
+        "--until", "2026-11-20T12:00:08Z", "-o", str(out),
+    )  # fmt: skip
+    assert reversed_range.exit_code == 2
+    assert reversed_range.stderr.count("\n") == 1 and "must be after" in reversed_range.stderr
+
+
+# -- bad requests and live streams -------------------------------------------------------
+@pytest.mark.parametrize(
+    ("stream", "since", "until", "error", "fragment"),
+    [
+        ("nope", SINCE, UNTIL, NotFoundError, "no stream named 'nope'"),
+        ("shop", UNTIL, SINCE, InvalidInputError, "must be after"),
+        ("shop", SINCE, SINCE, InvalidInputError, "empty time range"),
+        ("shop", T0 - timedelta(hours=3), T0 - timedelta(hours=2), InvalidInputError, "nothing"),
+        ("shop", T0, T0 + timedelta(hours=2), InvalidInputError, "at most 3600s"),
+        ("shop", datetime(2026, 11, 20), UNTIL, InvalidInputError, "no time zone"),  # noqa: DTZ001
+    ],
+)
+def test_bad_requests_get_one_readable_line(
+    packaged: Packaged,
+    tmp_path: Path,
+    stream: str,
+    since: datetime,
+    until: datetime,
+    error: type[LiveWitnessError],
+    fragment: str,
+) -> None:
+    out = tmp_path / "never.zip"
+    with pytest.raises(error) as caught:
+        build_package(packaged.ev, stream, since, until, out)
+    assert fragment in one_line(caught.value)
+    assert not out.exists()
+
+
+def test_a_head_not_yet_signed_is_signed_for_the_package(
+    evidence: Evidence, test_video: Path, tmp_path: Path
+) -> None:
+    """New segments after the last signature (a live stream): the package signs the head,
+    and a gap inside the range travels with it as an entry."""
+    record(evidence, test_video)
+    again = append_after_gap(evidence, tmp_path, "shop", gap_seconds=20.0)
+    stream_id = evidence.catalog.get_stream("shop").id
+    evidence.catalog.set_status(stream_id, "recording")
+    signed_before = [s.head_idx for s in evidence.catalog.signatures(stream_id)]
+    head = again.entry_idx
+    assert head not in signed_before
+
+    out = tmp_path / "live.zip"
+    info = build_package(
+        evidence,
+        "shop",
+        again.starts_at - timedelta(seconds=25),
+        again.starts_at + timedelta(seconds=3),
+        out,
+    )
+    assert [s.head_idx for s in evidence.catalog.signatures(stream_id)] == [*signed_before, head]
+    assert info.entries[1] == head
+    files = members(out)
+    gap = json.loads(files[f"manifest/{head - 1:08d}.json"])
+    assert gap["kind"] == "gap" and gap["gap"]["reason"] == "source dropped: test"
+    transcript = json.loads(files["transcript.json"])
+    assert transcript["utterances"] == [] and not any(
+        s["transcribed"] for s in transcript["segments"]
+    )
+    assert verify_package(out).segments == info.segments

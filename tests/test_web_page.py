@@ -1,0 +1,311 @@
+"""The reviewer web page in a real browser (Chromium through Playwright) against the real
+app over HTTP: real segments of the Mandarin test video, a transcript stored at the
+speech's known character times (no Whisper model needed), the real search index."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from storage.runtime import Evidence, open_evidence
+from storage.settings import Settings
+from tests.speech import clip
+from transcriber.protocol import Word
+from transcriber.worker import build_document, store_transcript
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = Path(__file__).parent / "out" / "web-page.png"
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+STREAM = "shop"
+CLAUSE_BREAKS = "，。！？、"
+
+Clause = list[tuple[str, float, float]]  # (character, onset, end), seconds into the audio
+
+
+def spoken_clauses(name: str) -> list[Clause]:
+    """The clauses of a speech fixture with each character's measured times."""
+    out: list[Clause] = []
+    for sentence in clip(name)["sentences"]:
+        timed = iter(sentence["chars"])
+        clause: Clause = []
+        for char in sentence["text"]:
+            if char in CLAUSE_BREAKS:
+                out += [clause] if clause else []
+                clause = []
+                continue
+            info = next(timed)
+            assert info["char"] == char
+            clause.append((char, info["onset"], info["end"]))
+        out += [clause] if clause else []
+    return out
+
+
+def store_spoken_transcript(ev: Evidence, stream: str, clauses: list[Clause]) -> None:
+    """One transcript per recorded segment, each word in the segment where it starts, one
+    utterance per clause (a clause that crosses a cut becomes two, as Whisper's would)."""
+    row = ev.catalog.get_stream(stream)
+    segments = ev.catalog.segments(row.id)
+    first = segments[0].starts_at
+    for segment in segments:
+        start = (segment.starts_at - first).total_seconds()
+        words = [
+            Word(char, onset - start, end - start, 0.95, number)
+            for number, clause in enumerate(clauses)
+            for char, onset, end in clause
+            if start <= onset < start + segment.duration
+        ]
+        document = build_document(stream, segment, words, 0.0, 0.0, first, "test", "zh")
+        store_transcript(ev, row, segment, document)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Served:
+    url: str
+    key: str
+    ev: Evidence
+    clauses: list[Clause]
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium not found at /usr/bin/chromium: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--autoplay-policy=no-user-gesture-required"],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path, test_video: Path) -> Iterator[Served]:
+    """The app on a free port, with one real recording searchable and a reviewer key."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.keys import create_key
+    from indexer.service import Indexer, open_search_index
+    from recorder.recorder import StreamRecorder
+    from storage.products import parse_products
+
+    ev = open_evidence(Settings(home=tmp_path / "home"))
+    StreamRecorder(
+        ev.settings, ev.chain, STREAM, str(test_video), segment_seconds=5.0, started_at=T0
+    ).run()
+    stream = ev.catalog.get_stream(STREAM)
+    ev.catalog.describe(stream.id, language="zh", streamer="小王")
+    ev.catalog.set_products(stream.id, parse_products([{"name": "羽绒服"}, {"name": "手镯"}]))
+    clauses = spoken_clauses("sales_1")
+    store_spoken_transcript(ev, STREAM, clauses)
+    index = open_search_index(ev)
+    Indexer(ev, index).index_pending()
+    key, _row = create_key(ev.catalog, "reviewer", "web page test")
+
+    port = free_port()
+    config = uvicorn.Config(create_app(ev, index), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the app did not start"
+        time.sleep(0.05)
+    try:
+        yield Served(url, key, ev, clauses)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        index.close()
+        ev.close()
+
+
+def clause_at(clauses: list[Clause], text: str) -> float:
+    """The onset of the clause saying ``text``: the offset its search hit has."""
+    for clause in clauses:
+        if "".join(c for c, _, _ in clause) == text:
+            return clause[0][1]
+    raise AssertionError(f"no clause {text!r}")
+
+
+def search(page: Any, text: str) -> None:
+    page.get_by_role("searchbox").fill(text)
+    page.locator("#search-form button[type=submit]").click()  # sets aria-busy at once
+    page.wait_for_selector("#results[aria-busy=false] .hit")
+
+
+def play_first_hit(page: Any) -> tuple[float, float]:
+    """Click the first hit; (the clip's X-Clip-Start-Offset, video time after the seek)."""
+    page.evaluate(
+        """() => {
+            const video = document.getElementById('video');
+            window.seeks = [];
+            // Runs after the page's own listener, so its transcript highlight is current.
+            video.addEventListener('seeked', () => window.seeks.push({
+                time: video.currentTime,
+                current: document.querySelector('#transcript .utterance.current')?.textContent,
+            }));
+        }"""
+    )
+    with page.expect_response(lambda r: "/clip?" in r.url) as clip_response:
+        page.locator("#results .hit").first.click()
+    start = float(clip_response.value.headers["x-clip-start-offset"])
+    page.wait_for_function("window.seeks.length > 0", timeout=20_000)
+    seeked = page.evaluate("window.seeks[0]")
+    return start, seeked["time"]
+
+
+def test_a_reviewer_finds_plays_and_exports_a_promise(
+    browser: Any, served: Served, tmp_path: Path
+) -> None:
+    from api.package import verify_package
+
+    context = browser.new_context(
+        locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1440, "height": 900}
+    )
+    page = context.new_page()
+    outside: list[str] = []
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+
+    def only_this_server(route: Any) -> None:
+        # The page must work offline: any request to another host is refused and noted.
+        if route.request.url.startswith(served.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.goto(served.url)
+
+    # A wrong key is refused with the API's own reason (Chinese: the browser's language).
+    page.get_by_label("API 密钥").fill("lw_not-a-key")
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_selector("#message:not([hidden])")
+    assert "unknown or revoked API key" in page.inner_text("#message-text")
+
+    # The right key is asked for once, then remembered.
+    page.get_by_label("API 密钥").fill(served.key)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_selector("#workspace:not([hidden])")
+    assert page.locator("#f-stream option[value=shop]").count() == 1
+    page.reload()
+    page.wait_for_selector("#workspace:not([hidden])")
+
+    # Search: the match in <mark>, the claim it makes as a badge.
+    hit_offset = clause_at(served.clauses, "假一赔十")
+    search(page, "假一赔十")
+    hit = page.locator("#results .hit").first
+    assert "<mark>假一赔十</mark>" in hit.inner_html()
+    assert "正品保证" in hit.locator(".badge-claim").all_inner_texts()
+    assert page.locator("#total").inner_text().startswith("共 ")
+    assert float(hit.get_attribute("data-offset") or "nan") == pytest.approx(hit_offset, abs=0.01)
+    assert "2026/11/20 20:00:11" in hit.locator("time").inner_text()  # the reviewer's zone
+
+    # Play: the clip is fetched with the key and seeked to the hit's offset in the stream.
+    clip_start, seeked_time = play_first_hit(page)
+    assert abs(clip_start + seeked_time - hit_offset) < 1.0
+    shown = float(page.get_attribute("#player", "data-stream-offset") or "nan")
+    assert abs(shown - hit_offset) < 1.5
+    assert "假一赔十" in page.evaluate("window.seeks[0].current")
+    page.wait_for_function(
+        "() => { const v = document.getElementById('video');"
+        " return !v.paused && v.currentTime > window.seeks[0].time + 0.5; }",
+        timeout=15_000,
+    )
+    assert page.get_attribute("#player", "data-state") == "playing"
+    unmute = page.locator("#unmute")
+    assert unmute.inner_text() == "取消静音"
+    unmute.click()
+    page.wait_for_function("document.getElementById('unmute').textContent === '静音'")
+    assert page.evaluate("document.getElementById('video').muted") is False
+    # The transcript shows the moment and follows playback to the next clause.
+    assert "假一赔十" in page.locator("#transcript .utterance.moment").inner_text()
+    page.wait_for_function(
+        "document.querySelector('#transcript .utterance.current')"
+        "?.textContent.includes('七天无理由退货')",
+        timeout=15_000,
+    )
+
+    # Export 30 s either side of the hit: a package that verifies.
+    with page.expect_download(timeout=60_000) as download_info:
+        page.get_by_role("button", name="导出证据包").click()
+    download = download_info.value
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    report = verify_package(saved)
+    assert report.stream == STREAM
+    assert report.segments
+    page.wait_for_function("document.getElementById('status').textContent.includes('已下载')")
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    # A hit later in the stream: its clip starts on a later key frame and still lands.
+    page.select_option("#f-banned", "absolute")
+    search(page, "国家级")
+    assert "绝对化用语" in page.locator("#results .hit").first.inner_text()
+    clip_start, seeked_time = play_first_hit(page)
+    assert clip_start > 0
+    assert abs(clip_start + seeked_time - clause_at(served.clauses, "品质国家级")) < 1.0
+
+    # A link from an alert (#stream=…&t=…) plays that moment.
+    page.evaluate("window.seeks = []")
+    page.goto(f"{served.url}/#stream={STREAM}&t=17.0")
+    page.wait_for_function("window.seeks.length > 0", timeout=20_000)
+    assert abs(float(page.get_attribute("#player", "data-stream-offset") or "nan") - 17) < 1.0
+
+    # A homophone is found and marked as one.
+    page.select_option("#f-banned", "")
+    search(page, "包油")
+    assert page.locator("#results .hit").first.locator(".badge-sound").inner_text() == "同音"
+
+    # Errors are shown, not swallowed: an empty export range is refused by the API.
+    page.fill("#export-before", "0")
+    page.fill("#export-after", "0")
+    page.get_by_role("button", name="导出证据包").click()
+    page.wait_for_selector("#message:not([hidden])")
+    assert "HTTP 400" in page.inner_text("#message-text")
+
+    # Every label switches language.
+    page.select_option("#lang", "en")
+    assert page.get_by_role("button", name="Export evidence package").count() == 1
+    badges = page.locator("#results .hit").first.locator(".badge").all_inner_texts()
+    assert badges == ["sound-alike", "Free shipping"]
+
+    # Signing out forgets the key.
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_selector("#sign-in:not([hidden])")
+    assert page.evaluate("localStorage.getItem('livewitness.apiKey')") is None
+
+    assert outside == []
+    assert page_errors == []
+    context.close()
