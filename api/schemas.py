@@ -22,9 +22,7 @@ class ProductIn(BaseModel):
 
 
 class StreamStart(BaseModel):
-    name: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Stream name."
-    )
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Stream name.")
     source: str = Field(
         min_length=1, max_length=2048, description="Live URL (RTMP, HLS, FLV, SRT, room page)."
     )
