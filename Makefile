@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/livewitness demo
+	$(BIN)/livewitness serve --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

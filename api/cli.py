@@ -268,6 +268,9 @@ def search(
     claim: Annotated[
         str | None, typer.Option(help="Only this claim type (price, returns, ...).")
     ] = None,
+    banned: Annotated[
+        str | None, typer.Option(help="Only utterances with a banned word of this category.")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Until this time (ISO 8601).")] = None,
     sort: Annotated[str, typer.Option(help="relevance or time.")] = "relevance",
@@ -287,6 +290,7 @@ def search(
         streamer=streamer,
         product=product,
         claim=claim,
+        banned=banned,
         since=parse_iso(since) if since else None,
         until=parse_iso(until) if until else None,
         sort=sort,  # type: ignore[arg-type]

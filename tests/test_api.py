@@ -78,6 +78,8 @@ def test_bearer_and_header_keys_and_revocation(api: ApiServer) -> None:
         f"{api.url}/api/v1/search", params={"q": "包邮"}, headers={"Authorization": f"Bearer {key}"}
     )
     assert bearer.status_code == 200 and bearer.json()["total"] >= 1
+    me = httpx.get(f"{api.url}/api/v1/me", headers={"X-API-Key": key}).json()
+    assert (me["role"], me["name"], me["revoked_at"]) == ("reviewer", "anna", None)
     listed = run_cli(api.ev.settings.home, "keys", "list")
     assert "anna" in listed.stdout and key not in listed.stdout  # only its hash is kept
     key_id = next(k.id for k in api.ev.catalog.api_keys() if k.name == "anna")

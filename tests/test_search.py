@@ -214,6 +214,10 @@ def test_cli_search_json(
         assert {"stream", "text", "match", "start", "offset"} <= hit.keys()
     bad = run_cli(home, "search", "x", **backend_env(settings))
     assert bad.returncode == 2 and "at least two" in bad.stderr and "Traceback" not in bad.stderr
+    banned = run_cli(home, "search", "", "--banned", "absolute", "--json", **backend_env(settings))
+    assert [(h["text"], h["banned"]) for h in json.loads(banned.stdout)] == [
+        ("下单就包油这款手桌品质国家极", ["absolute"])
+    ]
 
 
 def test_the_indexer_follows_new_transcripts(evidence: Evidence, tmp_path: Path) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from recorder.demo import free_port
 
 
 @dataclass
@@ -20,12 +21,6 @@ class Received:
     @property
     def payload(self) -> Any:
         return json.loads(self.body)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class WebhookReceiver:

@@ -17,6 +17,7 @@ from storage.timeutil import iso
 
 router = APIRouter(tags=["admin"])
 Admin = Annotated[Caller, allow("admin")]
+Anyone = Annotated[Caller, allow("admin", "reviewer", "compliance", "case-system")]
 Found = Annotated[Services, Depends(services)]
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
@@ -35,6 +36,12 @@ def key_out(row: ApiKey) -> KeyOut:
         created_at=iso(row.created_at),
         revoked_at=iso(row.revoked_at) if row.revoked_at else None,
     )
+
+
+@router.get("/me", response_model=KeyOut)
+def who_am_i(caller: Anyone) -> KeyOut:
+    """The key in use: its role decides what the web page offers."""
+    return key_out(caller.key)
 
 
 @router.get("/keys", response_model=list[KeyOut])
