@@ -23,6 +23,8 @@ from transcriber.assemble import group_utterances
 from transcriber.text import compact, fold, search_form
 
 INDEXED_WORD_FIELDS = ("text", "offset", "end_offset", "p")
+# What a banned-word hit says, from the matcher to the index, the catalog and alerts.
+BANNED_FIELDS = ("term", "category", "severity", "source", "heard", "match")
 
 
 @dataclass(frozen=True)
@@ -132,12 +134,7 @@ def banned_json(doc: UtteranceDoc, hit: BannedHit) -> dict[str, Any]:
     """A banned-word hit as the index and the catalog keep it: with its word times."""
     offset, end_offset = _times(doc, (hit.start, hit.end))
     return {
-        "term": hit.term,
-        "category": hit.category,
-        "severity": hit.severity,
-        "source": hit.source,
-        "heard": hit.heard,
-        "match": hit.match,
+        **{name: getattr(hit, name) for name in BANNED_FIELDS},
         "offset": offset,
         "end_offset": end_offset,
         "words": [

@@ -17,7 +17,7 @@ from typing import Any
 
 from indexer.alerts import moment_link, payload_body
 from indexer.compliance import BannedWordMatcher, Lexicon, load_lexicon
-from indexer.documents import UtteranceDoc, utterance_docs
+from indexer.documents import BANNED_FIELDS, UtteranceDoc, utterance_docs
 from indexer.protocol import SearchIndex
 from storage.errors import ConfigError
 from storage.metrics import observe_index_lag
@@ -92,12 +92,7 @@ def banned_row(doc: UtteranceDoc, banned: dict[str, Any], lexicon_version: str) 
 def hit_json(hit: BannedHit) -> dict[str, Any]:
     """A stored hit for alerts and reports (stream and link are the caller's)."""
     return {
-        "term": hit.term,
-        "category": hit.category,
-        "severity": hit.severity,
-        "source": hit.source,
-        "heard": hit.heard,
-        "match": hit.match,
+        **{name: getattr(hit, name) for name in BANNED_FIELDS},
         "at": iso(hit.at),
         "offset": round(hit.offset, 3),
         "end_offset": round(hit.end_offset, 3),

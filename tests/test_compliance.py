@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -220,8 +221,10 @@ def live(home: Path) -> Iterator[Evidence]:
         yield ev
 
 
-def run_stage(ev: Evidence) -> tuple[threading.Event, list[threading.Thread], WebhookNotifier]:
-    """The indexer stage as `livewitness indexer` runs it: indexer and notifier threads."""
+@contextmanager
+def indexer_stage(ev: Evidence, receiver: WebhookReceiver) -> Iterator[None]:
+    """The indexer stage as `livewitness indexer` runs it (indexer and notifier threads),
+    stopped with the receiver at the end."""
     stop = threading.Event()
     index = open_search_index(ev)
     notifier = WebhookNotifier(ev.catalog, ev.settings)
@@ -231,7 +234,15 @@ def run_stage(ev: Evidence) -> tuple[threading.Event, list[threading.Thread], We
     ]
     for thread in threads:
         thread.start()
-    return stop, threads, notifier
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        notifier.close()
+        index.close()
+        receiver.stop()
 
 
 def test_live_hits_reach_a_webhook_signed_once_each(live: Evidence, tmp_path: Path) -> None:
@@ -239,18 +250,11 @@ def test_live_hits_reach_a_webhook_signed_once_each(live: Evidence, tmp_path: Pa
     receiver.start()
     secret = "s3cret-for-the-test-0123456789"
     live.catalog.add_webhook(receiver.url, secret)
-    stop, threads, notifier = run_stage(live)
-    try:
+    with indexer_stage(live, receiver):
         stored = time.time()
         add_stream(live, tmp_path, "shop", SALES, utc_now() - timedelta(seconds=30))
         got = receiver.wait_for(5, timeout=30)
         time.sleep(1.0)  # a handover rebuild must not post the same hit again
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-        notifier.close()
-        receiver.stop()
     print(f"first alert {got[0].at - stored:.2f} s after the transcripts were stored")
     assert len(receiver.received) == 5
     terms = sorted((r.payload["term"], r.payload["match"]) for r in got)
@@ -291,8 +295,7 @@ def test_a_receiver_that_is_down_gets_its_alerts_when_it_comes_back(
 ) -> None:
     receiver = WebhookReceiver()  # not started: connection refused
     live.catalog.add_webhook(receiver.url, "another-secret-0123456789")
-    stop, threads, notifier = run_stage(live)
-    try:
+    with indexer_stage(live, receiver):
         add_stream(live, tmp_path, "shop", SALES[:1], utc_now() - timedelta(seconds=20))
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -304,12 +307,6 @@ def test_a_receiver_that_is_down_gets_its_alerts_when_it_comes_back(
         assert {d.status for d, _ in live.catalog.deliveries()} == {"pending"}
         receiver.start()
         got = receiver.wait_for(2, timeout=30)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-        notifier.close()
-        receiver.stop()
     assert sorted(r.payload["term"] for r in got) == ["全网最低价", "国家级"]
     for delivery, _alert in live.catalog.deliveries():
         log = json.loads(delivery.log)
