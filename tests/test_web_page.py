@@ -4,20 +4,17 @@ speech's known character times (no Whisper model needed), the real search index.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from storage.runtime import Evidence, open_evidence
 from storage.settings import Settings
+from tests.apiserver import running_api
 from tests.speech import clip
 from transcriber.protocol import Word
 from transcriber.worker import build_document, store_transcript
@@ -69,13 +66,6 @@ def store_spoken_transcript(ev: Evidence, stream: str, clauses: list[Clause]) ->
         store_transcript(ev, row, segment, document)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Served:
     url: str
@@ -102,10 +92,6 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def served(tmp_path: Path, test_video: Path) -> Iterator[Served]:
     """The app on a free port, with one real recording searchable and a reviewer key."""
-    import uvicorn
-
-    from api.app import create_app
-    from api.keys import create_key
     from indexer.service import Indexer, open_search_index
     from recorder.recorder import StreamRecorder
     from storage.products import parse_products
@@ -121,29 +107,11 @@ def served(tmp_path: Path, test_video: Path) -> Iterator[Served]:
     store_spoken_transcript(ev, STREAM, clauses)
     index = open_search_index(ev)
     Indexer(ev, index).index_pending()
-    key, _row = create_key(ev.catalog, "reviewer", "web page test")
-
-    port = free_port()
-    config = uvicorn.Config(create_app(ev, index), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the app did not start"
-        time.sleep(0.05)
+    index.close()
     try:
-        yield Served(url, key, ev, clauses)
+        with running_api(ev) as server:
+            yield Served(server.url, server.keys["reviewer"], ev, clauses)
     finally:
-        server.should_exit = True
-        thread.join(10)
-        index.close()
         ev.close()
 
 

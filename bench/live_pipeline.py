@@ -1,0 +1,532 @@
+"""One run of the whole live pipeline, for bench/e2e_latency.py and bench/capacity.py.
+
+    .venv/bin/python bench/live_pipeline.py --streams 3 --seconds 150 --probe --out /tmp/run.json
+
+N local live HLS sources (`LiveHlsSource`: ffmpeg -re, looped) play a program of the
+committed Mandarin fixtures (sales_1, sales_2 and boundary one after another, padded to
+68 s, so the 10 s segment cuts fall 2 s later in the talk on every loop) whose phrase
+onsets are known from tests/fixtures/speech/manifest.json (its `terms`: claims, products,
+prices and banned terms, 33 a loop). In this process, as `livewitness serve` runs them:
+`RecordingSupervisor` (the streams are marked wanted with `catalog.want_recording`, one
+after another spread over one segment length, since independent rooms do not start in
+step), `TranscriberPool` (settings.transcribe_workers workers, one model) and
+`Indexer.follow`, on one fresh data directory with the default settings (10 s segments,
+Whisper base int8 on the CPU). The bundled model is assembled once into
+`<cache>/models`, which every run's data directory links to.
+
+When a phrase was spoken: publisher media time 0 is placed on the wall clock from when
+each HLS segment appears (a segment is written once the media after it has been read at
+native rate, so "appeared at - media end" bounds media 0's wall time from above; the
+smallest bound over the run is taken). A phrase at onset o of loop k was spoken at
+t0 + k * period + o, where period is the program's container duration.
+
+Phrases spoken in the scored window (from `warmup` seconds after the first stream was
+wanted, for `seconds`) are scored; the pipeline then runs `drain` seconds more with the
+sources still live. With --probe, a thread searches the index every 0.2 s for each phrase
+still pending in each stream (`SearchQuery(text=phrase, stream=name, sort="time")`, with a
+time range around the pending occurrences) and marks an occurrence found when a hit places
+the phrase within `tolerance` seconds of when it was spoken (the phrase's time in the hit
+is interpolated from where its highlight falls in the utterance's text and time span).
+
+A monitor thread samples the transcription backlog (`catalog.backlog("transcribe")`), the
+machine's CPU (/proc/stat), this process's CPU (with its ffmpeg children) and its RSS
+every second. The result is one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from indexer.protocol import SearchQuery
+from indexer.service import Indexer, open_search_index
+from recorder.demo import DEMO_PRODUCTS, LiveHlsSource, make_test_video
+from recorder.supervisor import RecordingSupervisor
+from storage.chain import TRANSCRIBE_JOB
+from storage.products import parse_products
+from storage.runtime import Evidence, open_evidence
+from storage.settings import Settings
+from storage.timeutil import parse_iso
+from tests.speech import clip, clip_path
+from transcriber import audio
+from transcriber.pool import TranscriberPool
+from transcriber.protocol import SAMPLE_RATE
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIPS = ("sales_1", "sales_2", "boundary")
+KEYFRAME_SECONDS = 2  # make_test_video puts a key frame every 2 s
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# -- the program the sources play ---------------------------------------------------------
+@dataclass(frozen=True)
+class Program:
+    video: Path
+    period: float  # seconds of media per loop, as the looping publisher advances
+    terms: list[tuple[str, float]]  # (phrase, onset in the program, seconds)
+
+
+def make_program(ffmpeg: str, cache: Path) -> Program:
+    offsets, position = [], 0.0
+    for name in CLIPS:
+        offsets.append(position)
+        position += len(audio.decode(ffmpeg, clip_path(name))) / SAMPLE_RATE
+    seconds = math.ceil(position / KEYFRAME_SECONDS) * KEYFRAME_SECONDS
+    video = cache / f"program-{seconds}s.mp4"
+    if not video.exists():
+        joined = cache / "program.wav"
+        inputs = [arg for name in CLIPS for arg in ("-i", str(clip_path(name)))]
+        subprocess.run(
+            [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *inputs]
+            + ["-filter_complex", f"concat=n={len(CLIPS)}:v=0:a=1", str(joined)],
+            check=True,
+        )
+        make_test_video(ffmpeg, video, seconds, audio=joined)
+        joined.unlink()
+    terms = sorted(
+        (
+            (term["text"], round(offset + term["onset"], 3))
+            for name, offset in zip(CLIPS, offsets, strict=True)
+            for term in clip(name)["terms"]
+        ),
+        key=lambda t: t[1],
+    )
+    return Program(video=video, period=container_duration(ffmpeg, video), terms=terms)
+
+
+def container_duration(ffmpeg: str, video: Path) -> float:
+    probe = subprocess.run(
+        [ffmpeg, "-hide_banner", "-i", str(video)], capture_output=True, text=True, check=False
+    )
+    found = re.search(r"Duration: (\d+):(\d+):([\d.]+)", probe.stderr)
+    if not found:
+        raise RuntimeError(f"no duration for {video}")
+    h, m, s = found.groups()
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+class PublisherClock:
+    """Wall time of the publisher's media time 0, from when its HLS segments appear."""
+
+    def __init__(self, source: LiveHlsSource) -> None:
+        self.playlist = source.directory / "live.m3u8"
+        self.durations: dict[int, float] = {}
+        self.seen_at: dict[int, float] = {}
+
+    def poll(self) -> None:
+        now = time.time()
+        try:
+            lines = self.playlist.read_text().splitlines()
+        except FileNotFoundError:
+            return
+        seq, duration = None, None
+        for line in lines:
+            if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+                seq = int(line.split(":", 1)[1])
+            elif line.startswith("#EXTINF:"):
+                duration = float(line.split(":", 1)[1].rstrip(","))
+            elif line and not line.startswith("#") and seq is not None and duration is not None:
+                self.durations.setdefault(seq, duration)
+                self.seen_at.setdefault(seq, now)
+                seq, duration = seq + 1, None
+
+    def media_zero(self) -> float | None:
+        best, end, seq = None, 0.0, 0
+        while seq in self.durations:  # only the unbroken run from the first segment
+            end += self.durations[seq]
+            bound = self.seen_at[seq] - end
+            best = bound if best is None else min(best, bound)
+            seq += 1
+        return best
+
+
+# -- what is measured ---------------------------------------------------------------------
+@dataclass
+class Occurrence:
+    stream: str
+    phrase: str
+    loop: int
+    onset: float
+    spoken_at: float
+    found_at: float | None = None
+    match: str | None = None
+    hit_text: str | None = None
+    hit_start: float | None = None
+    phrase_at: float | None = None  # the phrase's time as the hit places it
+    segment: int | None = None
+    heard: str | None = None  # for a miss: what the transcript has around spoken_at
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a live process; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def child_pids() -> list[int]:
+    me, pids = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(fields[1]) == me:
+                pids.append(int(entry.name))
+    return pids
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # without guest time, which user time already counts
+    return total - idle, total
+
+
+def cpu_snapshot(publishers: list[int]) -> dict[str, float]:
+    """CPU seconds so far: this process, its ffmpeg children (recorders and audio decoders;
+    ended ones through RUSAGE_CHILDREN, running ones from /proc), the publishers apart."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    running = sum(proc_cpu(pid) for pid in child_pids() if pid not in publishers)
+    busy, total = machine_jiffies()
+    return {
+        "wall": time.time(),
+        "python": me.ru_utime + me.ru_stime,
+        "children": ended.ru_utime + ended.ru_stime + running,
+        "publishers": sum(proc_cpu(pid) for pid in publishers),
+        "machine_busy": busy / TICKS,
+        "machine_total": total / TICKS,
+    }
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def loadavg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+# -- the run ------------------------------------------------------------------------------
+@dataclass
+class Run:
+    args: argparse.Namespace
+    ev: Evidence
+    program: Program
+    sources: list[LiveHlsSource]
+    clocks: list[PublisherClock]
+    names: list[str]
+    stop: threading.Event = field(default_factory=threading.Event)
+    occurrences: list[Occurrence] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    probe_cpu: float = 0.0
+    probe_queries: int = 0
+
+    def monitor(self) -> None:
+        publishers = [s.publisher.pid for s in self.sources if s.publisher]
+        previous = cpu_snapshot(publishers)
+        while not self.stop.wait(self.args.sample_seconds):
+            for clock in self.clocks:
+                clock.poll()
+            now = cpu_snapshot(publishers)
+            machine = now["machine_total"] - previous["machine_total"]
+            self.samples.append(
+                {
+                    "t": now["wall"],
+                    "backlog": self.ev.catalog.backlog(TRANSCRIBE_JOB),
+                    "machine_cpu": (now["machine_busy"] - previous["machine_busy"]) / machine
+                    if machine
+                    else 0.0,
+                    "process_cpu": (
+                        now["python"] + now["children"] - previous["python"] - previous["children"]
+                    )
+                    / (now["wall"] - previous["wall"]),
+                    "rss_mb": rss_mb(),
+                    "load1": loadavg(),
+                }
+            )
+            previous = now
+
+    def watch_clocks(self) -> None:
+        while not self.stop.wait(0.05):
+            for clock in self.clocks:
+                clock.poll()
+
+    def schedule(self, first_want: float) -> None:
+        """The phrase occurrences to score: spoken inside the scored window."""
+        begin = first_want + self.args.warmup
+        end = begin + self.args.seconds
+        for name, clock in zip(self.names, self.clocks, strict=True):
+            zero = clock.media_zero()
+            assert zero is not None
+            for loop in range(int((end - zero) / self.program.period) + 1):
+                for phrase, onset in self.program.terms:
+                    spoken = zero + loop * self.program.period + onset
+                    if begin <= spoken <= end:
+                        self.occurrences.append(Occurrence(name, phrase, loop, onset, spoken))
+
+    def probe(self) -> None:
+        index = open_search_index(self.ev)
+        tick = time.monotonic()
+        began_cpu = time.thread_time()
+        try:
+            while not self.stop.is_set():
+                now = time.time()
+                pending: dict[tuple[str, str], list[Occurrence]] = {}
+                for occurrence in self.occurrences:
+                    if occurrence.found_at is None and occurrence.spoken_at <= now:
+                        pending.setdefault((occurrence.stream, occurrence.phrase), []).append(
+                            occurrence
+                        )
+                for (stream, phrase), waiting in pending.items():
+                    self._search(index, stream, phrase, waiting)
+                tick += self.args.poll_seconds
+                self.stop.wait(max(0.0, tick - time.monotonic()))
+        finally:
+            self.probe_cpu = time.thread_time() - began_cpu
+            index.close()
+
+    def _search(self, index: Any, stream: str, phrase: str, waiting: list[Occurrence]) -> None:
+        margin = 30.0
+        since = datetime.fromtimestamp(min(o.spoken_at for o in waiting) - margin, UTC)
+        until = datetime.fromtimestamp(max(o.spoken_at for o in waiting) + margin, UTC)
+        query = SearchQuery(
+            text=phrase, stream=stream, sort="time", since=since, until=until, size=50
+        )
+        result = index.search(query)
+        found_at = time.time()
+        self.probe_queries += 1
+        for hit in result.hits:
+            start = parse_iso(hit.start).timestamp()
+            span = max(0.0, hit.end_offset - hit.offset)
+            before = hit.highlighted.split("<mark>", 1)[0] if "<mark>" in hit.highlighted else ""
+            at = start + span * len(before) / max(1, len(hit.text))
+            near = [o for o in waiting if o.found_at is None]
+            if not near:
+                return
+            best = min(near, key=lambda o: abs(o.spoken_at - at))
+            if abs(best.spoken_at - at) <= self.args.tolerance:
+                best.found_at, best.match, best.hit_text = found_at, hit.match, hit.text
+                best.hit_start, best.phrase_at, best.segment = start, at, hit.segment
+
+
+def fresh_home(args: argparse.Namespace) -> Path:
+    cache = Path(args.cache).resolve()
+    home = Path(args.home).resolve()
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    (cache / "models").mkdir(parents=True, exist_ok=True)
+    (home / "models").symlink_to(cache / "models")
+    return home
+
+
+def heard_near(ev: Evidence, stream_id: int, at: float, seconds: float = 3.0) -> str:
+    words = []
+    for transcript in ev.catalog.transcripts(stream_id):
+        for word in json.loads(transcript.body)["words"]:
+            if abs(parse_iso(word["start"]).timestamp() - at) <= seconds:
+                words.append(word["text"])
+    return "".join(words)
+
+
+def job_rows(ev: Evidence, names: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for name in names:
+        stream = ev.catalog.get_stream(name)
+        for job in ev.catalog.jobs(stream.id, TRANSCRIBE_JOB):
+            rows.append(
+                {
+                    "stream": name,
+                    "seq": job.segment_seq,
+                    "status": job.status,
+                    "created": job.created_at.timestamp(),
+                    "started": job.started_at.timestamp() if job.started_at else None,
+                    "finished": job.finished_at.timestamp() if job.finished_at else None,
+                    "audio_seconds": job.audio_seconds,
+                    "rtf": job.rtf,
+                }
+            )
+    return rows
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    cache = Path(args.cache).resolve()
+    home = fresh_home(args)
+    settings = Settings(home=home, transcribe_workers=args.workers)
+    program = make_program(settings.ffmpeg, cache)
+    ev = open_evidence(settings)
+    load_began = time.monotonic()
+    transcribers = TranscriberPool(ev)  # loads the model (and assembles it the first time)
+    model_load = time.monotonic() - load_began
+    sources, names = [], [f"live-{i + 1}" for i in range(args.streams)]
+    for i in range(args.streams):
+        source = LiveHlsSource(settings.ffmpeg, program.video, home / "hls" / f"s{i + 1}")
+        source.start()
+        sources.append(source)
+    clocks = [PublisherClock(s) for s in sources]
+    state = Run(args, ev, program, sources, clocks, names)
+    stream_ids = []
+    for name, source in zip(names, sources, strict=True):
+        stream_id = ev.chain.open_stream(name, source.url)
+        ev.catalog.describe(stream_id, language="zh")
+        ev.catalog.set_products(stream_id, parse_products(DEMO_PRODUCTS))
+        stream_ids.append(stream_id)
+
+    def index_stage(stop: threading.Event) -> None:
+        index = open_search_index(ev)
+        try:
+            Indexer(ev, index).follow(stop)
+        finally:
+            index.close()
+
+    stages = [
+        threading.Thread(target=RecordingSupervisor(ev).follow, args=(state.stop,)),
+        threading.Thread(target=index_stage, args=(state.stop,)),
+        threading.Thread(target=state.monitor),
+        threading.Thread(target=state.watch_clocks),
+    ]
+    transcribers.start()
+    for thread in stages:
+        thread.start()
+    first_want = time.time()
+    wanted_at = []
+    for i, stream_id in enumerate(stream_ids):
+        time.sleep(max(0.0, first_want + i * settings.segment_seconds / args.streams - time.time()))
+        ev.catalog.want_recording(stream_id, True, sources[i].url)
+        wanted_at.append(time.time())
+    state.schedule(first_want)
+    prober = threading.Thread(target=state.probe)
+    if args.probe:
+        prober.start()
+    publisher_pids = [s.publisher.pid for s in sources if s.publisher]
+    window_begin = first_want + args.warmup
+    window_end = window_begin + args.seconds
+    time.sleep(max(0.0, window_begin - time.time()))
+    cpu_begin = cpu_snapshot(publisher_pids)
+    time.sleep(max(0.0, window_end - time.time()))
+    cpu_end = cpu_snapshot(publisher_pids)
+    time.sleep(max(0.0, window_end + args.drain - time.time()))
+    state.stop.set()
+    stop_began = time.monotonic()
+    transcribers.stop()
+    for thread in [*stages, prober] if args.probe else stages:
+        thread.join(120)
+    transcribers.join(120)
+    stop_seconds = time.monotonic() - stop_began
+    for source in sources:
+        source.stop()
+    zeros = [clock.media_zero() for clock in clocks]
+    for occurrence in state.occurrences:  # the final (best) estimate of media time 0
+        zero = zeros[names.index(occurrence.stream)]
+        assert zero is not None
+        occurrence.spoken_at = zero + occurrence.loop * program.period + occurrence.onset
+        if args.probe and occurrence.found_at is None:
+            stream_id = stream_ids[names.index(occurrence.stream)]
+            occurrence.heard = heard_near(ev, stream_id, occurrence.spoken_at)
+    jobs = job_rows(ev, names)
+    ev.close()
+    span = cpu_end["wall"] - cpu_begin["wall"]
+    machine = cpu_end["machine_total"] - cpu_begin["machine_total"]
+    return {
+        "config": {
+            "streams": args.streams,
+            "workers": args.workers,
+            "segment_seconds": settings.segment_seconds,
+            "model": settings.whisper_model,
+            "compute_type": settings.whisper_compute_type,
+            "beam_size": settings.whisper_beam_size,
+            "warmup": args.warmup,
+            "seconds": args.seconds,
+            "drain": args.drain,
+            "probe": args.probe,
+            "poll_seconds": args.poll_seconds,
+            "tolerance": args.tolerance,
+            "program_period": program.period,
+            "terms_per_loop": len(program.terms),
+        },
+        "model_load_seconds": model_load,
+        "first_want": first_want,
+        "wanted_at": wanted_at,
+        "window": [window_begin, window_end],
+        "publisher_media_zero": zeros,
+        "publisher_started_at": [s.started_at for s in sources],
+        "cpu": {
+            "seconds": span,
+            "python": cpu_end["python"] - cpu_begin["python"],
+            "ffmpeg_children": cpu_end["children"] - cpu_begin["children"],
+            "publishers": cpu_end["publishers"] - cpu_begin["publishers"],
+            "machine_busy_fraction": (cpu_end["machine_busy"] - cpu_begin["machine_busy"])
+            / machine,
+            "cores": os.cpu_count(),
+        },
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "probe_cpu_seconds": state.probe_cpu,
+        "probe_queries": state.probe_queries,
+        "stop_seconds": stop_seconds,
+        "samples": state.samples,
+        "jobs": jobs,
+        "occurrences": [asdict(o) for o in state.occurrences],
+    }
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--streams", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1, help="settings.transcribe_workers")
+    p.add_argument("--seconds", type=float, default=150.0, help="scored live window")
+    p.add_argument("--warmup", type=float, default=20.0)
+    p.add_argument("--drain", type=float, default=30.0)
+    p.add_argument("--probe", action="store_true", help="search for every phrase occurrence")
+    p.add_argument("--poll-seconds", type=float, default=0.2)
+    p.add_argument("--tolerance", type=float, default=2.0)
+    p.add_argument("--sample-seconds", type=float, default=1.0)
+    p.add_argument("--cache", default="/tmp/lw-bench", help="models and the program video")
+    p.add_argument("--home", default="/tmp/lw-bench/home", help="data directory (wiped)")
+    p.add_argument("--out", required=True)
+    return p
+
+
+def run_child(options: list[str], out: Path, timeout: float) -> dict[str, Any]:
+    """Run one configuration in a fresh interpreter; its JSON result."""
+    subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), *options, "--out", str(out)],
+        check=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def main() -> None:
+    args = parser().parse_args()
+    result = run(args)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    main()
