@@ -1,0 +1,95 @@
+"""Banned-word alert latency: from a segment's transcript being stored to the webhook
+receiving the alert, over real HTTP (issue goal: within 5 s).
+
+    .venv/bin/python bench/alert_latency.py [--segments 40]
+
+The indexer stage runs as ``livewitness indexer`` runs it (Indexer.follow polling every
+0.5 s, WebhookNotifier every 0.25 s: the defaults) on a fresh data directory; a local
+receiver (tests.webhook_receiver) answers 200. Each round stores one segment's transcript
+containing a banned term said seconds ago (a live stream) and waits for its alert.
+Reports p50/p95/max in seconds and writes JSON to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.search_bench import machine, percentile
+from indexer.alerts import WebhookNotifier
+from indexer.service import Indexer, open_search_index
+from storage.runtime import open_evidence
+from storage.settings import Settings
+from storage.timeutil import utc_now
+from tests.searchdata import add_stream
+from tests.webhook_receiver import WebhookReceiver
+
+LINES = ("这款精华是国家级配方", "全网最低价只要九十九", "用了可以祛斑", "效果全国第一")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segments", type=int, default=40)
+    parser.add_argument("--out", type=Path, default=Path("bench/out/alert_latency.json"))
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="lw-alerts-"))
+    (home / "tmp").mkdir()
+    receiver = WebhookReceiver()
+    receiver.start()
+    latencies: list[float] = []
+    with open_evidence(Settings(home=home)) as ev:
+        ev.catalog.add_webhook(receiver.url, "bench-secret-0123456789abcdef")
+        stop = threading.Event()
+        index = open_search_index(ev)
+        notifier = WebhookNotifier(ev.catalog, ev.settings)
+        threads = [
+            threading.Thread(target=Indexer(ev, index).follow, args=(stop,), daemon=True),
+            threading.Thread(target=notifier.follow, args=(stop,), daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        for n in range(args.segments):
+            line = LINES[n % len(LINES)]
+            before = len(receiver.received)
+            stored = time.time()
+            # One stream per round: each is a new live stream whose first segment has a hit.
+            add_stream(
+                ev, home / "tmp", f"room{n}", [[(1.0, line)]], utc_now() - timedelta(seconds=12)
+            )
+            got = receiver.wait_for(before + 1, timeout=30)
+            if len(got) > before:
+                latencies.append(got[before].at - stored)
+            time.sleep(0.3)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        notifier.close()
+        index.close()
+    receiver.stop()
+    result = {
+        "machine": machine(),
+        "rounds": args.segments,
+        "received": len(latencies),
+        "p50_s": round(percentile(latencies, 50), 3),
+        "p95_s": round(percentile(latencies, 95), 3),
+        "max_s": round(max(latencies), 3),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print("| rounds | alerts received | p50 s | p95 s | max s |\n|---|---|---|---|---|")
+    print(
+        f"| {args.segments} | {result['received']} | {result['p50_s']} | {result['p95_s']}"
+        f" | {result['max_s']} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
