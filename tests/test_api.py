@@ -78,6 +78,9 @@ def test_bearer_and_header_keys_and_revocation(api: ApiServer) -> None:
         f"{api.url}/api/v1/search", params={"q": "包邮"}, headers={"Authorization": f"Bearer {key}"}
     )
     assert bearer.status_code == 200 and bearer.json()["total"] >= 1
+    both = {"X-API-Key": api.keys["reviewer"], "Authorization": f"Bearer {key}"}
+    conflicting = httpx.get(f"{api.url}/api/v1/streams", headers=both)
+    assert conflicting.status_code == 401 and "two different" in conflicting.json()["error"]
     me = httpx.get(f"{api.url}/api/v1/me", headers={"X-API-Key": key}).json()
     assert (me["role"], me["name"], me["revoked_at"]) == ("reviewer", "anna", None)
     listed = run_cli(api.ev.settings.home, "keys", "list")
