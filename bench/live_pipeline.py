@@ -6,7 +6,7 @@ N local live HLS sources (`LiveHlsSource`: ffmpeg -re, looped) play a program of
 committed Mandarin fixtures (sales_1, sales_2 and boundary one after another, padded to
 68 s, so the 10 s segment cuts fall 2 s later in the talk on every loop) whose phrase
 onsets are known from tests/fixtures/speech/manifest.json (its `terms`: claims, products,
-prices and banned terms, 33 a loop). In this process, as `livewitness serve` runs them:
+prices and banned terms, 25 a loop). In this process, as `livewitness serve` runs them:
 `RecordingSupervisor` (the streams are marked wanted with `catalog.want_recording`, one
 after another spread over one segment length, since independent rooms do not start in
 step), `TranscriberPool` (settings.transcribe_workers workers, one model) and
@@ -403,41 +403,45 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             index.close()
 
     stages = [
-        threading.Thread(target=RecordingSupervisor(ev).follow, args=(state.stop,)),
-        threading.Thread(target=index_stage, args=(state.stop,)),
-        threading.Thread(target=state.monitor),
-        threading.Thread(target=state.watch_clocks),
+        threading.Thread(target=RecordingSupervisor(ev).follow, args=(state.stop,), daemon=True),
+        threading.Thread(target=index_stage, args=(state.stop,), daemon=True),
+        threading.Thread(target=state.monitor, daemon=True),
+        threading.Thread(target=state.watch_clocks, daemon=True),
     ]
     transcribers.start()
     for thread in stages:
         thread.start()
-    first_want = time.time()
-    wanted_at = []
-    for i, stream_id in enumerate(stream_ids):
-        time.sleep(max(0.0, first_want + i * settings.segment_seconds / args.streams - time.time()))
-        ev.catalog.want_recording(stream_id, True, sources[i].url)
-        wanted_at.append(time.time())
-    state.schedule(first_want)
-    prober = threading.Thread(target=state.probe)
-    if args.probe:
-        prober.start()
     publisher_pids = [s.publisher.pid for s in sources if s.publisher]
-    window_begin = first_want + args.warmup
-    window_end = window_begin + args.seconds
-    time.sleep(max(0.0, window_begin - time.time()))
-    cpu_begin = cpu_snapshot(publisher_pids)
-    time.sleep(max(0.0, window_end - time.time()))
-    cpu_end = cpu_snapshot(publisher_pids)
-    time.sleep(max(0.0, window_end + args.drain - time.time()))
-    state.stop.set()
-    stop_began = time.monotonic()
-    transcribers.stop()
-    for thread in [*stages, prober] if args.probe else stages:
-        thread.join(120)
-    transcribers.join(120)
-    stop_seconds = time.monotonic() - stop_began
-    for source in sources:
-        source.stop()
+    try:
+        first_want = time.time()
+        wanted_at = []
+        for i, stream_id in enumerate(stream_ids):
+            time.sleep(
+                max(0.0, first_want + i * settings.segment_seconds / args.streams - time.time())
+            )
+            ev.catalog.want_recording(stream_id, True, sources[i].url)
+            wanted_at.append(time.time())
+        state.schedule(first_want)
+        if args.probe:
+            stages.append(threading.Thread(target=state.probe, daemon=True))
+            stages[-1].start()
+        window_begin = first_want + args.warmup
+        window_end = window_begin + args.seconds
+        time.sleep(max(0.0, window_begin - time.time()))
+        cpu_begin = cpu_snapshot(publisher_pids)
+        time.sleep(max(0.0, window_end - time.time()))
+        cpu_end = cpu_snapshot(publisher_pids)
+        time.sleep(max(0.0, window_end + args.drain - time.time()))
+    finally:
+        state.stop.set()
+        stop_began = time.monotonic()
+        transcribers.stop()
+        for thread in stages:
+            thread.join(120)
+        transcribers.join(120)
+        stop_seconds = time.monotonic() - stop_began
+        for source in sources:
+            source.stop()
     zeros = [clock.media_zero() for clock in clocks]
     for occurrence in state.occurrences:  # the final (best) estimate of media time 0
         zero = zeros[names.index(occurrence.stream)]

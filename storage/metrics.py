@@ -139,7 +139,8 @@ class CatalogFamilies:
     backlog: GaugeMetricFamily = field(
         default_factory=lambda: GaugeMetricFamily(
             "livewitness_transcription_backlog",
-            "Transcription jobs not done: queued, running, or failed for good.",
+            "Transcription jobs waiting or running (failed ones are in"
+            " livewitness_transcription_jobs{status=\"failed\"}).",
         )
     )
     jobs: GaugeMetricFamily = field(
@@ -220,7 +221,8 @@ class CatalogCollector(Collector):
         for stream, count in sorted(catalog.gap_counts().items()):
             out.gaps.add_metric([stream], count)
         by_status = catalog.job_status_counts(TRANSCRIBE_JOB)
-        out.backlog.add_metric([], sum(n for status, n in by_status.items() if status != "done"))
+        waiting = sum(n for status, n in by_status.items() if status in ("queued", "running"))
+        out.backlog.add_metric([], waiting)  # as Catalog.backlog counts it
         for status, count in sorted(by_status.items()):
             out.jobs.add_metric([status], count)
         timings = catalog.recent_job_timings(TRANSCRIBE_JOB, REALTIME_FACTOR_JOBS)

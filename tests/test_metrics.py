@@ -165,7 +165,7 @@ def test_metrics_report_the_catalog_and_the_indexer_over_http(
         "quiet": pytest.approx(SEGMENT),
     }
     assert by_label(samples, "livewitness_gaps_total", "stream") == {"shop": 1, "quiet": 0}
-    assert value(samples, "livewitness_transcription_backlog") == 2
+    assert value(samples, "livewitness_transcription_backlog") == 1  # the queued one
     assert by_label(samples, "livewitness_transcription_jobs", "status") == {
         "done": 2,
         "failed": 1,
