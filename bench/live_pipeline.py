@@ -280,8 +280,9 @@ class Run:
         begin = first_want + self.args.warmup
         end = begin + self.args.seconds
         for name, clock in zip(self.names, self.clocks, strict=True):
+            clock.poll()
             zero = clock.media_zero()
-            assert zero is not None
+            assert zero is not None, f"{name}: no HLS segment seen yet"
             for loop in range(int((end - zero) / self.program.period) + 1):
                 for phrase, onset in self.program.terms:
                     spoken = zero + loop * self.program.period + onset
@@ -321,14 +322,20 @@ class Run:
         self.probe_queries += 1
         for hit in result.hits:
             start = parse_iso(hit.start).timestamp()
-            span = max(0.0, hit.end_offset - hit.offset)
+            end = start + max(0.0, hit.end_offset - hit.offset)
             before = hit.highlighted.split("<mark>", 1)[0] if "<mark>" in hit.highlighted else ""
-            at = start + span * len(before) / max(1, len(hit.text))
-            near = [o for o in waiting if o.found_at is None]
-            if not near:
-                return
-            best = min(near, key=lambda o: abs(o.spoken_at - at))
-            if abs(best.spoken_at - at) <= self.args.tolerance:
+            at = start + (end - start) * len(before) / max(1, len(hit.text))
+            # The hit's utterance covers the moment (within the tolerance); of the pending
+            # occurrences it covers, the phrase is the one nearest to where it falls.
+            covered = [
+                o
+                for o in waiting
+                if o.found_at is None
+                and start - self.args.tolerance <= o.spoken_at
+                and o.spoken_at <= end + self.args.tolerance
+            ]
+            if covered:
+                best = min(covered, key=lambda o: abs(o.spoken_at - at))
                 best.found_at, best.match, best.hit_text = found_at, hit.match, hit.text
                 best.hit_start, best.phrase_at, best.segment = start, at, hit.segment
 
@@ -347,7 +354,7 @@ def heard_near(ev: Evidence, stream_id: int, at: float, seconds: float = 3.0) ->
     words = []
     for transcript in ev.catalog.transcripts(stream_id):
         for word in json.loads(transcript.body)["words"]:
-            if abs(parse_iso(word["start"]).timestamp() - at) <= seconds:
+            if not word["ctx"] and abs(parse_iso(word["start"]).timestamp() - at) <= seconds:
                 words.append(word["text"])
     return "".join(words)
 
@@ -394,6 +401,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ev.catalog.describe(stream_id, language="zh")
         ev.catalog.set_products(stream_id, parse_products(DEMO_PRODUCTS))
         stream_ids.append(stream_id)
+
+    # Create the index's tables before two threads open it (the indexer and the probe):
+    # opened at the same moment on a fresh directory, one can see the tables without the
+    # schema version yet and take the index for an outdated one.
+    open_search_index(ev).close()
 
     def index_stage(stop: threading.Event) -> None:
         index = open_search_index(ev)

@@ -111,6 +111,7 @@ class Indexer:
         # creates this directory itself.
         self._state_path.parent.mkdir(parents=True, exist_ok=True)
         self._indexed: set[tuple[int, int]] = self._load_state()
+        self._cursor = 0  # the last transcript id looked at (a fresh process reads all once)
 
     def _load_state(self) -> set[tuple[int, int]]:
         try:
@@ -125,18 +126,27 @@ class Indexer:
         tmp.replace(self._state_path)
 
     def index_pending(self) -> int:
-        """Index every stored transcript not yet indexed; returns how many."""
+        """Index every stored transcript not yet indexed; returns how many. Only the
+        transcripts stored since the last call are looked at (and their neighbours,
+        for the boundary handover), so a poll costs the same at any catalog size."""
+        catalog = self.evidence.catalog
+        fresh = catalog.transcript_keys(self._cursor)
+        todo: dict[int, set[int]] = {}
+        for _id, stream_id, seq in fresh:
+            if (stream_id, seq) not in self._indexed:
+                todo.setdefault(stream_id, set()).add(seq)
         done = 0
-        for stream in self.evidence.catalog.list_streams():
-            transcripts = self.evidence.catalog.transcripts(stream.id)
-            by_seq = {t.segment_seq: t for t in transcripts}
-            for transcript in transcripts:
-                if (stream.id, transcript.segment_seq) in self._indexed:
-                    continue
-                self._index_one(stream, transcript, by_seq)
+        for stream_id, seqs in sorted(todo.items()):
+            stream = catalog.stream_by_id(stream_id)
+            near = {n for seq in seqs for n in (seq - 1, seq, seq + 1)}
+            by_seq = {t.segment_seq: t for t in catalog.transcripts(stream_id, near)}
+            for seq in sorted(seqs):
+                self._index_one(stream, by_seq[seq], by_seq)
                 done += 1
         if done:
             self._save_state()
+        if fresh:
+            self._cursor = fresh[-1][0]  # only once all of them are indexed
         return done
 
     def _index_one(
@@ -236,7 +246,7 @@ class Indexer:
         self._save_state()
         return done
 
-    def follow(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
+    def follow(self, stop: threading.Event, poll_seconds: float = 0.25) -> None:
         while not stop.is_set():
             self.index_pending()
             stop.wait(poll_seconds)

@@ -7,7 +7,7 @@ date with Alembic every time a catalog is opened.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -225,13 +225,26 @@ class Catalog:
             if found is None:
                 s.add(transcript)
 
-    def transcripts(self, stream_id: int) -> Sequence[Transcript]:
+    def transcripts(
+        self, stream_id: int, seqs: Collection[int] | None = None
+    ) -> Sequence[Transcript]:
+        """A stream's transcripts in segment order (only those of ``seqs`` if given)."""
         with self.session() as s:
-            return s.scalars(
-                select(Transcript)
-                .where(Transcript.stream_id == stream_id)
-                .order_by(Transcript.segment_seq)
+            query = select(Transcript).where(Transcript.stream_id == stream_id)
+            if seqs is not None:
+                query = query.where(Transcript.segment_seq.in_(list(seqs)))
+            return s.scalars(query.order_by(Transcript.segment_seq)).all()
+
+    def transcript_keys(self, after_id: int = 0) -> Sequence[tuple[int, int, int]]:
+        """(id, stream id, segment seq) of the transcripts stored after ``after_id``:
+        transcripts are write-once, so a follower keeps the last id as its cursor."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Transcript.id, Transcript.stream_id, Transcript.segment_seq)
+                .where(Transcript.id > after_id)
+                .order_by(Transcript.id)
             ).all()
+            return [(int(a), int(b), int(c)) for a, b, c in rows]
 
     def products(self, stream_id: int) -> Sequence[Product]:
         with self.session() as s:

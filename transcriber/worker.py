@@ -110,7 +110,7 @@ class TranscriptionWorker:
         self,
         stop: threading.Event,
         until_empty: bool = False,
-        idle_seconds: float = 0.5,
+        idle_seconds: float = 0.2,
         on_result: Callable[[JobResult], None] | None = None,
     ) -> None:
         while not stop.is_set():
