@@ -170,6 +170,7 @@ class Occurrence:
     phrase_at: float | None = None  # the phrase's time as the hit places it
     segment: int | None = None
     heard: str | None = None  # for a miss: what the transcript has around spoken_at
+    near: list[dict[str, Any]] | None = None  # for a miss: hits of the phrase nearby
 
 
 def proc_cpu(pid: int) -> float:
@@ -351,12 +352,44 @@ def fresh_home(args: argparse.Namespace) -> Path:
 
 
 def heard_near(ev: Evidence, stream_id: int, at: float, seconds: float = 3.0) -> str:
-    words = []
+    """The stored words around a moment: `segment:` before each segment's own words,
+    context words (decoded again by the next segment) in brackets."""
+    out = []
     for transcript in ev.catalog.transcripts(stream_id):
-        for word in json.loads(transcript.body)["words"]:
-            if not word["ctx"] and abs(parse_iso(word["start"]).timestamp() - at) <= seconds:
-                words.append(word["text"])
-    return "".join(words)
+        words = [
+            w
+            for w in json.loads(transcript.body)["words"]
+            if abs(parse_iso(w["start"]).timestamp() - at) <= seconds
+        ]
+        if words:
+            text = "".join(f"[{w['text']}]" if w["ctx"] else w["text"] for w in words)
+            out.append(f"{transcript.segment_seq}:{text}")
+    return " ".join(out)
+
+
+def hits_near(index: Any, stream: str, phrase: str, at: float) -> list[dict[str, Any]]:
+    """Every hit of the phrase within a minute of a moment, times relative to it."""
+    query = SearchQuery(
+        text=phrase,
+        stream=stream,
+        sort="time",
+        since=datetime.fromtimestamp(at - 60, UTC),
+        until=datetime.fromtimestamp(at + 60, UTC),
+        size=50,
+    )
+    out = []
+    for hit in index.search(query).hits:
+        start = parse_iso(hit.start).timestamp() - at
+        out.append(
+            {
+                "text": hit.text,
+                "match": hit.match,
+                "segment": hit.segment,
+                "start": round(start, 2),
+                "end": round(start + hit.end_offset - hit.offset, 2),
+            }
+        )
+    return out
 
 
 def job_rows(ev: Evidence, names: list[str]) -> list[dict[str, Any]]:
@@ -455,6 +488,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for source in sources:
             source.stop()
     zeros = [clock.media_zero() for clock in clocks]
+    index = open_search_index(ev)
     for occurrence in state.occurrences:  # the final (best) estimate of media time 0
         zero = zeros[names.index(occurrence.stream)]
         assert zero is not None
@@ -462,6 +496,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.probe and occurrence.found_at is None:
             stream_id = stream_ids[names.index(occurrence.stream)]
             occurrence.heard = heard_near(ev, stream_id, occurrence.spoken_at)
+            occurrence.near = hits_near(
+                index, occurrence.stream, occurrence.phrase, occurrence.spoken_at
+            )
+    index.close()
     jobs = job_rows(ev, names)
     ev.close()
     span = cpu_end["wall"] - cpu_begin["wall"]

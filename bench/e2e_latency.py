@@ -1,0 +1,219 @@
+"""End-to-end latency: a phrase spoken in a live source until search returns it.
+
+    .venv/bin/python bench/e2e_latency.py --streams 1 3 --seconds 150
+
+For each configuration (1 and 3 concurrent live streams by default) one child process runs
+bench/live_pipeline.py with its search probe: N local live HLS sources (ffmpeg -re) loop a
+68 s program of the committed Mandarin fixtures whose 25 phrase onsets a loop are known
+(manifest.json `terms`: 假一赔十, 七天无理由退货, 包邮, 羽绒服, prices, banned terms...);
+recorder supervisor, transcriber pool and indexer run as `livewitness serve` runs them,
+with the default settings (10 s segments, Whisper base int8 on the CPU, one worker).
+
+- spoken_at: publisher media time 0 on the wall clock (from when its HLS segments
+  appear) + loop * 68 s + onset;
+- found_at: the first 0.2 s poll at which `SearchQuery(text=phrase, stream=name,
+  sort="time")` returns a hit whose utterance covers spoken_at within +-2 s;
+- latency = found_at - spoken_at, over the phrases spoken in the scored window (after a
+  20 s warm-up, for `--seconds`); the pipeline runs 40 s more, so a phrase not found by
+  then is a miss (an ASR error that sound-alike search did not catch).
+
+Goal: p95 <= segment length + 6 s (16 s). Writes bench/out/e2e_latency.json and prints
+Markdown tables: latency, where the time goes (median per stage, from the transcription
+jobs' timestamps), transcription speed and backlog, CPU, and the misses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.live_pipeline import run_child
+
+OUT = Path(__file__).resolve().parent / "out" / "e2e_latency.json"
+
+
+def pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def in_window(result: dict[str, Any], t: float) -> bool:
+    begin, end = result["window"]
+    return bool(begin <= t <= end)
+
+
+def transcription(result: dict[str, Any]) -> dict[str, Any]:
+    """Speed and backlog of the transcription stage over the scored window."""
+    jobs = [j for j in result["jobs"] if j["finished"] and in_window(result, j["created"])]
+    processing = [j["finished"] - j["started"] for j in jobs]
+    audio = sum(j["audio_seconds"] or 0.0 for j in jobs)
+    waits = [j["started"] - j["created"] for j in jobs]
+    backlog = [s["backlog"] for s in result["samples"] if in_window(result, s["t"])]
+    cpu = result["cpu"]
+    mine = (cpu["python"] + cpu["ffmpeg_children"] + cpu["publishers"]) / cpu["seconds"]
+    return {
+        "segments": len(jobs),
+        "rtf": audio / sum(processing) if processing else None,
+        "processing_p50": pct(processing, 50),
+        "processing_p95": pct(processing, 95),
+        "queue_wait_p50": pct(waits, 50),
+        "queue_wait_max": max(waits) if waits else None,
+        "backlog_mean": float(np.mean(backlog)) if backlog else None,
+        "backlog_max": max(backlog) if backlog else None,
+        "backlog_last": backlog[-1] if backlog else None,
+        "machine_cpu": cpu["machine_busy_fraction"],
+        "pipeline_cores": (cpu["python"] + cpu["ffmpeg_children"]) / cpu["seconds"],
+        "publisher_cores": cpu["publishers"] / cpu["seconds"],
+        "other_cores": cpu["machine_busy_fraction"] * cpu["cores"] - mine,
+        "peak_rss_mb": result["peak_rss_mb"],
+        "probe_cores": result["probe_cpu_seconds"] / (result["window"][1] - result["window"][0]),
+    }
+
+
+def latency(result: dict[str, Any]) -> dict[str, Any]:
+    occurrences = result["occurrences"]
+    found = [o for o in occurrences if o["found_at"] is not None]
+    lat = [o["found_at"] - o["spoken_at"] for o in found]
+    jobs = {(j["stream"], j["seq"]): j for j in result["jobs"]}
+    stages: dict[str, list[float]] = {"captured": [], "queued": [], "transcribed": [], "found": []}
+    for o in found:
+        job = jobs.get((o["stream"], o["segment"]))
+        if job is None or job["finished"] is None:
+            continue
+        stages["captured"].append(job["created"] - o["spoken_at"])
+        stages["queued"].append(job["started"] - job["created"])
+        stages["transcribed"].append(job["finished"] - job["started"])
+        stages["found"].append(o["found_at"] - job["finished"])
+    misses = [o for o in occurrences if o["found_at"] is None]
+    return {
+        "occurrences": len(occurrences),
+        "found": len(found),
+        "misses": len(misses),
+        "sound_alike": sum(o["match"] == "sound-alike" for o in found),
+        "p50": pct(lat, 50),
+        "p95": pct(lat, 95),
+        "max": max(lat) if lat else None,
+        "min": min(lat) if lat else None,
+        "stages_p50": {k: pct(v, 50) for k, v in stages.items()},
+        "placed_minus_spoken_p50": pct([o["phrase_at"] - o["spoken_at"] for o in found], 50),
+        "missed": [
+            {
+                "stream": o["stream"],
+                "loop": o["loop"],
+                "phrase": o["phrase"],
+                "onset": o["onset"],
+                "heard": o["heard"],
+                "near": o.get("near"),
+            }
+            for o in misses
+        ],
+    }
+
+
+def fmt(value: float | None, digits: int = 1, unit: str = "") -> str:
+    return "–" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def report(rows: list[dict[str, Any]], goal: float) -> str:
+    lines = [
+        "| streams | phrases | found | misses | sound-alike | p50 | p95 | max | goal p95 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lat = row["latency"]
+        lines.append(
+            f"| {row['streams']} | {lat['occurrences']} | {lat['found']} | {lat['misses']}"
+            f" | {lat['sound_alike']} | {fmt(lat['p50'], unit=' s')} | **{fmt(lat['p95'], unit=' s')}**"
+            f" | {fmt(lat['max'], unit=' s')} | ≤ {goal:g} s |"
+        )
+    lines += [
+        "",
+        "| streams | spoken → segment queued | queue wait | transcription | stored → found | pipeline's time − spoken time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        st = row["latency"]["stages_p50"]
+        lines.append(
+            f"| {row['streams']} | {fmt(st['captured'], unit=' s')} | {fmt(st['queued'], 2, ' s')}"
+            f" | {fmt(st['transcribed'], 2, ' s')} | {fmt(st['found'], 2, ' s')}"
+            f" | {fmt(row['latency']['placed_minus_spoken_p50'], 2, ' s')} |"
+        )
+    lines += [
+        "",
+        "| streams | segments | real-time factor | processing p50 / p95 | queue wait p50 / max | backlog mean / max / last | machine CPU | pipeline | probe | other processes | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        tr = row["transcription"]
+        lines.append(
+            f"| {row['streams']} | {tr['segments']} | {fmt(tr['rtf'], 2, 'x')}"
+            f" | {fmt(tr['processing_p50'], 2)} / {fmt(tr['processing_p95'], 2)} s"
+            f" | {fmt(tr['queue_wait_p50'], 2)} / {fmt(tr['queue_wait_max'], 2)} s"
+            f" | {fmt(tr['backlog_mean'], 2)} / {tr['backlog_max']} / {tr['backlog_last']}"
+            f" | {100 * tr['machine_cpu']:.0f} % | {tr['pipeline_cores']:.2f} cores"
+            f" | {tr['probe_cores']:.3f} cores | {tr['other_cores']:.2f} cores"
+            f" | {tr['peak_rss_mb']:.0f} MB |"
+        )
+    for row in rows:
+        if row["latency"]["missed"]:
+            lines.append(f"\nmissed with {row['streams']} stream(s) (segment: words heard):")
+        for miss in row["latency"]["missed"]:
+            near = "; ".join(
+                f"{h['text']} ({h['match']}, {h['start']:+.1f}..{h['end']:+.1f} s)"
+                for h in miss.get("near") or []
+            )
+            lines.append(
+                f"- {miss['stream']} loop {miss['loop']} {miss['phrase']} at {miss['onset']:.1f} s:"
+                f" heard {miss['heard']}" + (f"; hits nearby: {near}" if near else "")
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--seconds", type=float, default=150.0, help="scored live window")
+    parser.add_argument("--warmup", type=float, default=20.0)
+    parser.add_argument("--drain", type=float, default=40.0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--tolerance", type=float, default=2.0)
+    parser.add_argument("--cache", default="/tmp/lw-bench", help="models and program video")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="lw-e2e-") as tmp:
+        for streams in args.streams:
+            options = [
+                "--streams", str(streams), "--workers", str(args.workers),
+                "--seconds", str(args.seconds), "--warmup", str(args.warmup),
+                "--drain", str(args.drain), "--tolerance", str(args.tolerance),
+                "--cache", args.cache, "--home", f"{tmp}/home-{streams}", "--probe",
+            ]  # fmt: skip
+            timeout = args.warmup + args.seconds + args.drain + 600
+            result = run_child(options, Path(tmp) / f"run-{streams}.json", timeout)
+            rows.append(
+                {
+                    "streams": streams,
+                    "latency": latency(result),
+                    "transcription": transcription(result),
+                    "run": result,
+                }
+            )
+            segment = result["config"]["segment_seconds"]
+            print(report(rows[-1:], segment + 6), flush=True)
+    goal = rows[0]["run"]["config"]["segment_seconds"] + 6
+    print("\n" + report(rows, goal))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, ensure_ascii=False, indent=1))
+    print(f"\nwritten: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
