@@ -140,7 +140,7 @@ class CatalogFamilies:
         default_factory=lambda: GaugeMetricFamily(
             "livewitness_transcription_backlog",
             "Transcription jobs waiting or running (failed ones are in"
-            " livewitness_transcription_jobs{status=\"failed\"}).",
+            ' livewitness_transcription_jobs{status="failed"}).',
         )
     )
     jobs: GaugeMetricFamily = field(
