@@ -55,6 +55,7 @@ from bench.live_pipeline import run_child
 OUT = Path(__file__).resolve().parent / "out" / "capacity.json"
 MAX_SLOPE = 0.5  # jobs per minute
 PLAN_UTILISATION = 0.75  # sizing keeps a quarter of the transcription worker(s) spare
+CONTEXT_SECONDS = 3.0  # settings.context_seconds: each segment is decoded with this much before it
 
 # Published faster-whisper figures used for the GPU estimate (none is a measurement of
 # ours): README "Benchmark", https://github.com/SYSTRAN/faster-whisper#benchmark (also on
@@ -142,6 +143,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     return {
         "streams": cfg["streams"],
         "workers": cfg["workers"],
+        "segment_seconds": cfg["segment_seconds"],
         "sustained": sustained,
         "segments": len(measured),
         "processing_p50": pct(processing, 50),
@@ -210,8 +212,10 @@ def sizing(rows: list[dict[str, Any]]) -> str:
     gpu_rtf = p["audio_seconds"] / p["gpu_int8_seconds"]
     gpu_batched = p["audio_seconds"] / p["gpu_int8_batch8_seconds"]
     cpu_rtf = p["audio_seconds"] / p["cpu_int8_seconds"]
-    # One worker decodes one segment at a time: a stream needs 1/RTF of it.
-    per_gpu = math.floor(gpu_rtf * PLAN_UTILISATION)
+    # One worker decodes one segment at a time, with the context in front of it: a stream
+    # needs (segment + context) / segment / RTF of it.
+    segment = plan["segment_seconds"]
+    per_gpu = math.floor(gpu_rtf * segment / (segment + CONTEXT_SECONDS) * PLAN_UTILISATION)
     lines = [
         "| streams | CPU, base int8 (measured on this machine) | GPU (**estimate** from a published large-v2 figure) |",
         "|---|---|---|",
@@ -234,8 +238,9 @@ def sizing(rows: list[dict[str, Any]]) -> str:
         f" 13 min of audio in {p['gpu_int8_seconds']} s with large-v2 int8, beam 5, on an"
         f" {p['gpu']} = {gpu_rtf:.1f}x real time ({gpu_batched:.1f}x with batch_size=8,"
         f" which the pipeline does not use); small int8 on an {p['cpu']}: {cpu_rtf:.1f}x."
-        f" One unbatched worker at {100 * PLAN_UTILISATION:.0f} % then carries {per_gpu}"
-        " streams even with large-v2; base (about 1/20 of large-v2's parameters) should carry"
+        f" Decoding {segment:g} s segments with {CONTEXT_SECONDS:g} s of context, one unbatched"
+        f" worker at {100 * PLAN_UTILISATION:.0f} % then carries {per_gpu} streams even with"
+        " large-v2; base (about 1/20 of large-v2's parameters) should carry"
         " more, but the per-segment CPU work (audio decode, Silero VAD, word alignment,"
         " indexing) then sets the limit, and no published figure covers that.",
     ]

@@ -21,7 +21,11 @@ with the default settings (10 s segments, Whisper base int8 on the CPU, one work
 
 Goal: p95 <= segment length + 6 s (16 s). Writes bench/out/e2e_latency.json and prints
 Markdown tables: latency, where the time goes (median per stage, from the transcription
-jobs' timestamps), transcription speed and backlog, CPU, and the misses.
+jobs' timestamps), transcription speed and backlog, CPU, and the misses. To re-run one
+configuration and merge it into earlier results:
+
+    .venv/bin/python bench/e2e_latency.py --streams 1 --out /tmp/one.json
+    .venv/bin/python bench/e2e_latency.py --report bench/out/e2e_latency.json /tmp/one.json
 """
 
 from __future__ import annotations
@@ -224,11 +228,26 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=2.0)
     parser.add_argument("--loose-tolerance", type=float, default=3.5)
     parser.add_argument("--cache", default="/tmp/lw-bench", help="models and program video")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        help="run nothing: tabulate earlier JSON results (a later file's run with the same"
+        " number of streams replaces an earlier one) and write them to --out",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     rows = []
+    if args.report:
+        runs: dict[int, dict[str, Any]] = {}
+        for path in args.report:
+            runs |= {row["streams"]: row["run"] for row in json.loads(path.read_text())}
+        rows = [
+            {"streams": n, "latency": latency(r), "transcription": transcription(r), "run": r}
+            for n, r in sorted(runs.items())
+        ]
     with tempfile.TemporaryDirectory(prefix="lw-e2e-") as tmp:
-        for streams in args.streams:
+        for streams in [] if args.report else args.streams:
             options = [
                 "--streams", str(streams), "--workers", str(args.workers),
                 "--seconds", str(args.seconds), "--warmup", str(args.warmup),
