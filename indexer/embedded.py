@@ -111,25 +111,31 @@ class EmbeddedSearchIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout=30000")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
         # 64 MiB of page cache (the default is 2): reindexing inserts row ids (time keys)
         # all over the table, and queries at a million utterances reuse the FTS pages.
         self._db.execute("PRAGMA cache_size=-65536")
         self._db.execute("PRAGMA mmap_size=2147483648")  # reads without copying pages
         self._lock = threading.Lock()
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        has_tables = self._db.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'utterances'"
-        ).fetchone()[0]
         # An index from an older layout is derived data: it is rebuilt by reindex (clear).
-        self._outdated = bool(has_tables) and version != SCHEMA_VERSION
-        if not self._outdated:
-            self._create()
+        self._outdated = False
+        with self._transaction():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            has_tables = self._db.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'utterances'"
+            ).fetchone()[0]
+            self._outdated = bool(has_tables) and version != SCHEMA_VERSION
+            if not self._outdated:
+                self._create()
 
     def _create(self) -> None:
-        self._db.executescript(SCHEMA)
+        """Tables and version stamp; the caller holds a write transaction, so a process
+        opening the same fresh index never sees tables without their version."""
+        for statement in SCHEMA.split(";\n"):
+            if statement.strip():
+                self._db.execute(statement)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _check_layout(self) -> None:
@@ -216,7 +222,7 @@ class EmbeddedSearchIndex:
 
     def clear(self) -> None:
         """Drop everything (and an outdated layout) and start an empty index."""
-        with self._lock:
+        with self._transaction():
             self._db.execute("DROP TABLE IF EXISTS utterance_fts")
             self._db.execute("DROP TABLE IF EXISTS utterances")
             self._create()

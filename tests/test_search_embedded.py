@@ -4,6 +4,7 @@ and its on-disk layout. The shared behaviour is in test_search.py."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -108,3 +109,28 @@ def test_an_index_of_an_older_layout_asks_for_reindex(tmp_path: Path) -> None:
     assert old.search(SearchQuery(text="包邮")).total == 1
     old.close()
     assert EmbeddedSearchIndex(path).count() == 1
+
+
+def test_processes_opening_a_fresh_index_at_once_all_see_the_current_layout(
+    tmp_path: Path,
+) -> None:
+    # Each instance has its own SQLite connection, as separate processes would: no opener
+    # may see the tables before their version stamp and take the index for an old one.
+    path = tmp_path / "fresh.sqlite3"
+    start = threading.Barrier(8)
+    counts: list[int] = []
+
+    def open_and_count() -> None:
+        start.wait()
+        opened = EmbeddedSearchIndex(path)
+        counts.append(opened.count())
+        opened.close()
+
+    threads = [threading.Thread(target=open_and_count) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counts == [0] * 8
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == embedded.SCHEMA_VERSION
