@@ -32,6 +32,7 @@ media timestamps may jump: after a gap entry, a jump in time, or a new capture s
 from __future__ import annotations
 
 import bisect
+import json
 import math
 import re
 import subprocess
@@ -41,12 +42,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from storage.blobstore import sha256_bytes, sha256_file
 from storage.errors import IntegrityError, InvalidInputError, NotFoundError, StorageError
-from storage.models import Segment, Stream
+from storage.models import Segment, Stream, Transcript
 from storage.runtime import Evidence
 from storage.timeutil import iso
+from transcriber.assemble import assemble_words, group_utterances
 
 CONTIGUOUS_SECONDS = 0.5  # closer than this, two segments play as one (as the transcriber)
 FFMPEG_TIMEOUT_SECONDS = 600.0
@@ -142,6 +145,32 @@ def segments_covering(ev: Evidence, stream: str, since: datetime, until: datetim
             f"nothing of stream {stream!r} was recorded between {iso(since)} and {iso(until)}"
         )
     return covering
+
+
+def transcripts_around(
+    ev: Evidence, stream_id: int, covering: Sequence[Segment]
+) -> list[Transcript]:
+    """The stored transcripts of the covering segments and of their neighbours only (the
+    previous one holds the start of a sentence running into the range, the next one the
+    words at the last one's end), never the whole stream's."""
+    if not covering:
+        return []
+    wanted = {s.seq for s in covering} | {covering[0].seq - 1, covering[-1].seq + 1}
+    return list(ev.catalog.transcripts(stream_id, wanted))
+
+
+def utterances_between(
+    transcripts: Sequence[Transcript], low: float, high: float
+) -> list[dict[str, Any]]:
+    """Whole utterances overlapping stream seconds [low, high) of consecutive transcripts."""
+    documents = [json.loads(t.body) for t in transcripts]
+    # Whole utterances: a sentence cut at the range's edge could say the opposite of what
+    # was said ("不是假一赔十" cut to "假一赔十").
+    return [
+        u
+        for u in group_utterances(assemble_words(documents))
+        if u["end_offset"] > low and u["offset"] < high
+    ]
 
 
 # -- segments ----------------------------------------------------------------------------

@@ -58,6 +58,8 @@ from api.moments import (
     download_segments,
     require_aware,
     segments_covering,
+    transcripts_around,
+    utterances_between,
 )
 from storage.blobstore import CHUNK, sha256_bytes, sha256_file
 from storage.errors import IntegrityError, InvalidInputError, NotFoundError, StorageError
@@ -65,7 +67,6 @@ from storage.models import ManifestEntry, Segment, Signature, Stream
 from storage.runtime import Evidence
 from storage.signing import canonical_json, check_signature, key_id
 from storage.timeutil import iso, parse_iso, utc_now
-from transcriber.assemble import assemble_words, group_utterances
 
 FORMAT = "livewitness-evidence-package"
 PACKAGE_JSON = "package.json"
@@ -297,20 +298,12 @@ def _transcript(
     stream_start: datetime,
     clip: ClipInfo,
 ) -> dict[str, Any]:
-    """Utterances said in [since, until), from the covering segments' stored transcripts
-    (and the next one's, which holds the words at the last one's end)."""
-    wanted = {s.seq for s in covering} | {covering[-1].seq + 1}
-    stored = {t.segment_seq: t for t in ev.catalog.transcripts(row.id) if t.segment_seq in wanted}
-    documents = [json.loads(t.body) for t in stored.values()]
+    """Utterances said in [since, until) (see utterances_between)."""
     low = (since - stream_start).total_seconds()
     high = (until - stream_start).total_seconds()
-    # Whole utterances: a sentence cut at the range's edge could say the opposite of what
-    # was said ("不是假一赔十" cut to "假一赔十").
-    utterances = [
-        u
-        for u in group_utterances(assemble_words(documents))
-        if u["end_offset"] > low and u["offset"] < high
-    ]
+    transcripts = transcripts_around(ev, row.id, covering)
+    stored = {t.segment_seq: t for t in transcripts}
+    utterances = utterances_between(transcripts, low, high)
     for utterance in utterances:
         for item in [utterance, *utterance["words"]]:
             item["clip_offset"] = round(clip.offset_of(parse_iso(item["start"])), 3)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,18 @@ from storage.models import (
 from storage.timeutil import iso, utc_now
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+WAITING = ("queued", "running")  # a job counted in a backlog
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """A stream's recording at a glance, from aggregates rather than its rows."""
+
+    segments: int = 0
+    seconds: float = 0.0
+    first_segment_at: datetime | None = None
+    gaps: int = 0
+    backlog: int = 0  # transcription jobs queued or running
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -364,9 +377,7 @@ class Catalog:
         with self.session() as s:
             return int(
                 s.scalar(
-                    select(func.count(Job.id)).where(
-                        Job.kind == kind, Job.status.in_(("queued", "running"))
-                    )
+                    select(func.count(Job.id)).where(Job.kind == kind, Job.status.in_(WAITING))
                 )
                 or 0
             )
@@ -575,32 +586,54 @@ class Catalog:
 
     # Metrics: aggregates for storage.metrics, each one GROUP BY query that returns a few
     # numbers per stream, status or category, never the rows themselves.
-    def segment_totals(self) -> dict[str, tuple[int, float]]:
-        """Per stream name: segments recorded and their seconds (0 for a stream without)."""
+    def stream_summaries(
+        self, kind: str, stream_ids: Collection[int] | None = None
+    ) -> dict[int, StreamSummary]:
+        """Per stream id (all streams, or those of ``stream_ids``): segments, seconds,
+        first segment time, gaps and the backlog of ``kind`` jobs, in three queries
+        whatever the number of streams."""
+        segments = select(
+            Segment.stream_id,
+            func.count(Segment.id),
+            func.coalesce(func.sum(Segment.duration), 0.0),
+            func.min(Segment.starts_at),
+        ).group_by(Segment.stream_id)
+        gaps = (
+            select(ManifestEntry.stream_id, func.count(ManifestEntry.id))
+            .where(ManifestEntry.kind == "gap")
+            .group_by(ManifestEntry.stream_id)
+        )
+        backlog = (
+            select(Job.stream_id, func.count(Job.id))
+            .where(Job.kind == kind, Job.status.in_(WAITING))
+            .group_by(Job.stream_id)
+        )
+        streams = select(Stream.id)
+        if stream_ids is not None:
+            wanted = list(stream_ids)
+            streams = streams.where(Stream.id.in_(wanted))
+            segments = segments.where(Segment.stream_id.in_(wanted))
+            gaps = gaps.where(ManifestEntry.stream_id.in_(wanted))
+            backlog = backlog.where(Job.stream_id.in_(wanted))
         with self.session() as s:
-            rows = s.execute(
-                select(
-                    Stream.name,
-                    func.count(Segment.id),
-                    func.coalesce(func.sum(Segment.duration), 0.0),
-                )
-                .outerjoin(Segment, Segment.stream_id == Stream.id)
-                .group_by(Stream.id, Stream.name)
-            ).all()
-        return {name: (int(count), float(seconds)) for name, count, seconds in rows}
-
-    def gap_counts(self) -> dict[str, int]:
-        """Per stream name: gap entries in its chain (0 for a stream without)."""
-        with self.session() as s:
-            rows = s.execute(
-                select(Stream.name, func.count(ManifestEntry.id))
-                .outerjoin(
-                    ManifestEntry,
-                    and_(ManifestEntry.stream_id == Stream.id, ManifestEntry.kind == "gap"),
-                )
-                .group_by(Stream.id, Stream.name)
-            ).all()
-        return {name: int(count) for name, count in rows}
+            ids = list(s.scalars(streams))
+            segment_rows = s.execute(segments).all()
+            gap_rows = s.execute(gaps).all()
+            backlog_rows = s.execute(backlog).all()
+        recorded = {sid: (int(n), float(sec), first) for sid, n, sec, first in segment_rows}
+        gap_counts = {sid: int(n) for sid, n in gap_rows}
+        waiting = {sid: int(n) for sid, n in backlog_rows}
+        summaries = {}
+        for sid in ids:
+            count, seconds, first = recorded.get(sid, (0, 0.0, None))
+            summaries[sid] = StreamSummary(
+                segments=count,
+                seconds=seconds,
+                first_segment_at=first,
+                gaps=gap_counts.get(sid, 0),
+                backlog=waiting.get(sid, 0),
+            )
+        return summaries
 
     def job_status_counts(self, kind: str) -> dict[str, int]:
         """Jobs of a kind per status (queued, running, done, failed)."""

@@ -42,7 +42,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage.catalog import Catalog
+from storage.catalog import WAITING, Catalog, StreamSummary
 from storage.chain import TRANSCRIBE_JOB
 from storage.timeutil import utc_now
 
@@ -215,13 +215,15 @@ class CatalogCollector(Collector):
 
     def _read(self) -> CatalogFamilies:
         catalog, out = self.catalog, CatalogFamilies()
-        for stream, (count, seconds) in sorted(catalog.segment_totals().items()):
-            out.segments.add_metric([stream], count)
-            out.recorded.add_metric([stream], seconds)
-        for stream, count in sorted(catalog.gap_counts().items()):
-            out.gaps.add_metric([stream], count)
+        summaries = catalog.stream_summaries(TRANSCRIBE_JOB)
+        names = {stream.id: stream.name for stream in catalog.list_streams()}
+        for stream_id, name in sorted(names.items(), key=lambda item: item[1]):
+            summary = summaries.get(stream_id, StreamSummary())
+            out.segments.add_metric([name], summary.segments)
+            out.recorded.add_metric([name], summary.seconds)
+            out.gaps.add_metric([name], summary.gaps)
         by_status = catalog.job_status_counts(TRANSCRIBE_JOB)
-        waiting = sum(n for status, n in by_status.items() if status in ("queued", "running"))
+        waiting = sum(n for status, n in by_status.items() if status in WAITING)
         out.backlog.add_metric([], waiting)  # as Catalog.backlog counts it
         for status, count in sorted(by_status.items()):
             out.jobs.add_metric([status], count)

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from indexer.service import Indexer, open_search_index
+from storage.catalog import StreamSummary
 from storage.chain import TRANSCRIBE_JOB
 from storage.metrics import (
     INDEX_LAG,
@@ -186,6 +187,18 @@ def test_metrics_report_the_catalog_and_the_indexer_over_http(
         "efficacy": 1,
     }
     assert by_label(samples, "livewitness_streams", "status") == {"recording": 1, "stopped": 1}
+
+    # The stream list reads the same aggregates: all streams, or only those asked for.
+    summaries = catalog.stream_summaries(TRANSCRIBE_JOB)
+    assert summaries[shop.id] == StreamSummary(
+        segments=3,
+        seconds=pytest.approx(3 * SEGMENT),  # type: ignore[arg-type]
+        first_segment_at=catalog.segments(shop.id)[0].starts_at,
+        gaps=1,
+        backlog=0,  # its jobs were claimed first (oldest first)
+    )
+    assert summaries[quiet.id].backlog == 1 and summaries[quiet.id].gaps == 0
+    assert list(catalog.stream_summaries(TRANSCRIBE_JOB, [quiet.id])) == [quiet.id]
 
     # The indexer ran in this process: one lag per transcript, each a few seconds at most.
     indexed = len(SALES) + len(QUIET)

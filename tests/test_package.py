@@ -10,7 +10,7 @@ import json
 import shutil
 import subprocess
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,8 +19,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from api.package import PackageInfo, build_package, verify_package
+from api.routes.evidence import transcript_window
 from storage.errors import IntegrityError, InvalidInputError, LiveWitnessError, NotFoundError
-from storage.models import Segment
+from storage.models import Segment, Transcript
 from storage.runtime import Evidence, open_evidence
 from storage.settings import Settings
 from storage.signing import Signer, canonical_json
@@ -35,6 +36,7 @@ from tests.test_moments import (
     one_line,
     record,
 )
+from transcriber.assemble import assemble_words, group_utterances
 from transcriber.protocol import Word
 from transcriber.worker import build_document, store_transcript
 
@@ -502,3 +504,31 @@ def test_a_head_not_yet_signed_is_signed_for_the_package(
         s["transcribed"] for s in transcript["segments"]
     )
     assert verify_package(out).segments == info.segments
+
+
+def test_a_moments_transcript_reads_only_the_segments_around_it(
+    packaged: Packaged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ev = packaged.ev
+    stream = ev.catalog.get_stream("shop")
+    everything = group_utterances(
+        assemble_words(json.loads(t.body) for t in ev.catalog.transcripts(stream.id))
+    )
+    asked: list[set[int] | None] = []
+    read_transcripts = ev.catalog.transcripts
+
+    def spy(stream_id: int, seqs: Collection[int] | None = None) -> Sequence[Transcript]:
+        asked.append(None if seqs is None else set(seqs))
+        return read_transcripts(stream_id, seqs)
+
+    monkeypatch.setattr(ev.catalog, "transcripts", spy)
+    assert len(packaged.segments) >= 5
+    for start, end in [(-30.0, 3.0), (5.0, 7.5), (11.9, 12.1), (20.0, 29.0), (40.0, 70.0)]:
+        window = transcript_window(ev, "shop", start, end)
+        wanted = [u for u in everything if u["end_offset"] > start and u["offset"] <= end]
+        assert [(u.text, u.offset) for u in window] == [(u["text"], u["offset"]) for u in wanted]
+        assert all(len(u.words) == len(u.text) for u in window)
+    # Each window read its covering segments' transcripts and their neighbours', never
+    # the whole stream's; past the recording nothing was read.
+    assert asked and None not in asked
+    assert all(len(seqs) <= 4 for seqs in asked if seqs is not None)

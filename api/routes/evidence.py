@@ -3,8 +3,8 @@ to see and take away what was said. Every view and export goes into the audit lo
 
 from __future__ import annotations
 
-import json
 import tempfile
+from datetime import timedelta
 from pathlib import Path as FsPath
 from typing import Annotated
 from urllib.parse import quote
@@ -13,7 +13,15 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query
 from fastapi.responses import FileResponse, Response
 
 from api.app import API, Caller, Services, allow, log_action, services
-from api.moments import cut_clip, hls_playlist, segment_bytes, stream_offset_to_time
+from api.moments import (
+    cut_clip,
+    hls_playlist,
+    segment_bytes,
+    segments_covering,
+    stream_offset_to_time,
+    transcripts_around,
+    utterances_between,
+)
 from api.package import build_package
 from api.routes.search import moment_links
 from api.schemas import ExportIn, MomentOut, UtteranceOut, WordOut
@@ -21,7 +29,6 @@ from storage.errors import InvalidInputError
 from storage.keys import check_stream_name
 from storage.runtime import Evidence
 from storage.timeutil import iso, parse_iso
-from transcriber.assemble import assemble_words, group_utterances
 
 router = APIRouter(tags=["evidence"])
 Viewer = Annotated[Caller, allow("reviewer", "case-system")]
@@ -33,25 +40,25 @@ TRANSCRIPT_WINDOW = 60.0
 def transcript_window(ev: Evidence, stream: str, start: float, end: float) -> list[UtteranceOut]:
     """Utterances overlapping [start, end] seconds of the stream."""
     row = ev.catalog.get_stream(stream)
-    documents = [json.loads(t.body) for t in ev.catalog.transcripts(row.id)]
-    out = []
-    for u in group_utterances(assemble_words(documents)):
-        if u["end_offset"] < start or u["offset"] > end:
-            continue
-        words = [
-            WordOut(text=w["text"], offset=w["offset"], end_offset=w["end_offset"])
-            for w in u["words"]
-        ]
-        out.append(
-            UtteranceOut(
-                text=u["text"],
-                start=u["start"],
-                offset=u["offset"],
-                end_offset=u["end_offset"],
-                words=words,
-            )
+    since = stream_offset_to_time(ev, stream, max(start, 0.0))
+    until = stream_offset_to_time(ev, stream, end) + timedelta(milliseconds=1)
+    try:
+        covering = segments_covering(ev, stream, since, until)
+    except InvalidInputError:  # nothing recorded around there (a gap): no transcript
+        return []
+    return [
+        UtteranceOut(
+            text=u["text"],
+            start=u["start"],
+            offset=u["offset"],
+            end_offset=u["end_offset"],
+            words=[
+                WordOut(text=w["text"], offset=w["offset"], end_offset=w["end_offset"])
+                for w in u["words"]
+            ],
         )
-    return out
+        for u in utterances_between(transcripts_around(ev, row.id, covering), start, end + 0.001)
+    ]
 
 
 @router.get("/streams/{name}/moment", response_model=MomentOut)

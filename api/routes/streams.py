@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from api.app import Caller, Services, allow, log_action, services
 from api.schemas import ProductIn, ProductOut, StreamOut, StreamStart
 from recorder.sources import check_source_allowed
+from storage.catalog import StreamSummary
 from storage.chain import TRANSCRIBE_JOB
 from storage.keys import check_stream_name
 from storage.models import Stream
@@ -23,11 +24,9 @@ Anyone = Annotated[Caller, allow("admin", "reviewer", "compliance", "case-system
 Found = Annotated[Services, Depends(services)]
 
 
-def stream_out(ev: Evidence, stream: Stream) -> StreamOut:
-    segments = ev.catalog.segments(stream.id)
-    backlog = sum(
-        1 for j in ev.catalog.jobs(stream.id, TRANSCRIBE_JOB) if j.status not in ("done", "failed")
-    )
+def stream_out(ev: Evidence, stream: Stream, summary: StreamSummary | None = None) -> StreamOut:
+    if summary is None:
+        summary = ev.catalog.stream_summaries(TRANSCRIBE_JOB, [stream.id])[stream.id]
     return StreamOut(
         name=stream.name,
         status=stream.status,
@@ -35,18 +34,19 @@ def stream_out(ev: Evidence, stream: Stream) -> StreamOut:
         source=stream.source,
         streamer=stream.streamer,
         language=stream.language,
-        segments=len(segments),
-        recorded_seconds=round(sum(s.duration for s in segments), 3),
-        gaps=sum(1 for e in ev.catalog.entries(stream.id) if e.kind == "gap"),
-        transcription_backlog=backlog,
-        first_segment_at=iso(segments[0].starts_at) if segments else None,
+        segments=summary.segments,
+        recorded_seconds=round(summary.seconds, 3),
+        gaps=summary.gaps,
+        transcription_backlog=summary.backlog,
+        first_segment_at=iso(summary.first_segment_at) if summary.first_segment_at else None,
         last_error=stream.last_error,
     )
 
 
 @router.get("/streams", response_model=list[StreamOut])
 def list_streams(caller: Anyone, found: Found) -> list[StreamOut]:
-    return [stream_out(found.ev, s) for s in found.ev.catalog.list_streams()]
+    summaries = found.ev.catalog.stream_summaries(TRANSCRIBE_JOB)
+    return [stream_out(found.ev, s, summaries.get(s.id)) for s in found.ev.catalog.list_streams()]
 
 
 @router.get("/streams/{name}", response_model=StreamOut)
