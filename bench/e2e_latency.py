@@ -11,7 +11,7 @@ with the default settings (10 s segments, Whisper base int8 on the CPU, one work
 
 - spoken_at: publisher media time 0 on the wall clock (from when its HLS segments
   appear) + loop * 68 s + onset;
-- found_at: the first 0.2 s poll at which `SearchQuery(text=phrase, stream=name,
+- found_at: the first 0.1 s poll at which `SearchQuery(text=phrase, stream=name,
   sort="time")` returns a hit whose utterance covers spoken_at within +-2 s;
 - latency = found_at - spoken_at, over the phrases spoken in the scored window (after a
   20 s warm-up, for `--seconds`); the pipeline runs 40 s more, so a phrase not found by

@@ -22,7 +22,7 @@ t0 + k * period + o, where period is the program's container duration.
 
 Phrases spoken in the scored window (from `warmup` seconds after the first stream was
 wanted, for `seconds`) are scored; the pipeline then runs `drain` seconds more with the
-sources still live. With --probe, a thread searches the index every 0.2 s for each phrase
+sources still live. With --probe, a thread searches the index every 0.1 s for each phrase
 still pending in each stream (`SearchQuery(text=phrase, stream=name, sort="time")`, with a
 time range around the pending occurrences) and marks an occurrence found when a hit places
 the phrase within `tolerance` seconds of when it was spoken (the phrase's time in the hit
@@ -144,6 +144,15 @@ class PublisherClock:
                 self.durations.setdefault(seq, duration)
                 self.seen_at.setdefault(seq, now)
                 seq, duration = seq + 1, None
+
+    def loop_period(self, nominal: float) -> float:
+        """Media seconds the looping publisher advances per loop: ffmpeg's -stream_loop
+        adds the longest stream's duration (the AAC track runs a frame or two past the
+        picture), seen as the one longer HLS segment at each wrap."""
+        for duration in self.durations.values():
+            if abs(duration - KEYFRAME_SECONDS) > 0.001:
+                return nominal + duration - KEYFRAME_SECONDS
+        return nominal
 
     def media_zero(self) -> float | None:
         best, end, seq = None, 0.0, 0
@@ -499,11 +508,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for source in sources:
             source.stop()
     zeros = [clock.media_zero() for clock in clocks]
+    periods = [clock.loop_period(program.period) for clock in clocks]
     index = open_search_index(ev)
-    for occurrence in state.occurrences:  # the final (best) estimate of media time 0
+    for occurrence in state.occurrences:  # the final (best) estimates of media time 0
         zero = zeros[names.index(occurrence.stream)]
         assert zero is not None
-        occurrence.spoken_at = zero + occurrence.loop * program.period + occurrence.onset
+        period = periods[names.index(occurrence.stream)]
+        occurrence.spoken_at = zero + occurrence.loop * period + occurrence.onset
         if args.probe and occurrence.found_at is None:
             stream_id = stream_ids[names.index(occurrence.stream)]
             occurrence.heard = heard_near(ev, stream_id, occurrence.spoken_at)
@@ -538,6 +549,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "wanted_at": wanted_at,
         "window": [window_begin, window_end],
         "publisher_media_zero": zeros,
+        "publisher_loop_period": periods,
         "publisher_started_at": [s.started_at for s in sources],
         "cpu": {
             "seconds": span,
@@ -566,7 +578,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=20.0)
     p.add_argument("--drain", type=float, default=30.0)
     p.add_argument("--probe", action="store_true", help="search for every phrase occurrence")
-    p.add_argument("--poll-seconds", type=float, default=0.2)
+    p.add_argument("--poll-seconds", type=float, default=0.1)
     p.add_argument("--tolerance", type=float, default=2.0)
     p.add_argument("--loose-tolerance", type=float, default=3.5)
     p.add_argument("--sample-seconds", type=float, default=1.0)

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
-from storage.catalog import Catalog
+from storage.catalog import ALERTS_RAISED, Catalog
 from storage.settings import Settings
 from storage.timeutil import utc_now
 
@@ -114,9 +114,11 @@ class WebhookNotifier:
         return delivered
 
     def follow(self, stop: threading.Event, poll_seconds: float = 0.25) -> None:
+        changes = self.catalog.changes
         while not stop.is_set():
+            seen = changes.count(ALERTS_RAISED)
             self.deliver_due()
-            stop.wait(poll_seconds)
+            changes.wait(ALERTS_RAISED, seen, poll_seconds)
 
     def close(self) -> None:
         self._client.close()

@@ -19,6 +19,7 @@ from indexer.alerts import moment_link, payload_body
 from indexer.compliance import BannedWordMatcher, Lexicon, load_lexicon
 from indexer.documents import BANNED_FIELDS, UtteranceDoc, utterance_docs
 from indexer.protocol import SearchIndex
+from storage.catalog import TRANSCRIPTS_STORED
 from storage.errors import ConfigError
 from storage.metrics import observe_index_lag
 from storage.models import Alert, BannedHit, Stream, Transcript
@@ -247,6 +248,8 @@ class Indexer:
         return done
 
     def follow(self, stop: threading.Event, poll_seconds: float = 0.25) -> None:
+        changes = self.evidence.catalog.changes
         while not stop.is_set():
+            seen = changes.count(TRANSCRIPTS_STORED)
             self.index_pending()
-            stop.wait(poll_seconds)
+            changes.wait(TRANSCRIPTS_STORED, seen, poll_seconds)

@@ -7,6 +7,7 @@ date with Alembic every time a catalog is opened.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,6 +76,38 @@ def upgrade(engine: Engine, revision: str) -> None:
         command.upgrade(config, revision)
 
 
+JOBS_QUEUED = "jobs"
+TRANSCRIPTS_STORED = "transcripts"
+ALERTS_RAISED = "alerts"
+
+
+class Changes:
+    """Wake-ups between stages of one process (``serve``): a stage waiting for new jobs,
+    transcripts or alerts hears of them as they commit instead of at its next poll.
+    Stages in other processes still find them by polling the catalog."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._counts: dict[str, int] = {}
+
+    def count(self, topic: str) -> int:
+        with self._changed:
+            return self._counts.get(topic, 0)
+
+    def mark(self, topic: str) -> None:
+        with self._changed:
+            self._counts[topic] = self._counts.get(topic, 0) + 1
+            self._changed.notify_all()
+
+    def wait(self, topic: str, seen: int, timeout: float) -> int:
+        """Wait until ``topic`` changed since its count was ``seen``, at most ``timeout``
+        seconds; returns the count now (read ``count`` before looking at the catalog, so
+        a change in between wakes the wait at once)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._counts.get(topic, 0) != seen, timeout)
+            return self._counts.get(topic, 0)
+
+
 class Catalog:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
@@ -87,6 +120,7 @@ class Catalog:
         except OperationalError as exc:
             raise StorageError(f"cannot open the catalog: {exc.orig}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.changes = Changes()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -237,6 +271,7 @@ class Catalog:
             )
             if found is None:
                 s.add(transcript)
+        self.changes.mark(TRANSCRIPTS_STORED)
 
     def transcripts(
         self, stream_id: int, seqs: Collection[int] | None = None
@@ -299,6 +334,7 @@ class Catalog:
                     s.add(Job(kind=kind, stream_id=stream_id, segment_seq=segment_seq))
         except SAIntegrityError:
             pass  # queued concurrently by another process
+        self.changes.mark(JOBS_QUEUED)
 
     def claim_job(self, kind: str, worker: str, lease_seconds: float) -> Job | None:
         """Take the oldest queued job, or one whose worker's lease ran out; None if none.
@@ -529,7 +565,9 @@ class Catalog:
             s.flush()
             for webhook in s.scalars(select(Webhook).where(Webhook.active.is_(True))):
                 s.add(AlertDelivery(alert_id=alert.id, webhook_id=webhook.id))
-            return alert.id
+            alert_id = alert.id
+        self.changes.mark(ALERTS_RAISED)
+        return alert_id
 
     def due_deliveries(
         self, now: datetime, limit: int = 50

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from storage.catalog import Catalog
+from storage.catalog import JOBS_QUEUED, Catalog
 from storage.chain import TRANSCRIBE_JOB
 
 POSTGRES_URL_VARIABLE = "LIVEWITNESS_TEST_POSTGRES_URL"
@@ -144,3 +145,19 @@ def test_a_lease_can_be_renewed_by_its_worker_only(opened: Catalog) -> None:
     assert not opened.renew_lease(job.id, "intruder", 60)
     time.sleep(0.5)
     assert opened.claim_job(TRANSCRIBE_JOB, "other", 60) is None
+
+
+def test_queuing_a_job_wakes_a_waiting_worker_of_the_same_process(opened: Catalog) -> None:
+    changes = opened.changes
+    seen = changes.count(JOBS_QUEUED)
+    assert changes.wait(JOBS_QUEUED, seen, timeout=0.05) == seen  # nothing new: timed out
+    woke: list[int] = []
+    waiter = threading.Thread(target=lambda: woke.append(changes.wait(JOBS_QUEUED, seen, 3600)))
+    waiter.start()
+    stream_id = opened.ensure_stream("shop").id
+    opened.enqueue(TRANSCRIBE_JOB, stream_id, 0)
+    waiter.join(60)
+    assert not waiter.is_alive() and woke == [seen + 1]
+    # A change made before the wait began is not missed: the count already moved on.
+    assert changes.wait(JOBS_QUEUED, seen, 3600) == seen + 1
+    assert opened.claim_job(TRANSCRIBE_JOB, "w", 60) is not None

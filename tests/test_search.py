@@ -13,6 +13,7 @@ import pytest
 
 from indexer.protocol import SearchIndex, SearchQuery
 from indexer.service import Indexer, open_search_index, search_index_for
+from storage.catalog import TRANSCRIPTS_STORED
 from storage.errors import InvalidInputError
 from storage.products import parse_products
 from storage.runtime import Evidence
@@ -242,6 +243,35 @@ def test_the_indexer_follows_new_transcripts(evidence: Evidence, tmp_path: Path)
         stop.set()
         follower.join(5)
         index.close()
+
+
+def test_an_indexer_in_the_same_process_wakes_when_a_transcript_is_stored(
+    evidence: Evidence, tmp_path: Path
+) -> None:
+    """In `serve` the indexer hears of a stored transcript at once: with a poll far
+    longer than the wait below, only the catalog's wake-up can make it searchable."""
+    import threading
+    import time
+
+    index = open_search_index(evidence)
+    stop = threading.Event()
+    follower = threading.Thread(
+        target=Indexer(evidence, index).follow, args=(stop, 3600.0), daemon=True
+    )
+    follower.start()
+    try:
+        time.sleep(0.5)  # the follower has indexed nothing and is waiting
+        add_stream(evidence, tmp_path, "woken", [[(1.0, "顺丰包邮当天发货")]])
+        deadline = time.monotonic() + 60
+        while not index.search(SearchQuery(text="当天发货", stream="woken")).hits:
+            assert time.monotonic() < deadline, "the indexer slept through the new transcript"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        evidence.catalog.changes.mark(TRANSCRIPTS_STORED)  # wake it to see the stop
+        follower.join(10)
+        index.close()
+    assert not follower.is_alive()
 
 
 def test_what_was_promised_about_returns(index: SearchIndex) -> None:

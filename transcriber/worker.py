@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from storage.catalog import JOBS_QUEUED
 from storage.chain import TRANSCRIBE_JOB
 from storage.errors import ImmutableBlobError, LiveWitnessError, NotFoundError
 from storage.keys import transcript_key
@@ -113,7 +114,9 @@ class TranscriptionWorker:
         idle_seconds: float = 0.2,
         on_result: Callable[[JobResult], None] | None = None,
     ) -> None:
+        changes = self.evidence.catalog.changes
         while not stop.is_set():
+            seen = changes.count(JOBS_QUEUED)
             result = self.run_once()
             if result is not None:
                 if on_result is not None:
@@ -121,7 +124,7 @@ class TranscriptionWorker:
                 continue
             if until_empty and self.evidence.catalog.backlog(TRANSCRIBE_JOB) == 0:
                 return
-            stop.wait(idle_seconds)
+            changes.wait(JOBS_QUEUED, seen, idle_seconds)
 
     # -- one segment -----------------------------------------------------------------------
     def transcribe_job(self, job: Job) -> JobResult:
