@@ -44,6 +44,9 @@ class StreamOut(BaseModel):
     transcription_backlog: int
     first_segment_at: str | None
     last_error: str | None
+    recorded_by: str | None = Field(
+        description="The recorder (host:pid:nonce) holding the stream while its lease runs."
+    )
 
 
 class ProductOut(ProductIn):

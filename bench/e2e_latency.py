@@ -10,7 +10,8 @@ recorder supervisor, transcriber pool and indexer run as `livewitness serve` run
 with the default settings (10 s segments, Whisper base int8 on the CPU, one worker).
 
 - spoken_at: publisher media time 0 on the wall clock (from when its HLS segments
-  appear) + loop * 68 s + onset;
+  appear) + loop * the publisher's loop period (68.064 s: the AAC track's length, seen
+  as the longer HLS segment at each wrap) + onset;
 - found_at: the first 0.1 s poll at which `SearchQuery(text=phrase, stream=name,
   sort="time")` returns a hit whose utterance covers spoken_at within +-2 s;
 - latency = found_at - spoken_at, over the phrases spoken in the scored window (after a

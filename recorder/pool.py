@@ -66,6 +66,16 @@ class RecorderPool:
                 return None
             return str(running.error) if running.error else ""
 
+    def refused(self, stream: str) -> bool:
+        """Whether its recorder ended without recording: another recorder holds the stream."""
+        with self._lock:
+            running = self._running.get(stream)
+            return (
+                running is not None
+                and not running.thread.is_alive()
+                and isinstance(running.error, ConflictError)
+            )
+
     def forget(self, stream: str) -> None:
         with self._lock:
             running = self._running.get(stream)

@@ -7,6 +7,10 @@ the recorder reconnects with bounded exponential backoff and the time it missed 
 a gap entry. Sessions left behind by a crash are finished at the next start: listed
 segments are chained, a partial one is chained when it decodes and recorded as a gap
 when it does not.
+
+One recorder per stream: a file lock among the processes of one machine, and a lease in
+the catalog among machines (renewed while recording; a crashed holder's lease runs out,
+or is taken at once by a recorder on the same machine that sees the holder is gone).
 """
 
 from __future__ import annotations
@@ -15,13 +19,17 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from recorder.ffmpeg import (
     FfmpegProcess,
@@ -37,7 +45,7 @@ from storage.errors import ConflictError, InvalidInputError, StorageError
 from storage.keys import check_stream_name
 from storage.models import Segment
 from storage.settings import Settings
-from storage.timeutil import utc_now
+from storage.timeutil import iso, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +108,8 @@ class StreamRecorder:
         self._gap_reason = "not recording"
         self._stream_id = 0
         self._last_signed = time.monotonic()
+        self.holder = recorder_id()
+        self._lease_renewed = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -108,15 +118,66 @@ class StreamRecorder:
     def run(self) -> RecordingSummary:
         self.stream_dir.mkdir(parents=True, exist_ok=True)
         with _StreamLock(self.stream_dir / ".lock", self.stream):
-            self._stream_id = self.chain.open_stream(self.stream, self.source)
-            self.chain.catalog.set_status(self._stream_id, "recording")
+            catalog = self.chain.catalog
+            self._stream_id = catalog.ensure_stream(self.stream, self.source).id
+            self._take_lease()
             try:
-                self._recover_leftovers()
-                self._record()
+                self.chain.open_stream(self.stream, self.source)
+                catalog.set_status(self._stream_id, "recording")
+                try:
+                    self._recover_leftovers()
+                    self._record()
+                finally:
+                    self.chain.sign_head(self._stream_id, self.stream)
+                    catalog.set_status(self._stream_id, "stopped")
             finally:
-                self.chain.sign_head(self._stream_id, self.stream)
-                self.chain.catalog.set_status(self._stream_id, "stopped")
+                catalog.release_recording(self._stream_id, self.holder)
         return self.summary
+
+    # -- the catalog lease ----------------------------------------------------------------
+    def _take_lease(self) -> None:
+        catalog, lease = self.chain.catalog, self.settings.recorder_lease_seconds
+        if not catalog.hold_recording(self._stream_id, self.holder, lease):
+            stream = catalog.stream_by_id(self._stream_id)
+            holder = stream.recorder or ""
+            if not (
+                holder_gone(holder)
+                and catalog.hold_recording(self._stream_id, self.holder, lease, replacing=holder)
+            ):
+                until = stream.recorder_lease_until
+                raise ConflictError(
+                    f"stream {self.stream!r} is being recorded by {holder}"
+                    + (f" (its lease runs to {iso(until)})" if until else "")
+                )
+        self._lease_renewed = time.monotonic()
+
+    def _keep_lease(self) -> None:
+        """Renew the lease a third of the way through; stop if another recorder took it."""
+        lease = self.settings.recorder_lease_seconds
+        if time.monotonic() - self._lease_renewed < lease / 3:
+            return
+        try:
+            held = self.chain.catalog.hold_recording(self._stream_id, self.holder, lease)
+        except (StorageError, SQLAlchemyError) as exc:
+            log.warning("%s: could not renew the recording lease: %s", self.stream, exc)
+            return
+        if held:
+            self._lease_renewed = time.monotonic()
+            return
+        log.error("%s: another recorder took the stream over; stopping", self.stream)
+        self.summary.ended_by = "taken over"
+        self._stop.set()
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait (keeping the lease); True when asked to stop meanwhile."""
+        ends = time.monotonic() + seconds
+        while not self._stop.is_set():
+            self._keep_lease()
+            left = ends - time.monotonic()
+            if left <= 0:
+                return False
+            self._stop.wait(min(left, self.settings.recorder_lease_seconds / 6))
+        return True
 
     def _record(self) -> None:
         began = time.monotonic()
@@ -135,7 +196,7 @@ class StreamRecorder:
                 down_since = None
                 backoff = self.settings.reconnect_initial_seconds
             if reason in ("stopped", "max duration"):
-                self.summary.ended_by = reason
+                self.summary.ended_by = self.summary.ended_by or reason
                 return
             if reason == "ended" and not is_network_source(self.source):
                 self.summary.ended_by = "source ended"
@@ -149,8 +210,8 @@ class StreamRecorder:
                 self.summary.ended_by = "source down too long"
                 return
             log.warning("%s: %s; reconnecting in %.1fs", self.stream, self._gap_reason, backoff)
-            if self._stop.wait(backoff):
-                self.summary.ended_by = "stopped"
+            if self._pause(backoff):
+                self.summary.ended_by = self.summary.ended_by or "stopped"
                 return
             backoff = min(backoff * 2, self.settings.reconnect_max_seconds)
 
@@ -203,6 +264,7 @@ class StreamRecorder:
             if now - self._last_signed > self.settings.sign_interval_seconds:
                 self._sign_live_head()
                 self._last_signed = now
+            self._keep_lease()
             time.sleep(POLL_SECONDS)
         process.wait()
         self._finish_session(session)
@@ -325,6 +387,26 @@ def _write_anchor(session: _Session) -> None:
     tmp = session.directory / "session.json.tmp"
     tmp.write_text(json.dumps({"anchor": session.anchor.isoformat()}))
     tmp.replace(session.directory / "session.json")
+
+
+def recorder_id() -> str:
+    """Who holds a lease: host, process and a nonce (a process records many streams)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def holder_gone(holder: str) -> bool:
+    """Whether a lease holder is a process of this machine that no longer runs."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class _StreamLock:

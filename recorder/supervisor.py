@@ -2,6 +2,8 @@
 and whichever process runs a supervisor (``livewitness serve`` or ``livewitness
 recorder``) starts a recorder for it, stops it when it is no longer wanted, and starts it
 again after a pause when it ends on its own (the source gave up) while still wanted.
+Supervisors on several machines share the streams: each leaves alone a stream whose
+recording lease another recorder holds (see recorder.recorder).
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ import time
 
 from recorder.ffmpeg import is_network_source
 from recorder.pool import RecorderPool
+from recorder.recorder import holder_gone
 from storage.errors import ConflictError, LiveWitnessError
+from storage.models import Stream
 from storage.runtime import Evidence
+from storage.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +42,12 @@ class RecordingSupervisor:
         for name, stream in streams.items():
             if not stream.wanted or name in running or not stream.source:
                 continue
+            if held_elsewhere(stream):
+                continue
             ended = self.pool.outcome(name)
+            if self.pool.refused(name):  # lost the race to another recorder: no pause
+                self.pool.forget(name)
+                ended = None
             if ended is not None:
                 self._ended_at.setdefault(name, time.monotonic())
                 if time.monotonic() - self._ended_at[name] < self.restart_seconds:
@@ -47,7 +57,7 @@ class RecordingSupervisor:
             self._start(stream.id, name, stream.source)
         for name in list(self.pool.finished()):
             error = self.pool.outcome(name)
-            if error:
+            if error and not self.pool.refused(name):
                 stream = streams.get(name)
                 if stream is not None and stream.last_error != error:
                     self.ev.catalog.note_recording_error(stream.id, error)
@@ -70,3 +80,11 @@ class RecordingSupervisor:
                 stop.wait(poll_seconds)
         finally:
             self.pool.stop_all()
+
+
+def held_elsewhere(stream: Stream) -> bool:
+    """Whether another recorder holds the stream's lease and may still be recording."""
+    until = stream.recorder_lease_until
+    if not stream.recorder or until is None or until < utc_now():
+        return False
+    return not holder_gone(stream.recorder)

@@ -249,6 +249,11 @@ class Catalog:
                 .order_by(Signature.head_idx)
             ).all()
 
+    def last_signature(self) -> Signature | None:
+        """The most recently stored signature of any stream."""
+        with self.session() as s:
+            return s.scalar(select(Signature).order_by(Signature.id.desc()).limit(1))
+
     def add_signature(self, signature: Signature) -> None:
         with self.session() as s:
             found = s.scalar(
@@ -433,6 +438,40 @@ class Catalog:
             stream.wanted = wanted
             stream.source = source or stream.source
             stream.last_error = error
+
+    def hold_recording(
+        self, stream_id: int, recorder: str, lease_seconds: float, replacing: str | None = None
+    ) -> bool:
+        """Take or renew a stream's recording lease. Granted when no recorder holds it,
+        ``recorder`` already does, the holder's lease ran out, or the holder is
+        ``replacing`` (a recorder known to be dead). One conditional UPDATE, so two
+        recorders asking at once never both get it."""
+        now = utc_now()
+        free = [
+            Stream.recorder.is_(None),
+            Stream.recorder == recorder,
+            Stream.recorder_lease_until < now,
+        ]
+        if replacing is not None:
+            free.append(Stream.recorder == replacing)
+        with self.session() as s:
+            result = s.execute(
+                update(Stream)
+                .where(Stream.id == stream_id, or_(*free))
+                .values(
+                    recorder=recorder,
+                    recorder_lease_until=now + timedelta(seconds=lease_seconds),
+                )
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def release_recording(self, stream_id: int, recorder: str) -> None:
+        with self.session() as s:
+            s.execute(
+                update(Stream)
+                .where(Stream.id == stream_id, Stream.recorder == recorder)
+                .values(recorder=None, recorder_lease_until=None)
+            )
 
     def note_recording_error(self, stream_id: int, error: str | None) -> None:
         with self.session() as s:

@@ -56,6 +56,10 @@ class Stream(Base):
     # Whether a recorder should be recording it (set by the API; recorder stages obey).
     wanted: Mapped[bool] = mapped_column(Boolean, default=False)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The recorder holding it (host:pid:nonce) and until when: recorder stages on several
+    # machines share one catalog, and a crashed one's streams are taken over when it ends.
+    recorder: Mapped[str | None] = mapped_column(String(160))
+    recorder_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
 

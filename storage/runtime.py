@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
 from storage.blobstore import BlobStore, open_blob_store
 from storage.catalog import Catalog
 from storage.chain import EvidenceChain
+from storage.errors import ConfigError
 from storage.settings import Settings
-from storage.signing import Signer
+from storage.signing import PRIVATE_NAME, PUBLIC_NAME, Signer
 from storage.spool import SpoolingBlobStore
 
 log = logging.getLogger(__name__)
@@ -41,5 +43,28 @@ def open_evidence(settings: Settings) -> Evidence:
     settings.home.mkdir(parents=True, exist_ok=True)
     catalog = Catalog(settings.catalog_dsn)
     blobs = open_blob_store(settings)
-    chain = EvidenceChain(catalog, blobs, Signer(settings.keys_dir))
+    try:
+        signer = open_signer(settings, catalog, blobs)
+    except BaseException:
+        if isinstance(blobs, SpoolingBlobStore):
+            blobs.close()
+        catalog.close()
+        raise
+    chain = EvidenceChain(catalog, blobs, signer)
     return Evidence(settings=settings, catalog=catalog, blobs=blobs, chain=chain)
+
+
+def open_signer(settings: Settings, catalog: Catalog, blobs: BlobStore) -> Signer:
+    """The data directory's signing key, made anew only while nothing is signed yet: a
+    stage started on a new host without the deployment's key would otherwise sign with,
+    and check against, a key of its own that no earlier signature matches."""
+    if not (settings.keys_dir / PRIVATE_NAME).exists():
+        signed = catalog.last_signature()
+        if signed is not None:
+            record = json.loads(blobs.get_bytes(signed.blob_key))
+            raise ConfigError(
+                f"no signing key in {settings.keys_dir}, but the catalog's chains are signed"
+                f" with key {record['payload'].get('key_id', '?')}: copy the deployment's"
+                f" keys directory ({PRIVATE_NAME}, {PUBLIC_NAME}) there"
+            )
+    return Signer(settings.keys_dir)

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     reconnect_give_up_seconds: float = Field(
         default=600.0, gt=0, description="A source down this long ends the recording."
     )
+    recorder_lease_seconds: float = Field(
+        default=30.0,
+        ge=3.0,
+        description="A recorder renews its hold on a stream within this; a crashed"
+        " recorder's streams are taken over by another recorder stage after it.",
+    )
     sign_interval_seconds: float = Field(
         default=300.0, gt=0, description="How often a live chain head is signed."
     )

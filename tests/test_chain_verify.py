@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,10 +13,11 @@ import pytest
 
 from storage.blobstore import sha256_file
 from storage.chain import ClosedSegment
-from storage.errors import ImmutableBlobError, IntegrityError
+from storage.errors import ConfigError, ImmutableBlobError, IntegrityError
 from storage.keys import entry_key, segment_key, signature_key
 from storage.runtime import Evidence, open_evidence
 from storage.settings import Settings
+from storage.signing import PRIVATE_NAME
 from storage.verify import verify_stream
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -239,3 +241,23 @@ def test_an_unsigned_head_of_a_stopped_stream_fails(evidence: Evidence, tmp_path
     assert caught.value.artifact == entry_key("shop", 6)
     evidence.chain.sign_head(sid, "shop")
     verify(evidence)
+
+
+def test_a_stage_without_the_deployments_key_refuses_to_make_its_own(
+    evidence: Evidence, tmp_path: Path
+) -> None:
+    build_chain(evidence, tmp_path)
+    key_id = evidence.chain.signer.key_id
+    # Another host: the same catalog and blob store, but its keys directory is empty.
+    other = tmp_path / "other-host"
+    other.mkdir()
+    (other / "blobs").symlink_to(evidence.settings.blobs_dir)
+    settings = Settings(home=other, catalog_url=evidence.settings.catalog_dsn)
+    with pytest.raises(ConfigError, match=f"signed with key {key_id}: copy the deployment"):
+        open_evidence(settings)
+    assert not (other / "keys" / PRIVATE_NAME).exists()
+    # With the deployment's keys copied there it opens and verifies.
+    shutil.copytree(evidence.settings.keys_dir, other / "keys", dirs_exist_ok=True)
+    with open_evidence(settings) as ev:
+        assert ev.chain.signer.key_id == key_id
+        verify_stream(ev.catalog, ev.blobs, ev.settings.keys_dir, "shop")

@@ -161,3 +161,56 @@ def test_queuing_a_job_wakes_a_waiting_worker_of_the_same_process(opened: Catalo
     # A change made before the wait began is not missed: the count already moved on.
     assert changes.wait(JOBS_QUEUED, seen, 3600) == seen + 1
     assert opened.claim_job(TRANSCRIBE_JOB, "w", 60) is not None
+
+
+LEASE_TAKER = """
+import sys, json
+from storage.catalog import Catalog
+catalog = Catalog(sys.argv[1])
+ids = [s.id for s in catalog.list_streams()]
+print(json.dumps([i for i in ids if catalog.hold_recording(i, sys.argv[2], 60)]))
+"""
+
+
+def test_a_recording_lease_is_held_renewed_released_and_taken_when_it_runs_out(
+    opened: Catalog,
+) -> None:
+    stream_id = opened.ensure_stream("shop").id
+    assert opened.hold_recording(stream_id, "host-a:1:aa", 60)
+    assert opened.hold_recording(stream_id, "host-a:1:aa", 60)  # renewed by its holder
+    assert not opened.hold_recording(stream_id, "host-b:2:bb", 60)  # held elsewhere
+    assert opened.hold_recording(stream_id, "host-b:2:bb", 60, replacing="host-a:1:aa")
+    assert opened.stream_by_id(stream_id).recorder == "host-b:2:bb"
+    opened.release_recording(stream_id, "host-a:1:aa")  # not its lease any more: no effect
+    assert opened.stream_by_id(stream_id).recorder == "host-b:2:bb"
+    # A holder that stops renewing (a crashed machine) loses it when the lease runs out.
+    assert opened.hold_recording(stream_id, "host-b:2:bb", 0.3)
+    assert not opened.hold_recording(stream_id, "host-c:3:cc", 60)
+    time.sleep(0.5)
+    assert opened.hold_recording(stream_id, "host-c:3:cc", 60)
+    opened.release_recording(stream_id, "host-c:3:cc")
+    released = opened.stream_by_id(stream_id)
+    assert released.recorder is None and released.recorder_lease_until is None
+    assert opened.hold_recording(stream_id, "host-a:1:aa", 60)
+
+
+def test_recorders_asking_at_once_never_both_get_a_stream(
+    catalog_url: str, opened: Catalog
+) -> None:
+    for n in range(100):
+        opened.ensure_stream(f"room-{n:03d}")
+    takers = [
+        subprocess.Popen(
+            [sys.executable, "-c", LEASE_TAKER, catalog_url, f"host-{n}:{n}:x"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        for n in range(3)
+    ]
+    held = [json.loads(t.communicate(timeout=120)[0]) for t in takers]
+    assert all(t.returncode == 0 for t in takers)
+    assert sorted(i for ids in held for i in ids) == sorted(s.id for s in opened.list_streams())
+    holders = {s.id: s.recorder for s in opened.list_streams()}
+    for n, ids in enumerate(held):
+        assert all(holders[i] == f"host-{n}:{n}:x" for i in ids)

@@ -228,3 +228,85 @@ def test_two_streams_record_at_once_in_one_process(
         assert summary is not None and summary.segments >= 3
         assert summary.ended_by == "max duration"
         verify_ok(settings.home, name)
+
+
+def ffmpeg_children(pid: int) -> list[int]:
+    """ffmpeg processes whose parent is ``pid`` (started from any of its threads)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[1]) == pid and b"ffmpeg" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def stream_holder(home: Path, stream: str) -> str | None:
+    ev = open_evidence(Settings(home=home))
+    try:
+        return ev.catalog.get_stream(stream).recorder
+    finally:
+        ev.close()
+
+
+def test_two_recorder_stages_record_a_stream_once_and_the_survivor_takes_over(
+    home: Path, live_source: LiveHlsSource
+) -> None:
+    ev = open_evidence(Settings(home=home))
+    stream_id = ev.catalog.ensure_stream("shared", live_source.url).id
+    ev.catalog.want_recording(stream_id, True, live_source.url)
+    ev.close()
+    env = cli_env(home, **FAST_RECONNECT, LIVEWITNESS_SEGMENT_SECONDS="4")
+    stages = [
+        subprocess.Popen(
+            [LIVEWITNESS, "recorder"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        wait_for(lambda: len(stored_segments(home, "shared")) >= 2, 60, "two segments")
+        holder = stream_holder(home, "shared")
+        assert holder is not None
+        pid = int(holder.split(":")[1])
+        (first,) = [s for s in stages if s.pid == pid]
+        (second,) = [s for s in stages if s.pid != pid]
+        # Both stages want the stream; only the lease holder runs an ffmpeg for it.
+        assert len(ffmpeg_children(first.pid)) == 1 and ffmpeg_children(second.pid) == []
+        before = len(stored_segments(home, "shared"))
+        first.kill()  # a crash: no release; the survivor sees the holder is gone
+        first.wait()
+
+        def survivor_holds() -> bool:
+            now = stream_holder(home, "shared")
+            return now is not None and now.split(":")[1] == str(second.pid)
+
+        wait_for(survivor_holds, 30, "the other stage to take the stream over")
+        wait_for(
+            lambda: len(stored_segments(home, "shared")) >= before + 2,
+            60,
+            "segments recorded by the survivor",
+        )
+        assert len(ffmpeg_children(second.pid)) == 1
+    finally:
+        for stage in stages:
+            if stage.poll() is None:
+                stage.send_signal(signal.SIGTERM)
+        for stage in stages:
+            stage.communicate(timeout=60)
+    assert stages[0].returncode in (0, -signal.SIGKILL) and stages[1].returncode in (
+        0,
+        -signal.SIGKILL,
+    )
+    assert stream_holder(home, "shared") is None  # released at the survivor's stop
+    segments, entries = chain_of(home, "shared")
+    assert [s.seq for s in segments] == list(range(len(segments)))
+    assert len(segments) >= before + 2
+    assert_no_unexplained_holes(entries)
+    verify_ok(home, "shared")

@@ -16,7 +16,7 @@ from storage.keys import check_stream_name
 from storage.models import Stream
 from storage.products import parse_products
 from storage.runtime import Evidence
-from storage.timeutil import iso
+from storage.timeutil import iso, utc_now
 
 router = APIRouter(tags=["streams"])
 Admin = Annotated[Caller, allow("admin")]
@@ -40,6 +40,9 @@ def stream_out(ev: Evidence, stream: Stream, summary: StreamSummary | None = Non
         transcription_backlog=summary.backlog,
         first_segment_at=iso(summary.first_segment_at) if summary.first_segment_at else None,
         last_error=stream.last_error,
+        recorded_by=stream.recorder
+        if stream.recorder_lease_until and stream.recorder_lease_until > utc_now()
+        else None,
     )
 
 
