@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -187,6 +189,12 @@ def _error(status: int, message: str, kind: str, headers: dict[str, str] | None 
     return JSONResponse({"error": message, "type": kind}, status_code=status, headers=headers)
 
 
+def _validation_line(error: Any) -> str:
+    """``query.size: Input should be less than or equal to 100``."""
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    return f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg"))
+
+
 def _status_of(exc: LiveWitnessError) -> int:
     for kind, status in ERROR_STATUS:
         if isinstance(exc, kind):
@@ -270,6 +278,19 @@ def create_app(ev: Evidence, index: SearchIndex) -> FastAPI:
     @app.exception_handler(HttpError)
     async def http_error(_request: Request, exc: HttpError) -> Any:
         return _error(exc.status, str(exc), "HttpError", exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> Any:
+        # The same one-line "error" as every other refusal, plus FastAPI's usual list.
+        errors = exc.errors()
+        return JSONResponse(
+            {
+                "error": "; ".join(_validation_line(e) for e in errors) or "invalid request",
+                "type": "RequestValidationError",
+                "detail": jsonable_encoder(errors),
+            },
+            status_code=422,
+        )
 
     @app.get("/", include_in_schema=False)
     async def web_page() -> FileResponse:

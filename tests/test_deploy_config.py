@@ -1,0 +1,96 @@
+"""docker-compose.yml and deploy/prometheus.yml against the code they deploy: no Docker
+daemon runs here, so these checks catch what `docker compose up` would only show later
+(a misspelt setting is silently ignored, a stage command that does not exist, a health
+check on a port nothing listens on, a scrape target on the wrong port)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from api.cli import app
+from storage.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+PROMETHEUS = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+STAGES = {
+    name: service
+    for name, service in SERVICES.items()
+    if str(service.get("image", "")).startswith("livewitness")
+}
+
+
+def test_every_stage_of_the_pipeline_is_a_service() -> None:
+    commands = {service["command"][0] for service in STAGES.values()}
+    assert commands == {"api", "recorder", "transcriber", "indexer"}
+    assert {"postgres", "minio", "elasticsearch"} <= set(SERVICES)
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_a_stage_runs_a_real_command_and_is_checked_where_it_listens(name: str) -> None:
+    service = STAGES[name]
+    command = [str(part) for part in service["command"]]
+    result = CliRunner().invoke(app, [command[0], "--help"])
+    assert result.exit_code == 0, result.output
+    for option in (part for part in command[1:] if part.startswith("--")):
+        assert option in result.output, f"{name}: {option} is not an option of {command[0]}"
+    port = command[command.index("--port") + 1] if "--port" in command else None
+    port = port or command[command.index("--metrics-port") + 1]
+    health = " ".join(service["healthcheck"]["test"])
+    assert f"127.0.0.1:{port}/" in health
+    # Every stage signs or checks signatures with the deployment's one key.
+    assert "keys:/data/keys" in service["volumes"]
+
+
+def environments() -> list[tuple[str, str]]:
+    """Each variable once, with the first place it is set (stages merge the shared ones)."""
+    found = {key: "x-livewitness-env" for key in COMPOSE["x-livewitness-env"]}
+    for name, service in STAGES.items():
+        for key in service.get("environment", {}):
+            found.setdefault(key, name)
+    return [(where, key) for key, where in found.items()]
+
+
+@pytest.mark.parametrize(("where", "variable"), environments())
+def test_every_livewitness_variable_is_a_setting(where: str, variable: str) -> None:
+    assert variable.startswith("LIVEWITNESS_"), f"{where}: {variable}"
+    field = variable.removeprefix("LIVEWITNESS_").lower()
+    assert field in Settings.model_fields, f"{where}: {variable} is not a setting"
+
+
+def test_named_volumes_are_declared() -> None:
+    declared = set(COMPOSE["volumes"])
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":", 1)[0]
+            if not source.startswith((".", "/")):
+                assert source in declared, f"{name}: volume {source} is not declared"
+
+
+def test_prometheus_scrapes_each_stage_on_its_metrics_port() -> None:
+    ports: dict[str, str] = {}
+    for name, service in STAGES.items():
+        command = [str(part) for part in service["command"]]
+        if "--metrics-port" in command:
+            ports[name] = command[command.index("--metrics-port") + 1]
+    scraped: dict[str, str] = {}
+    for job in PROMETHEUS["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            for target in static["targets"]:
+                host, port = target.split(":")
+                scraped[host] = port
+        for dns in job.get("dns_sd_configs", []):
+            for host in dns["names"]:
+                scraped[host] = str(dns["port"])
+    for name, port in ports.items():
+        assert scraped.get(name) == port, f"{name} serves metrics on {port}"
+    api = STAGES["api"]["command"]
+    assert scraped["api"] == str(api[api.index("--port") + 1])
+    paths = [job["metrics_path"] for job in PROMETHEUS["scrape_configs"] if "metrics_path" in job]
+    assert paths == ["/api/v1/metrics"]
