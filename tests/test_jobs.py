@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
@@ -85,19 +86,25 @@ def add_jobs(catalog: Catalog, jobs: int) -> int:
     return stream.id
 
 
-def test_two_processes_never_take_the_same_job(catalog_url: str, opened: Catalog) -> None:
-    stream_id = add_jobs(opened, 300)
-    workers = [
+def at_once(script: str, catalog_url: str, names: list[str]) -> list[Any]:
+    """Run ``script`` in one Python process per name, all at once; each prints JSON."""
+    processes = [
         subprocess.Popen(
-            [sys.executable, "-c", CLAIMER, catalog_url, f"worker-{n}"],
+            [sys.executable, "-c", script, catalog_url, name],
             stdout=subprocess.PIPE,
             text=True,
             cwd=Path(__file__).resolve().parents[1],
         )
-        for n in range(2)
+        for name in names
     ]
-    taken = [json.loads(w.communicate(timeout=120)[0]) for w in workers]
-    assert all(w.returncode == 0 for w in workers)
+    outputs = [json.loads(p.communicate(timeout=120)[0]) for p in processes]
+    assert all(p.returncode == 0 for p in processes)
+    return outputs
+
+
+def test_two_processes_never_take_the_same_job(catalog_url: str, opened: Catalog) -> None:
+    stream_id = add_jobs(opened, 300)
+    taken = at_once(CLAIMER, catalog_url, ["worker-0", "worker-1"])
     assert taken[0] and taken[1], "both workers should have had work"
     assert set(taken[0]).isdisjoint(taken[1])
     assert sorted(taken[0] + taken[1]) == list(range(300))
@@ -199,17 +206,7 @@ def test_recorders_asking_at_once_never_both_get_a_stream(
 ) -> None:
     for n in range(100):
         opened.ensure_stream(f"room-{n:03d}")
-    takers = [
-        subprocess.Popen(
-            [sys.executable, "-c", LEASE_TAKER, catalog_url, f"host-{n}:{n}:x"],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=Path(__file__).resolve().parents[1],
-        )
-        for n in range(3)
-    ]
-    held = [json.loads(t.communicate(timeout=120)[0]) for t in takers]
-    assert all(t.returncode == 0 for t in takers)
+    held = at_once(LEASE_TAKER, catalog_url, [f"host-{n}:{n}:x" for n in range(3)])
     assert sorted(i for ids in held for i in ids) == sorted(s.id for s in opened.list_streams())
     holders = {s.id: s.recorder for s in opened.list_streams()}
     for n, ids in enumerate(held):
