@@ -19,7 +19,7 @@ from indexer.claims import ClaimType, load_claim_types
 from indexer.compliance import BannedHit, BannedWordMatcher
 from indexer.phonetic import SoundText, sound_tokens
 from storage.models import Product
-from transcriber.assemble import group_utterances
+from transcriber.assemble import group_utterances, utterance_groups
 from transcriber.text import compact, fold, search_form
 
 INDEXED_WORD_FIELDS = ("text", "offset", "end_offset", "p")
@@ -91,6 +91,33 @@ class UtteranceDoc:
         }
 
 
+def carried_words(previous: dict[str, Any] | None, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The last words of ``previous`` (the transcript of the segment before ``body``'s)
+    that open an utterance running on into ``body`` (see utterance_groups): they are
+    indexed once, with ``body``'s utterances, so a phrase said across the cut is whole."""
+    if previous is None or previous["segment"] != body["segment"] - 1:
+        return []
+    kept = [
+        {**w, "segment": previous["segment"]}
+        for w in previous["words"]
+        if w["offset"] < body["from_offset"]
+    ]
+    own = [{**w, "segment": body["segment"]} for w in body["words"]]
+    for group in utterance_groups(kept + own):
+        if group[-1]["segment"] == body["segment"]:
+            return [w for w in group if w["segment"] == previous["segment"]]
+    return []
+
+
+def indexed_until(body: dict[str, Any], following: dict[str, Any] | None) -> float | None:
+    """Where ``body``'s own indexed words end: where the next transcript takes over (its
+    handover), or earlier, where an utterance it carries over begins."""
+    if following is None or following["segment"] != body["segment"] + 1:
+        return None
+    carried = carried_words(body, following)
+    return float(carried[0]["offset"]) if carried else float(following["from_offset"])
+
+
 def utterance_docs(
     transcript: dict[str, Any],
     next_from_offset: float | None,
@@ -98,8 +125,11 @@ def utterance_docs(
     streamer: str | None = None,
     claim_types: Sequence[ClaimType] | None = None,
     banned_words: BannedWordMatcher | None = None,
+    leading: Sequence[dict[str, Any]] = (),
 ) -> list[UtteranceDoc]:
-    words = [
+    """The search documents of one transcript: its words before ``next_from_offset``,
+    after the ``leading`` words carried over from the previous transcript."""
+    words = [*leading] + [
         {**w, "segment": transcript["segment"]}
         for w in transcript["words"]
         if next_from_offset is None or w["offset"] < next_from_offset

@@ -17,7 +17,13 @@ from typing import Any
 
 from indexer.alerts import moment_link, payload_body
 from indexer.compliance import BannedWordMatcher, Lexicon, load_lexicon
-from indexer.documents import BANNED_FIELDS, UtteranceDoc, utterance_docs
+from indexer.documents import (
+    BANNED_FIELDS,
+    UtteranceDoc,
+    carried_words,
+    indexed_until,
+    utterance_docs,
+)
 from indexer.protocol import SearchIndex
 from storage.catalog import TRANSCRIPTS_STORED
 from storage.errors import ConfigError
@@ -139,7 +145,7 @@ class Indexer:
         done = 0
         for stream_id, seqs in sorted(todo.items()):
             stream = catalog.stream_by_id(stream_id)
-            near = {n for seq in seqs for n in (seq - 1, seq, seq + 1)}
+            near = {n for seq in seqs for n in range(seq - 2, seq + 3)}
             by_seq = {t.segment_seq: t for t in catalog.transcripts(stream_id, near)}
             for seq in sorted(seqs):
                 self._index_one(stream, by_seq[seq], by_seq)
@@ -154,28 +160,43 @@ class Indexer:
         self, stream: Stream, transcript: Transcript, by_seq: dict[int, Transcript]
     ) -> None:
         products = self.evidence.catalog.products(stream.id)
-        body = json.loads(transcript.body)
-        following = by_seq.get(transcript.segment_seq + 1)
-        cutoff = json.loads(following.body)["from_offset"] if following else None
-        self._replace(stream, body, cutoff, products, alert=True)
+
+        def body_of(seq: int) -> dict[str, Any] | None:
+            found = by_seq.get(seq)
+            return None if found is None else dict(json.loads(found.body))
+
+        seq = transcript.segment_seq
+        body, previous, following = body_of(seq), body_of(seq - 1), body_of(seq + 1)
+        assert body is not None
+        self._replace(stream, body, previous, following, products, alert=True)
         observe_index_lag(transcript.created_at)
-        # This transcript takes over the previous segment's last words: rebuild those.
-        previous = by_seq.get(transcript.segment_seq - 1)
+        # Its neighbours' documents change with it: this transcript takes over the previous
+        # one's last words (and may carry its last utterance), and the next one, stored
+        # first by another worker, may carry this one's last utterance.
         if previous is not None:
-            self._replace(stream, json.loads(previous.body), body["from_offset"], products)
-        self._indexed.add((stream.id, transcript.segment_seq))
+            self._replace(stream, previous, body_of(seq - 2), body, products)
+        if following is not None:
+            self._replace(stream, following, body, body_of(seq + 2), products)
+        self._indexed.add((stream.id, seq))
 
     def _replace(
         self,
         stream: Stream,
         body: dict[str, Any],
-        cutoff: float | None,
+        previous: dict[str, Any] | None,
+        following: dict[str, Any] | None,
         products: Any,
         alert: bool = False,
     ) -> None:
+        """(Re)build one transcript's documents between its neighbours' handovers."""
         lexicon = load_lexicon(self.evidence.settings.lexicon_path)  # re-read when edited
         docs = utterance_docs(
-            body, cutoff, products, streamer=stream.streamer, banned_words=matcher_for(lexicon)
+            body,
+            indexed_until(body, following),
+            products,
+            streamer=stream.streamer,
+            banned_words=matcher_for(lexicon),
+            leading=carried_words(previous, body),
         )
         self.index.replace_segment(stream.name, body["segment"], docs)
         hits = [banned_row(doc, banned, lexicon.version) for doc in docs for banned in doc.banned]
@@ -233,13 +254,9 @@ class Indexer:
             # From the blob store, the system of record, not the catalog's copies.
             bodies = [json.loads(self.evidence.blobs.get_bytes(t.blob_key)) for t in transcripts]
             for position, body in enumerate(bodies):
+                previous = bodies[position - 1] if position > 0 else None
                 following = bodies[position + 1] if position + 1 < len(bodies) else None
-                cutoff = (
-                    following["from_offset"]
-                    if following and following["segment"] == body["segment"] + 1
-                    else None
-                )
-                self._replace(stream, body, cutoff, products)
+                self._replace(stream, body, previous, following, products)
                 self._indexed.add((stream.id, body["segment"]))
                 done += 1
                 if progress:

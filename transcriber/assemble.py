@@ -26,18 +26,33 @@ def assemble_words(documents: Iterable[Document]) -> list[WordRecord]:
     return out
 
 
-def group_utterances(words: list[WordRecord]) -> list[dict[str, Any]]:
-    """Sentence-like units: runs of words the decoder put in one segment of its output."""
-    utterances: list[dict[str, Any]] = []
-    current: list[WordRecord] = []
+JOIN_GAP_SECONDS = 0.3  # speech this close across a segment cut is one utterance
+
+
+def utterance_groups(words: list[WordRecord]) -> list[list[WordRecord]]:
+    """Runs of words the decoder put in one segment of its output. A run cut by a segment
+    boundary continues when the next segment's first words are context (heard before its
+    start) and follow without a pause: "…假一赔十7" + "天无理由退货" is one utterance."""
+    groups: list[list[WordRecord]] = []
     for word in words:
-        if current and (word["segment"], word["u"]) != (current[-1]["segment"], current[-1]["u"]):
-            utterances.append(_utterance(current))
-            current = []
-        current.append(word)
-    if current:
-        utterances.append(_utterance(current))
-    return utterances
+        last = groups[-1][-1] if groups else None
+        if last is not None and (
+            (word["segment"], word["u"]) == (last["segment"], last["u"])
+            or (
+                word["segment"] != last["segment"]
+                and word.get("ctx")
+                and word["offset"] - last["end_offset"] <= JOIN_GAP_SECONDS
+            )
+        ):
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+    return groups
+
+
+def group_utterances(words: list[WordRecord]) -> list[dict[str, Any]]:
+    """Sentence-like units (see utterance_groups)."""
+    return [_utterance(group) for group in utterance_groups(words)]
 
 
 def _utterance(words: list[WordRecord]) -> dict[str, Any]:
