@@ -40,8 +40,9 @@ TRANSCRIPT_WINDOW = 60.0
 def transcript_window(ev: Evidence, stream: str, start: float, end: float) -> list[UtteranceOut]:
     """Utterances overlapping [start, end] seconds of the stream."""
     row = ev.catalog.get_stream(stream)
-    since = stream_offset_to_time(ev, stream, max(start, 0.0))
-    until = stream_offset_to_time(ev, stream, end) + timedelta(milliseconds=1)
+    origin = stream_offset_to_time(ev, stream, 0.0)  # offsets count from here
+    since = origin + timedelta(seconds=max(start, 0.0))
+    until = origin + timedelta(seconds=end, milliseconds=1)
     try:
         covering = segments_covering(ev, stream, since, until)
     except InvalidInputError:  # nothing recorded around there (a gap): no transcript
