@@ -27,11 +27,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute
 
-from api import audit
-from api.keys import Role, authenticate, describe_key
 from api.schemas import ErrorOut
-from indexer.protocol import SearchIndex
-from storage.errors import (
+from core.errors import (
     ConflictError,
     IntegrityError,
     InvalidInputError,
@@ -40,8 +37,11 @@ from storage.errors import (
     SourceError,
     StorageUnavailableError,
 )
+from indexer.protocol import SearchIndex
+from storage import audit
+from storage.api_keys import Role, authenticate, describe_key
 from storage.models import ApiKey
-from storage.runtime import Evidence
+from storage.stores import Stores
 
 WEB_DIR = Path(__file__).with_name("web")
 API = "/api/v1"
@@ -98,14 +98,14 @@ class TokenBuckets:
 class Services:
     """What the routes work with, on ``app.state.services``."""
 
-    ev: Evidence
+    stores: Stores
     index: SearchIndex
     limiter: TokenBuckets
 
 
 def log_action(found: Services, caller: Caller, action: str, details: dict[str, Any]) -> None:
     """Record who did what in the audit log."""
-    audit.record(found.ev.catalog, caller.actor, caller.role, action, details)
+    audit.record(found.stores.catalog, caller.actor, caller.role, action, details)
 
 
 def services(request: Request) -> Services:
@@ -132,7 +132,7 @@ class RoleCheck:
         if not key:
             raise HttpError(401, "an API key is needed (Authorization: Bearer KEY or X-API-Key)")
         found = services(request)
-        row = authenticate(found.ev.catalog, key)
+        row = authenticate(found.stores.catalog, key)
         if row is None:
             raise HttpError(401, "unknown or revoked API key")
         if row.role not in self.roles:
@@ -248,7 +248,7 @@ def _roles_of(route: BaseRoute) -> list[str] | None:
     return None
 
 
-def create_app(ev: Evidence, index: SearchIndex) -> FastAPI:
+def create_app(stores: Stores, index: SearchIndex) -> FastAPI:
     from api.routes import admin, compliance, evidence, search, streams
 
     try:
@@ -264,7 +264,9 @@ def create_app(ev: Evidence, index: SearchIndex) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = Services(
-        ev, index, TokenBuckets(ev.settings.rate_limit_per_second, ev.settings.rate_limit_burst)
+        stores,
+        index,
+        TokenBuckets(stores.settings.rate_limit_per_second, stores.settings.rate_limit_burst),
     )
     app.state.version = app_version
     modules = (streams, search, evidence, compliance, admin)
@@ -319,5 +321,5 @@ def create_app(ev: Evidence, index: SearchIndex) -> FastAPI:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(BodyLimit, limit=ev.settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=stores.settings.max_body_bytes)
     return app

@@ -28,11 +28,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.search_bench import machine, percentile
-from indexer.alerts import WebhookNotifier
-from indexer.service import Indexer, open_search_index
-from storage.runtime import open_evidence
-from storage.settings import Settings
-from storage.timeutil import utc_now
+from compliance.alerts import WebhookNotifier
+from core.settings import Settings
+from core.timeutil import utc_now
+from indexer.factory import open_search_index
+from indexer.service import Indexer
+from storage.stores import open_stores
 from tests.searchdata import add_stream
 from tests.webhook_receiver import WebhookReceiver
 
@@ -50,18 +51,18 @@ def main() -> None:
     receiver = WebhookReceiver()
     receiver.start()
     latencies: list[float] = []
-    with open_evidence(Settings(home=home)) as ev:
-        ev.catalog.add_webhook(receiver.url, "bench-secret-0123456789abcdef")
+    with open_stores(Settings(home=home)) as stores:
+        stores.catalog.add_webhook(receiver.url, "bench-secret-0123456789abcdef")
         stop = threading.Event()
-        index = open_search_index(ev)
-        notifier = WebhookNotifier(ev.catalog, ev.settings)
+        index = open_search_index(stores)
+        notifier = WebhookNotifier(stores.catalog, stores.settings)
         threads = [
-            threading.Thread(target=Indexer(ev, index).follow, args=(stop,), daemon=True),
+            threading.Thread(target=Indexer(stores, index).follow, args=(stop,), daemon=True),
             threading.Thread(target=notifier.follow, args=(stop,), daemon=True),
         ]
         for thread in threads:
             thread.start()
-        writer = open_evidence(Settings(home=home)) if args.no_wake else ev
+        writer = open_stores(Settings(home=home)) if args.no_wake else stores
         for n in range(args.segments):
             line = LINES[n % len(LINES)]
             before = len(receiver.received)
@@ -77,7 +78,7 @@ def main() -> None:
         stop.set()
         for thread in threads:
             thread.join()
-        if writer is not ev:
+        if writer is not stores:
             writer.close()
         notifier.close()
         index.close()

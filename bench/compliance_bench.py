@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 
 from bench.search_corpus import CorpusGenerator, word_list
-from indexer.compliance import (
+from compliance.matcher import (
     SEVERITIES,
     BannedHit,
     BannedWordMatcher,
@@ -33,8 +33,8 @@ from indexer.compliance import (
     LexiconTerm,
     load_lexicon,
 )
-from indexer.phonetic import Syllable, syllables
-from transcriber.text import compact, fold
+from core.phonetic import Syllable, syllables
+from core.text import compact, fold
 
 SEED = 20261121
 PREFIXES = word_list(

@@ -53,15 +53,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cli.demo_source import DEMO_PRODUCTS, LiveHlsSource, make_test_video
+from core.jobs import TRANSCRIBE_JOB
+from core.settings import Settings
+from core.timeutil import parse_iso
+from indexer.factory import open_search_index
 from indexer.protocol import SearchQuery
-from indexer.service import Indexer, open_search_index
-from recorder.demo import DEMO_PRODUCTS, LiveHlsSource, make_test_video
+from indexer.service import Indexer
 from recorder.supervisor import RecordingSupervisor
-from storage.chain import TRANSCRIBE_JOB
 from storage.products import parse_products
-from storage.runtime import Evidence, open_evidence
-from storage.settings import Settings
-from storage.timeutil import parse_iso
+from storage.stores import Stores, open_stores
 from tests.speech import clip, clip_path
 from transcriber import audio
 from transcriber.pool import TranscriberPool
@@ -245,7 +246,7 @@ def loadavg() -> float:
 @dataclass
 class Run:
     args: argparse.Namespace
-    ev: Evidence
+    stores: Stores
     program: Program
     sources: list[LiveHlsSource]
     clocks: list[PublisherClock]
@@ -267,7 +268,7 @@ class Run:
             self.samples.append(
                 {
                     "t": now["wall"],
-                    "backlog": self.ev.catalog.backlog(TRANSCRIBE_JOB),
+                    "backlog": self.stores.catalog.backlog(TRANSCRIBE_JOB),
                     "machine_cpu": (now["machine_busy"] - previous["machine_busy"]) / machine
                     if machine
                     else 0.0,
@@ -301,7 +302,7 @@ class Run:
                         self.occurrences.append(Occurrence(name, phrase, loop, onset, spoken))
 
     def probe(self) -> None:
-        index = open_search_index(self.ev)
+        index = open_search_index(self.stores)
         tick = time.monotonic()
         began_cpu = time.thread_time()
         try:
@@ -371,11 +372,11 @@ def fresh_home(args: argparse.Namespace) -> Path:
     return home
 
 
-def heard_near(ev: Evidence, stream_id: int, at: float, seconds: float = 3.0) -> str:
+def heard_near(stores: Stores, stream_id: int, at: float, seconds: float = 3.0) -> str:
     """The stored words around a moment: `segment:` before each segment's own words,
     context words (decoded again by the next segment) in brackets."""
     out = []
-    for transcript in ev.catalog.transcripts(stream_id):
+    for transcript in stores.catalog.transcripts(stream_id):
         words = [
             w
             for w in json.loads(transcript.body)["words"]
@@ -412,11 +413,11 @@ def hits_near(index: Any, stream: str, phrase: str, at: float) -> list[dict[str,
     return out
 
 
-def job_rows(ev: Evidence, names: list[str]) -> list[dict[str, Any]]:
+def job_rows(stores: Stores, names: list[str]) -> list[dict[str, Any]]:
     rows = []
     for name in names:
-        stream = ev.catalog.get_stream(name)
-        for job in ev.catalog.jobs(stream.id, TRANSCRIBE_JOB):
+        stream = stores.catalog.get_stream(name)
+        for job in stores.catalog.jobs(stream.id, TRANSCRIBE_JOB):
             rows.append(
                 {
                     "stream": name,
@@ -437,9 +438,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     home = fresh_home(args)
     settings = Settings(home=home, transcribe_workers=args.workers)
     program = make_program(settings.ffmpeg, cache)
-    ev = open_evidence(settings)
+    stores = open_stores(settings)
     load_began = time.monotonic()
-    transcribers = TranscriberPool(ev)  # loads the model (and assembles it the first time)
+    transcribers = TranscriberPool(stores)  # loads the model (and assembles it the first time)
     model_load = time.monotonic() - load_began
     sources, names = [], [f"live-{i + 1}" for i in range(args.streams)]
     for i in range(args.streams):
@@ -447,28 +448,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         source.start()
         sources.append(source)
     clocks = [PublisherClock(s) for s in sources]
-    state = Run(args, ev, program, sources, clocks, names)
+    state = Run(args, stores, program, sources, clocks, names)
     stream_ids = []
     for name, source in zip(names, sources, strict=True):
-        stream_id = ev.chain.open_stream(name, source.url)
-        ev.catalog.describe(stream_id, language="zh")
-        ev.catalog.set_products(stream_id, parse_products(DEMO_PRODUCTS))
+        stream_id = stores.chain.open_stream(name, source.url)
+        stores.catalog.describe(stream_id, language="zh")
+        stores.catalog.set_products(stream_id, parse_products(DEMO_PRODUCTS))
         stream_ids.append(stream_id)
 
     # Create the index's tables before two threads open it (the indexer and the probe):
     # opened at the same moment on a fresh directory, one can see the tables without the
     # schema version yet and take the index for an outdated one.
-    open_search_index(ev).close()
+    open_search_index(stores).close()
 
     def index_stage(stop: threading.Event) -> None:
-        index = open_search_index(ev)
+        index = open_search_index(stores)
         try:
-            Indexer(ev, index).follow(stop)
+            Indexer(stores, index).follow(stop)
         finally:
             index.close()
 
     stages = [
-        threading.Thread(target=RecordingSupervisor(ev).follow, args=(state.stop,), daemon=True),
+        threading.Thread(
+            target=RecordingSupervisor(stores).follow, args=(state.stop,), daemon=True
+        ),
         threading.Thread(target=index_stage, args=(state.stop,), daemon=True),
         threading.Thread(target=state.monitor, daemon=True),
         threading.Thread(target=state.watch_clocks, daemon=True),
@@ -484,7 +487,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(
                 max(0.0, first_want + i * settings.segment_seconds / args.streams - time.time())
             )
-            ev.catalog.want_recording(stream_id, True, sources[i].url)
+            stores.catalog.want_recording(stream_id, True, sources[i].url)
             wanted_at.append(time.time())
         state.schedule(first_want)
         if args.probe:
@@ -509,7 +512,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             source.stop()
     zeros = [clock.media_zero() for clock in clocks]
     periods = [clock.loop_period(program.period) for clock in clocks]
-    index = open_search_index(ev)
+    index = open_search_index(stores)
     for occurrence in state.occurrences:  # the final (best) estimates of media time 0
         zero = zeros[names.index(occurrence.stream)]
         assert zero is not None
@@ -517,13 +520,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         occurrence.spoken_at = zero + occurrence.loop * period + occurrence.onset
         if args.probe and occurrence.found_at is None:
             stream_id = stream_ids[names.index(occurrence.stream)]
-            occurrence.heard = heard_near(ev, stream_id, occurrence.spoken_at)
+            occurrence.heard = heard_near(stores, stream_id, occurrence.spoken_at)
             occurrence.near = hits_near(
                 index, occurrence.stream, occurrence.phrase, occurrence.spoken_at
             )
     index.close()
-    jobs = job_rows(ev, names)
-    ev.close()
+    jobs = job_rows(stores, names)
+    stores.close()
     span = cpu_end["wall"] - cpu_begin["wall"]
     machine = cpu_end["machine_total"] - cpu_begin["machine_total"]
     return {

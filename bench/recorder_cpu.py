@@ -18,18 +18,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recorder.demo import make_test_video
-from storage.settings import Settings
+from cli.demo_source import make_test_video
+from core.settings import Settings
 from tests.livesource import LiveHlsSource
 
 CHILD = """
 import json, resource, sys, time
 from recorder.pool import RecorderPool
-from storage.runtime import open_evidence
-from storage.settings import Settings
+from storage.stores import open_stores
+from core.settings import Settings
 home, url, streams, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-ev = open_evidence(Settings(home=home))
-pool = RecorderPool(ev.settings, ev.chain)
+stores = open_stores(Settings(home=home))
+pool = RecorderPool(stores.settings, stores.chain)
 began = time.monotonic()
 names = [f"bench-{i}" for i in range(streams)]
 for name in names:

@@ -21,7 +21,7 @@ same on every run and one stream can be regenerated alone (the benchmark does th
 queries without rebuilding the corpus).
 
 Product and claim mentions are found by :func:`indexer.documents.find_mentions`, the
-function the Indexer uses, on the utterance's :class:`indexer.phonetic.SoundText`.
+function the Indexer uses, on the utterance's :class:`core.phonetic.SoundText`.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ from datetime import UTC, datetime, timedelta
 
 import cn2an
 
+from compliance.matcher import BannedWordMatcher, load_lexicon
+from core.phonetic import SoundText
+from core.text import search_form
 from indexer.claims import load_claim_types
-from indexer.compliance import BannedWordMatcher, load_lexicon
 from indexer.documents import UtteranceDoc, banned_json, find_mentions
-from indexer.phonetic import SoundText
-from transcriber.text import search_form
 
 SEGMENT_SECONDS = 10.0
 FIRST_DAY = datetime(2026, 10, 1, tzinfo=UTC)
@@ -427,7 +427,7 @@ class CorpusGenerator:
 
 
 class _Clock:
-    """ISO 8601 UTC with milliseconds and a Z (as storage.timeutil.iso writes), fast."""
+    """ISO 8601 UTC with milliseconds and a Z (as core.timeutil.iso writes), fast."""
 
     def __init__(self, base_ms: int) -> None:
         self.base_ms = base_ms

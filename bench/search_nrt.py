@@ -18,10 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.settings import Settings
+from indexer.factory import open_search_index
 from indexer.protocol import SearchQuery
-from indexer.service import Indexer, open_search_index
-from storage.runtime import open_evidence
-from storage.settings import Settings
+from indexer.service import Indexer
+from storage.stores import open_stores
 from tests.searchdata import add_stream
 
 DIGITS = "零一二三四五六七八九"
@@ -32,16 +33,18 @@ def main() -> None:
     parser.add_argument("--transcripts", type=int, default=50)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        ev = open_evidence(Settings(home=Path(tmp) / "home"))
-        index = open_search_index(ev)
+        stores = open_stores(Settings(home=Path(tmp) / "home"))
+        index = open_search_index(stores)
         stop = threading.Event()
-        follower = threading.Thread(target=Indexer(ev, index).follow, args=(stop, 0.5))
+        follower = threading.Thread(target=Indexer(stores, index).follow, args=(stop, 0.5))
         follower.start()
         latencies = []
         for n in range(args.transcripts):
             code = "".join(DIGITS[int(d)] for d in f"{n:04d}")
             phrase = f"编号{code}号链接包邮"
-            add_stream(ev, Path(tmp), f"nrt-{n}", [[(1.0, phrase)]])  # stores the transcript last
+            add_stream(
+                stores, Path(tmp), f"nrt-{n}", [[(1.0, phrase)]]
+            )  # stores the transcript last
             began = time.perf_counter()
             while not index.search(SearchQuery(text=f"编号{code}号", stream=f"nrt-{n}")).hits:
                 time.sleep(0.01)
@@ -49,7 +52,7 @@ def main() -> None:
         stop.set()
         follower.join()
         index.close()
-        ev.close()
+        stores.close()
     latencies.sort()
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
     print(

@@ -24,13 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from recorder.demo import make_test_video
-from storage.runtime import open_evidence
-from storage.settings import Settings
+from cli.demo_source import make_test_video
+from core.settings import Settings
+from core.transcript import assemble_words
+from storage.stores import open_stores
 from tests.speech import char_error_rate, clip, clip_path, normal
 from transcriber import audio
-from transcriber.assemble import assemble_words
-from transcriber.worker import TranscriptionWorker, open_transcriber
+from transcriber.factory import open_transcriber
+from transcriber.worker import TranscriptionWorker
 
 CLIPS = ("sales_1", "sales_2", "boundary")
 PRODUCTS = '[{"name":"羽绒服"},{"name":"手镯"},{"name":"面霜"},{"name":"保温杯"}]'
@@ -94,19 +95,19 @@ def main() -> None:
             )
             ingest(home, video, f"{name}-vocab", products=True)
             ingest(home, video, f"{name}-plain", products=False)
-        ev = open_evidence(settings)
-        transcriber = open_transcriber(ev)
+        stores = open_stores(settings)
+        transcriber = open_transcriber(stores)
         warm = np.zeros(16000, dtype=np.float32)
         transcriber.transcribe(warm, __import__("transcriber.protocol").protocol.DecodeOptions())
         results: dict[str, dict[str, float]] = {}
         for variant in ("vocab", "plain"):
-            worker = TranscriptionWorker(ev, transcriber, use_vocabulary=variant == "vocab")
+            worker = TranscriptionWorker(stores, transcriber, use_vocabulary=variant == "vocab")
             audio_s = wall = 0.0
             for name in CLIPS:
-                stream = ev.catalog.get_stream(f"{name}-{variant}")
+                stream = stores.catalog.get_stream(f"{name}-{variant}")
                 began = time.perf_counter()
-                for job in ev.catalog.jobs(stream.id):
-                    segment = ev.catalog.segment(stream.id, job.segment_seq)
+                for job in stores.catalog.jobs(stream.id):
+                    segment = stores.catalog.segment(stream.id, job.segment_seq)
                     assert segment is not None
                     worker._store(stream, segment, worker.transcribe_segment(stream, segment))
                     audio_s += segment.duration
@@ -114,8 +115,8 @@ def main() -> None:
             results[variant] = {"audio": audio_s, "wall": wall}
             cers, errs = [], []
             for name in CLIPS:
-                stream = ev.catalog.get_stream(f"{name}-{variant}")
-                docs = [json.loads(t.body) for t in ev.catalog.transcripts(stream.id)]
+                stream = stores.catalog.get_stream(f"{name}-{variant}")
+                docs = [json.loads(t.body) for t in stores.catalog.transcripts(stream.id)]
                 words = assemble_words(docs)
                 cers.append(
                     char_error_rate("".join(str(w["text"]) for w in words), clip(name)["text"])
@@ -167,7 +168,7 @@ def main() -> None:
         )
         print(f"word onset error without: mean {p['onset_mean']:.3f}s p95 {p['onset_p95']:.3f}s")
         print(f"peak RSS of this worker process: {peak:.0f} MB")
-        ev.close()
+        stores.close()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ stored transcripts (the system of record), so the index can always be rebuilt.
 
 Utterance ids are deterministic (``stream:segment:number``): replaying a transcript
 replaces its documents, never duplicates them. A segment's last words are owned by the
-next segment's transcript when it has one (see :mod:`transcriber.assemble`), so a
+next segment's transcript when it has one (see :mod:`core.transcript`), so a
 segment's utterances are built with that cut-off and rebuilt when the next one arrives.
 """
 
@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from compliance.matcher import BannedHit, BannedWordMatcher
+from core.phonetic import SoundText, sound_tokens
+from core.text import compact, fold, search_form
+from core.transcript import group_utterances, utterance_groups
 from indexer.claims import ClaimType, load_claim_types
-from indexer.compliance import BannedHit, BannedWordMatcher
-from indexer.phonetic import SoundText, sound_tokens
 from storage.models import Product
-from transcriber.assemble import group_utterances, utterance_groups
-from transcriber.text import compact, fold, search_form
 
 INDEXED_WORD_FIELDS = ("text", "offset", "end_offset", "p")
 # What a banned-word hit says, from the matcher to the index, the catalog and alerts.

@@ -42,8 +42,9 @@ from elasticsearch import (
 )
 from elasticsearch.helpers import streaming_bulk
 
+from core.errors import ConfigError, InvalidInputError, StorageError, StorageUnavailableError
+from core.phonetic import sound_tokens
 from indexer.documents import UtteranceDoc
-from indexer.phonetic import sound_tokens
 from indexer.protocol import MAX_RESULT_WINDOW as RESULT_WINDOW
 from indexer.protocol import TOTAL_CAP, Hit, SearchQuery, SearchResult
 from indexer.query import (
@@ -55,7 +56,6 @@ from indexer.query import (
     mention_highlight,
     wanted_mentions,
 )
-from storage.errors import ConfigError, InvalidInputError, StorageError, StorageUnavailableError
 
 Kind = Literal["exact", "sound-alike", "browse"]
 Action = dict[str, Any]

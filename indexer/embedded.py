@@ -7,7 +7,7 @@ three token columns:
 
 - ``exact``: overlapping character bigrams of the search form (Simplified, half width,
   digits for numerals, no punctuation), so any run of two or more characters is a phrase;
-- ``sound``: toneless, blurred pinyin syllables (:mod:`indexer.phonetic`), as
+- ``sound``: toneless, blurred pinyin syllables (:mod:`core.phonetic`), as
   overlapping pairs (:func:`sound_pairs`);
 - ``meta``: hashed filter tokens (stream, streamer, product, claim type), so filters are
   intersected inside the full-text index.
@@ -41,8 +41,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError
+from core.phonetic import sound_tokens
 from indexer.documents import UtteranceDoc
-from indexer.phonetic import sound_tokens
 from indexer.protocol import MAX_RESULT_WINDOW, TOTAL_CAP, Hit, SearchQuery, SearchResult
 from indexer.query import (
     bigrams,
@@ -53,7 +54,6 @@ from indexer.query import (
     mention_highlight,
     wanted_mentions,
 )
-from storage.errors import ConfigError
 
 SCHEMA_VERSION = 3
 SCHEMA = """

@@ -5,10 +5,10 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from indexer.phonetic import find_sounds, sound_tokens, syllables
+from core.errors import InvalidInputError
+from core.phonetic import find_sounds, sound_tokens, syllables
+from core.text import compact, fold, search_form
 from indexer.protocol import MAX_PAGE_SIZE, MAX_QUERY_CHARS, MAX_RESULT_WINDOW, SearchQuery
-from storage.errors import InvalidInputError
-from transcriber.text import compact, fold, search_form
 
 
 def check_query(query: SearchQuery) -> None:

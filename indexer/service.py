@@ -15,8 +15,9 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from indexer.alerts import moment_link, payload_body
-from indexer.compliance import BannedWordMatcher, Lexicon, load_lexicon
+from compliance.alerts import moment_link, payload_body
+from compliance.matcher import BannedWordMatcher, Lexicon, load_lexicon
+from core.timeutil import iso, parse_iso, utc_now
 from indexer.documents import (
     BANNED_FIELDS,
     UtteranceDoc,
@@ -26,47 +27,9 @@ from indexer.documents import (
 )
 from indexer.protocol import SearchIndex
 from storage.catalog import TRANSCRIPTS_STORED
-from storage.errors import ConfigError
 from storage.metrics import observe_index_lag
 from storage.models import Alert, BannedHit, Stream, Transcript
-from storage.runtime import Evidence
-from storage.settings import Settings
-from storage.timeutil import iso, parse_iso, utc_now
-
-
-def open_search_index(evidence: Evidence) -> SearchIndex:
-    return search_index_for(evidence.settings)
-
-
-def search_index_for(settings: Settings) -> SearchIndex:
-    """The configured backend: the embedded engine, or an Elasticsearch cluster."""
-    if settings.search_backend == "elasticsearch":
-        if not settings.es_url:
-            raise ConfigError("the elasticsearch search backend needs LIVEWITNESS_ES_URL")
-        try:
-            from indexer.elastic import ElasticSearchIndex
-        except ImportError as exc:
-            if (exc.name or "").split(".")[0] not in ("elasticsearch", "elastic_transport"):
-                raise
-            raise ConfigError(
-                "the elasticsearch search backend needs: pip install 'livewitness[elasticsearch]'"
-            ) from None
-        return ElasticSearchIndex(
-            settings.es_url,
-            settings.es_index_prefix,
-            api_key=settings.es_api_key,
-            username=settings.es_username,
-            password=settings.es_password,
-            verify_certs=settings.es_verify_certs,
-            ca_certs=str(settings.es_ca_certs) if settings.es_ca_certs else None,
-            request_timeout=settings.es_request_timeout_seconds,
-            shards=settings.es_shards,
-            replicas=settings.es_replicas,
-        )
-    from indexer.embedded import EmbeddedSearchIndex
-
-    return EmbeddedSearchIndex(settings.home / "search" / "utterances.sqlite3")
-
+from storage.stores import Stores
 
 BANNED_WORD_EVENT = "banned_word"
 
@@ -110,10 +73,10 @@ def hit_json(hit: BannedHit) -> dict[str, Any]:
 
 
 class Indexer:
-    def __init__(self, evidence: Evidence, index: SearchIndex) -> None:
-        self.evidence = evidence
+    def __init__(self, stores: Stores, index: SearchIndex) -> None:
+        self.stores = stores
         self.index = index
-        self._state_path = evidence.settings.home / "search" / "indexed.json"
+        self._state_path = stores.settings.home / "search" / "indexed.json"
         # Kept on this host whichever backend holds the index; only the embedded engine
         # creates this directory itself.
         self._state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +99,7 @@ class Indexer:
         """Index every stored transcript not yet indexed; returns how many. Only the
         transcripts stored since the last call are looked at (and their neighbours,
         for the boundary handover), so a poll costs the same at any catalog size."""
-        catalog = self.evidence.catalog
+        catalog = self.stores.catalog
         fresh = catalog.transcript_keys(self._cursor)
         todo: dict[int, set[int]] = {}
         for _id, stream_id, seq in fresh:
@@ -159,7 +122,7 @@ class Indexer:
     def _index_one(
         self, stream: Stream, transcript: Transcript, by_seq: dict[int, Transcript]
     ) -> None:
-        products = self.evidence.catalog.products(stream.id)
+        products = self.stores.catalog.products(stream.id)
 
         def body_of(seq: int) -> dict[str, Any] | None:
             found = by_seq.get(seq)
@@ -189,7 +152,7 @@ class Indexer:
         alert: bool = False,
     ) -> None:
         """(Re)build one transcript's documents between its neighbours' handovers."""
-        lexicon = load_lexicon(self.evidence.settings.lexicon_path)  # re-read when edited
+        lexicon = load_lexicon(self.stores.settings.lexicon_path)  # re-read when edited
         docs = utterance_docs(
             body,
             indexed_until(body, following),
@@ -200,13 +163,13 @@ class Indexer:
         )
         self.index.replace_segment(stream.name, body["segment"], docs)
         hits = [banned_row(doc, banned, lexicon.version) for doc in docs for banned in doc.banned]
-        self.evidence.catalog.replace_banned_hits(stream.id, body["segment"], hits)
+        self.stores.catalog.replace_banned_hits(stream.id, body["segment"], hits)
         if alert:
             self._alert(stream, hits)
 
     def _alert(self, stream: Stream, hits: list[BannedHit]) -> None:
         """Tell the webhooks about banned words said moments ago (a live stream), once."""
-        settings, catalog = self.evidence.settings, self.evidence.catalog
+        settings, catalog = self.stores.settings, self.stores.catalog
         for hit in hits:
             age = (utc_now() - hit.at).total_seconds()
             if age > settings.alert_max_age_seconds:
@@ -245,14 +208,14 @@ class Indexer:
     ) -> int:
         """Rebuild the documents and banned-word hits of stored transcripts (all streams,
         or ``streams``) with today's lexicon and products; raises no alerts."""
-        streams = self.evidence.catalog.list_streams() if streams is None else streams
-        total = sum(len(self.evidence.catalog.transcripts(s.id)) for s in streams)
+        streams = self.stores.catalog.list_streams() if streams is None else streams
+        total = sum(len(self.stores.catalog.transcripts(s.id)) for s in streams)
         done = 0
         for stream in streams:
-            transcripts = self.evidence.catalog.transcripts(stream.id)
-            products = self.evidence.catalog.products(stream.id)
+            transcripts = self.stores.catalog.transcripts(stream.id)
+            products = self.stores.catalog.products(stream.id)
             # From the blob store, the system of record, not the catalog's copies.
-            bodies = [json.loads(self.evidence.blobs.get_bytes(t.blob_key)) for t in transcripts]
+            bodies = [json.loads(self.stores.blobs.get_bytes(t.blob_key)) for t in transcripts]
             for position, body in enumerate(bodies):
                 previous = bodies[position - 1] if position > 0 else None
                 following = bodies[position + 1] if position + 1 < len(bodies) else None
@@ -265,7 +228,7 @@ class Indexer:
         return done
 
     def follow(self, stop: threading.Event, poll_seconds: float = 0.25) -> None:
-        changes = self.evidence.catalog.changes
+        changes = self.stores.catalog.changes
         while not stop.is_set():
             seen = changes.count(TRANSCRIPTS_STORED)
             self.index_pending()

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from storage.errors import NoMediaError, SourceError, SourceUnreachableError
+from core.errors import NoMediaError, SourceError, SourceUnreachableError
 
 SEGMENT_PATTERN = "seg%08d.ts"
 NETWORK_SCHEMES = ("http://", "https://", "rtmp://", "rtmps://", "srt://", "rtsp://", "tcp://")

@@ -6,10 +6,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import ConflictError, LiveWitnessError, NotFoundError
+from core.settings import Settings
 from recorder.recorder import RecordingSummary, StreamRecorder
 from storage.chain import EvidenceChain
-from storage.errors import ConflictError, LiveWitnessError, NotFoundError
-from storage.settings import Settings
 
 
 @dataclass

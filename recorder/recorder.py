@@ -31,6 +31,9 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.errors import ConflictError, InvalidInputError, StorageError
+from core.settings import Settings
+from core.timeutil import iso, utc_now
 from recorder.ffmpeg import (
     FfmpegProcess,
     classify_failure,
@@ -39,13 +42,10 @@ from recorder.ffmpeg import (
     read_segment_list,
     segmenter_command,
 )
-from storage.blobstore import sha256_file
+from storage.blob_keys import check_stream_name
+from storage.blobs.protocol import sha256_file
 from storage.chain import ClosedSegment, EvidenceChain
-from storage.errors import ConflictError, InvalidInputError, StorageError
-from storage.keys import check_stream_name
 from storage.models import Segment
-from storage.settings import Settings
-from storage.timeutil import iso, utc_now
 
 log = logging.getLogger(__name__)
 

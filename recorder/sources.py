@@ -12,9 +12,9 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+from core.errors import InvalidInputError, SourceUnreachableError
+from core.settings import Settings
 from recorder.ffmpeg import is_network_source
-from storage.errors import InvalidInputError, SourceUnreachableError
-from storage.settings import Settings
 
 MEDIA_SUFFIXES = (".m3u8", ".flv", ".ts", ".mp4", ".m4s", ".mpd", ".aac", ".mp3")
 

@@ -12,27 +12,27 @@ import logging
 import threading
 import time
 
+from core.errors import ConflictError, LiveWitnessError
+from core.timeutil import utc_now
 from recorder.ffmpeg import is_network_source
 from recorder.pool import RecorderPool
 from recorder.recorder import holder_gone
-from storage.errors import ConflictError, LiveWitnessError
 from storage.models import Stream
-from storage.runtime import Evidence
-from storage.timeutil import utc_now
+from storage.stores import Stores
 
 log = logging.getLogger(__name__)
 
 
 class RecordingSupervisor:
-    def __init__(self, ev: Evidence, restart_seconds: float = 30.0) -> None:
-        self.ev = ev
-        self.pool = RecorderPool(ev.settings, ev.chain)
+    def __init__(self, stores: Stores, restart_seconds: float = 30.0) -> None:
+        self.stores = stores
+        self.pool = RecorderPool(stores.settings, stores.chain)
         self.restart_seconds = restart_seconds
         self._ended_at: dict[str, float] = {}
 
     def reconcile(self) -> None:
         """One pass: start what is wanted and not running, stop what is running unwanted."""
-        streams = {s.name: s for s in self.ev.catalog.list_streams()}
+        streams = {s.name: s for s in self.stores.catalog.list_streams()}
         running = set(self.pool.recording())
         for name in running:
             stream = streams.get(name)
@@ -60,18 +60,18 @@ class RecordingSupervisor:
             if error and not self.pool.refused(name):
                 stream = streams.get(name)
                 if stream is not None and stream.last_error != error:
-                    self.ev.catalog.note_recording_error(stream.id, error)
+                    self.stores.catalog.note_recording_error(stream.id, error)
 
     def _start(self, stream_id: int, name: str, source: str) -> None:
         try:
             # A file plays at its own pace (a demo or a test stands in for a live room).
             self.pool.start(name, source, realtime=not is_network_source(source))
-            self.ev.catalog.note_recording_error(stream_id, None)
+            self.stores.catalog.note_recording_error(stream_id, None)
             log.info("recording %s from %s", name, source)
         except ConflictError:
             pass  # another process (or a CLI `record`) holds it
         except LiveWitnessError as exc:
-            self.ev.catalog.note_recording_error(stream_id, str(exc))
+            self.stores.catalog.note_recording_error(stream_id, str(exc))
 
     def follow(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
         try:

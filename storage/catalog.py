@@ -22,7 +22,8 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.errors import NotFoundError, StorageError
+from core.errors import NotFoundError, StorageError
+from core.timeutil import iso, utc_now
 from storage.models import (
     Alert,
     AlertDelivery,
@@ -38,7 +39,6 @@ from storage.models import (
     Transcript,
     Webhook,
 )
-from storage.timeutil import iso, utc_now
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 WAITING = ("queued", "running")  # a job counted in a backlog

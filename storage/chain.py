@@ -14,16 +14,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from storage.blobstore import BlobStore, sha256_bytes
+from core.errors import ImmutableBlobError, IntegrityError, NotFoundError
+from core.jobs import SEGMENT_JOBS
+from core.timeutil import iso, parse_iso, utc_now
+from storage.blob_keys import check_stream_name, entry_key, segment_key, signature_key
+from storage.blobs.protocol import BlobStore, sha256_bytes
 from storage.catalog import Catalog
-from storage.errors import ImmutableBlobError, IntegrityError, NotFoundError
-from storage.keys import check_stream_name, entry_key, segment_key, signature_key
 from storage.models import ManifestEntry, Segment, Signature
 from storage.signing import Signer, canonical_json
-from storage.timeutil import iso, parse_iso, utc_now
 
 GENESIS = "0" * 64
-TRANSCRIBE_JOB = "transcribe"
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,8 @@ class EvidenceChain:
                     capture=seg["capture"],
                 )
             )
-            self.catalog.enqueue(TRANSCRIBE_JOB, stream_id, seq)
+            for kind in SEGMENT_JOBS:
+                self.catalog.enqueue(kind, stream_id, seq)
 
     def _append(self, stream_id: int, name: str, kind: str, body: dict[str, Any]) -> int:
         head = self.catalog.head(stream_id)

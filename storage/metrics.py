@@ -42,9 +42,9 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.jobs import TRANSCRIBE_JOB
+from core.timeutil import utc_now
 from storage.catalog import WAITING, Catalog, StreamSummary
-from storage.chain import TRANSCRIBE_JOB
-from storage.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from storage.timeutil import utc_now
+from core.timeutil import utc_now
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from storage.errors import InvalidInputError
+from core.errors import InvalidInputError
 from storage.models import Product
 
 

@@ -12,16 +12,16 @@ import httpx
 import uvicorn
 
 from api.app import create_app
-from api.keys import ROLES, create_key
-from indexer.service import open_search_index
-from storage.runtime import Evidence
+from indexer.factory import open_search_index
+from storage.api_keys import ROLES, create_key
+from storage.stores import Stores
 from tests.webhook_receiver import free_port
 
 
 @dataclass
 class ApiServer:
     url: str
-    ev: Evidence
+    stores: Stores
     keys: dict[str, str]
 
     def client(self, role: str | None = None, **options: object) -> httpx.Client:
@@ -30,11 +30,11 @@ class ApiServer:
 
 
 @contextmanager
-def running_api(ev: Evidence) -> Iterator[ApiServer]:
-    index = open_search_index(ev)
+def running_api(stores: Stores) -> Iterator[ApiServer]:
+    index = open_search_index(stores)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(ev, index), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(create_app(stores, index), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -46,9 +46,9 @@ def running_api(ev: Evidence) -> Iterator[ApiServer]:
                 break
         except httpx.HTTPError:
             time.sleep(0.05)
-    keys = {role: create_key(ev.catalog, role, f"test {role}")[0] for role in ROLES}
+    keys = {role: create_key(stores.catalog, role, f"test {role}")[0] for role in ROLES}
     try:
-        yield ApiServer(url, ev, keys)
+        yield ApiServer(url, stores, keys)
     finally:
         server.should_exit = True
         thread.join(10)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from recorder.demo import make_test_video
-from storage.runtime import Evidence, open_evidence
-from storage.settings import Settings
+from cli.demo_source import make_test_video
+from core.settings import Settings
+from storage.stores import Stores, open_stores
 from tests.livesource import LiveHlsSource
 
 pytest_plugins = ["tests.s3server"]
@@ -47,8 +47,8 @@ def settings(home: Path) -> Settings:
 
 
 @pytest.fixture
-def evidence(settings: Settings) -> Iterator[Evidence]:
-    opened = open_evidence(settings)
+def stores(settings: Settings) -> Iterator[Stores]:
+    opened = open_stores(settings)
     yield opened
     opened.close()
 

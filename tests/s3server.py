@@ -24,7 +24,7 @@ from moto.moto_server.werkzeug_app import (
 from mypy_boto3_s3 import S3Client
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from storage.settings import Settings
+from core.settings import Settings
 
 # moto accepts any credentials; they only have to be present and consistent.
 ACCESS_KEY = "testing-access-key"

@@ -7,9 +7,9 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from storage.blobstore import sha256_file
+from storage.blobs.protocol import sha256_file
 from storage.chain import ClosedSegment
-from storage.runtime import Evidence
+from storage.stores import Stores
 from transcriber.protocol import Word
 from transcriber.worker import build_document, store_transcript
 
@@ -18,12 +18,12 @@ SEGMENT = 10.0
 
 
 def add_stream(
-    ev: Evidence, tmp: Path, name: str, segments: list[list[tuple[float, str]]], t0: datetime = T0
+    stores: Stores, tmp: Path, name: str, segments: list[list[tuple[float, str]]], t0: datetime = T0
 ) -> None:
     """Chain one segment per list entry and store its transcript: (second, utterance)
     pairs, seconds inside the segment, one word per character, 0.2 s apart."""
-    stream_id = ev.chain.open_stream(name)
-    stream = ev.catalog.get_stream(name)
+    stream_id = stores.chain.open_stream(name)
+    stream = stores.catalog.get_stream(name)
     for seq, utterances in enumerate(segments):
         path = tmp / f"{name}-{seq}.ts"
         path.write_bytes(os.urandom(256))
@@ -35,13 +35,13 @@ def add_stream(
             SEGMENT,
             f"test/{name}-{seq}",
         )
-        segment = ev.chain.append_segment(stream_id, name, closed)
+        segment = stores.chain.append_segment(stream_id, name, closed)
         words = [
             Word(char, at + 0.2 * i, at + 0.2 * i + 0.18, 0.9, number)
             for number, (at, text) in enumerate(utterances)
             for i, char in enumerate(text)
         ]
-        first = ev.catalog.first_segment(stream_id)
+        first = stores.catalog.first_segment(stream_id)
         assert first is not None
         document = build_document(name, segment, words, 0.0, 0.0, first.starts_at, "test", "zh")
-        store_transcript(ev, stream, segment, document)
+        store_transcript(stores, stream, segment, document)

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from transcriber.text import compact, search_form
+from core.text import compact, search_form
 
 FIXTURES = Path(__file__).parent / "fixtures" / "speech"
 

@@ -14,11 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from api.keys import ROLES
-from indexer.service import Indexer, open_search_index
+from core.settings import Settings
+from indexer.factory import open_search_index
+from indexer.service import Indexer
 from recorder.supervisor import RecordingSupervisor
-from storage.runtime import Evidence, open_evidence
-from storage.settings import Settings
+from storage.api_keys import ROLES
+from storage.stores import Stores, open_stores
 from tests.apiserver import ApiServer, running_api
 from tests.conftest import run_cli
 from tests.livesource import LiveHlsSource
@@ -29,12 +30,12 @@ PARAMS = {"name": "shop", "seq": "0", "key_id": "1", "webhook_id": "1"}
 
 
 @pytest.fixture
-def api(evidence: Evidence, tmp_path: Path) -> Iterator[ApiServer]:
-    add_stream(evidence, tmp_path, "shop", SHOP)
-    index = open_search_index(evidence)
-    Indexer(evidence, index).index_pending()
+def api(stores: Stores, tmp_path: Path) -> Iterator[ApiServer]:
+    add_stream(stores, tmp_path, "shop", SHOP)
+    index = open_search_index(stores)
+    Indexer(stores, index).index_pending()
     index.close()
-    with running_api(evidence) as server:
+    with running_api(stores) as server:
         yield server
 
 
@@ -70,7 +71,9 @@ def test_every_route_needs_a_key_and_the_right_role(api: ApiServer) -> None:
 
 
 def test_bearer_and_header_keys_and_revocation(api: ApiServer) -> None:
-    made = run_cli(api.ev.settings.home, "keys", "create", "--role", "reviewer", "--name", "anna")
+    made = run_cli(
+        api.stores.settings.home, "keys", "create", "--role", "reviewer", "--name", "anna"
+    )
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip().splitlines()[-1]
     assert key.startswith("lw_")
@@ -83,9 +86,9 @@ def test_bearer_and_header_keys_and_revocation(api: ApiServer) -> None:
     assert conflicting.status_code == 401 and "two different" in conflicting.json()["error"]
     me = httpx.get(f"{api.url}/api/v1/me", headers={"X-API-Key": key}).json()
     assert (me["role"], me["name"], me["revoked_at"]) == ("reviewer", "anna", None)
-    listed = run_cli(api.ev.settings.home, "keys", "list")
+    listed = run_cli(api.stores.settings.home, "keys", "list")
     assert "anna" in listed.stdout and key not in listed.stdout  # only its hash is kept
-    key_id = next(k.id for k in api.ev.catalog.api_keys() if k.name == "anna")
+    key_id = next(k.id for k in api.stores.catalog.api_keys() if k.name == "anna")
     with api.client("admin") as admin:
         assert admin.delete(f"/api/v1/keys/{key_id}").json()["revoked_at"]
     revoked = httpx.get(
@@ -118,7 +121,7 @@ def test_search_hits_link_to_their_moment_and_every_access_is_audited(api: ApiSe
             "problem": None,
         }
     # Someone with database access rewrites what was searched: the chain shows it.
-    with sqlite3.connect(api.ev.settings.home / "catalog.sqlite3") as db:
+    with sqlite3.connect(api.stores.settings.home / "catalog.sqlite3") as db:
         db.execute(
             "UPDATE audit_events SET details = ? WHERE seq = ?",
             (json.dumps({"q": "别的"}), search_event["seq"]),
@@ -166,7 +169,7 @@ def test_bodies_are_limited(api: ApiServer) -> None:
 
 def test_each_key_is_rate_limited(home: Path, tmp_path: Path) -> None:
     settings = Settings(home=home, rate_limit_per_second=0.5, rate_limit_burst=3)
-    with open_evidence(settings) as ev, running_api(ev) as server:
+    with open_stores(settings) as stores, running_api(stores) as server:
         with server.client("reviewer") as reviewer:
             answers = [reviewer.get("/api/v1/streams").status_code for _ in range(5)]
             assert answers[:3] == [200, 200, 200] and answers[3:] == [429, 429]
@@ -194,7 +197,7 @@ def test_sources_inside_our_network_are_refused(api: ApiServer, source: str, mes
         answer = admin.post("/api/v1/streams", json={"name": "probe", "source": source})
     assert answer.status_code == 400, answer.text
     assert message in answer.json()["error"]
-    assert "probe" not in [s.name for s in api.ev.catalog.list_streams()]
+    assert "probe" not in [s.name for s in api.stores.catalog.list_streams()]
 
 
 def test_starting_and_stopping_marks_what_recorders_must_do(api: ApiServer) -> None:
@@ -229,10 +232,10 @@ def test_a_stream_started_through_the_api_is_recorded_and_stopped(
     home: Path, live_source: LiveHlsSource
 ) -> None:
     settings = Settings(home=home, allow_loopback_sources=True, segment_seconds=2.0)
-    with open_evidence(settings) as ev, running_api(ev) as server:
+    with open_stores(settings) as stores, running_api(stores) as server:
         stop = threading.Event()
         supervisor = threading.Thread(
-            target=RecordingSupervisor(ev).follow, args=(stop, 0.2), daemon=True
+            target=RecordingSupervisor(stores).follow, args=(stop, 0.2), daemon=True
         )
         supervisor.start()
         try:

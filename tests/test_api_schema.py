@@ -13,9 +13,10 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
-from indexer.service import Indexer, open_search_index
-from storage.runtime import open_evidence
-from storage.settings import Settings
+from core.settings import Settings
+from indexer.factory import open_search_index
+from indexer.service import Indexer
+from storage.stores import open_stores
 from tests.apiserver import ApiServer, running_api
 from tests.searchdata import add_stream
 from tests.test_search import MISHEARD, SHOP
@@ -26,13 +27,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     home = tmp_path_factory.mktemp("schema-home")
     # Generous limits: the generator sends many requests a second with one key.
     chosen = Settings(home=home, rate_limit_per_second=10_000, rate_limit_burst=10_000)
-    with open_evidence(chosen) as ev:
-        add_stream(ev, tmp_path_factory.mktemp("segments"), "shop", SHOP)
-        add_stream(ev, tmp_path_factory.mktemp("segments"), "misheard", MISHEARD)
-        index = open_search_index(ev)
-        Indexer(ev, index).index_pending()
+    with open_stores(chosen) as stores:
+        add_stream(stores, tmp_path_factory.mktemp("segments"), "shop", SHOP)
+        add_stream(stores, tmp_path_factory.mktemp("segments"), "misheard", MISHEARD)
+        index = open_search_index(stores)
+        Indexer(stores, index).index_pending()
         index.close()
-        with running_api(ev) as running:
+        with running_api(stores) as running:
             yield running
 
 

@@ -21,8 +21,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
 from mypy_boto3_s3 import S3Client
 
-from storage.blobstore import BlobInfo, BlobStore, sha256_bytes
-from storage.errors import (
+from core.errors import (
     ConfigError,
     ImmutableBlobError,
     InvalidInputError,
@@ -30,10 +29,11 @@ from storage.errors import (
     StorageError,
     StorageUnavailableError,
 )
-from storage.local_blobs import LocalBlobStore
-from storage.s3_blobs import S3BlobStore
-from storage.settings import Settings
-from storage.spool import SpoolingBlobStore
+from core.settings import Settings
+from storage.blobs.local import LocalBlobStore
+from storage.blobs.protocol import BlobInfo, BlobStore, sha256_bytes
+from storage.blobs.s3 import S3BlobStore
+from storage.blobs.spool import SpoolingBlobStore
 from tests.s3server import MotoS3Server
 
 SettingsFactory = Callable[..., Settings]

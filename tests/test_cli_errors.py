@@ -118,21 +118,21 @@ def test_a_stream_another_machine_records_is_refused_until_its_lease_runs_out(
 ) -> None:
     import socket
 
-    from storage.runtime import open_evidence
-    from storage.settings import Settings
+    from core.settings import Settings
+    from storage.stores import open_stores
 
-    with open_evidence(Settings(home=home)) as ev:
-        stream_id = ev.catalog.ensure_stream("elsewhere").id
-        assert ev.catalog.hold_recording(stream_id, "recorder-7.internal:41:ab12", 600)
+    with open_stores(Settings(home=home)) as stores:
+        stream_id = stores.catalog.ensure_stream("elsewhere").id
+        assert stores.catalog.hold_recording(stream_id, "recorder-7.internal:41:ab12", 600)
         # A holder on this machine whose process is gone does not block (pid 2**22 + 1 is
         # above Linux's pid limit, so no process has it).
-        gone = ev.catalog.ensure_stream("orphaned").id
-        assert ev.catalog.hold_recording(gone, f"{socket.gethostname()}:4194305:cd34", 600)
+        gone = stores.catalog.ensure_stream("orphaned").id
+        assert stores.catalog.hold_recording(gone, f"{socket.gethostname()}:4194305:cd34", 600)
     result = run_cli(home, "record", str(test_video), "--stream", "elsewhere")
     assert_one_clean_line(result, "being recorded by recorder-7.internal:41:ab12", "lease")
     taken = run_cli(home, "record", str(test_video), "--stream", "orphaned", "--max-duration", "3")
     assert taken.returncode == 0, taken.stderr
-    with open_evidence(Settings(home=home)) as ev:
-        assert ev.catalog.get_stream("elsewhere").recorder == "recorder-7.internal:41:ab12"
-        assert ev.catalog.get_stream("orphaned").recorder is None  # released at its end
-        assert len(ev.catalog.segments(gone)) >= 1
+    with open_stores(Settings(home=home)) as stores:
+        assert stores.catalog.get_stream("elsewhere").recorder == "recorder-7.internal:41:ab12"
+        assert stores.catalog.get_stream("orphaned").recorder is None  # released at its end
+        assert len(stores.catalog.segments(gone)) >= 1

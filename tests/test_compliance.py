@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from indexer.alerts import (
+from compliance.alerts import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     SIGNATURE_HEADER,
@@ -26,12 +26,13 @@ from indexer.alerts import (
     WebhookNotifier,
     verify_signature,
 )
-from indexer.compliance import LEXICON_FILE
+from compliance.matcher import LEXICON_FILE
+from core.settings import Settings
+from core.timeutil import parse_iso, utc_now
+from indexer.factory import open_search_index
 from indexer.protocol import SearchQuery
-from indexer.service import Indexer, open_search_index
-from storage.runtime import Evidence, open_evidence
-from storage.settings import Settings
-from storage.timeutil import parse_iso, utc_now
+from indexer.service import Indexer
+from storage.stores import Stores, open_stores
 from tests.conftest import run_cli
 from tests.searchdata import SEGMENT, T0, add_stream
 from tests.webhook_receiver import WebhookReceiver
@@ -48,20 +49,20 @@ def word_offset(seq: int, at: float, char: int) -> float:
     return seq * SEGMENT + at + 0.2 * char
 
 
-def index_all(ev: Evidence) -> None:
-    index = open_search_index(ev)
+def index_all(stores: Stores) -> None:
+    index = open_search_index(stores)
     try:
-        Indexer(ev, index).index_pending()
+        Indexer(stores, index).index_pending()
     finally:
         index.close()
 
 
 def test_hits_are_stored_with_word_times_category_severity_and_what_was_heard(
-    evidence: Evidence, tmp_path: Path
+    stores: Stores, tmp_path: Path
 ) -> None:
-    add_stream(evidence, tmp_path, "shop", SALES)
-    index_all(evidence)
-    hits = evidence.catalog.banned_hits()
+    add_stream(stores, tmp_path, "shop", SALES)
+    index_all(stores)
+    hits = stores.catalog.banned_hits()
     assert [(h.term, h.category, h.severity, h.match, h.heard) for h in hits] == [
         ("国家级", "absolute", "critical", "exact", "国家级"),
         ("全网最低价", "false_price", "critical", "exact", "全网最低价"),
@@ -92,19 +93,21 @@ def custom_lexicon(path: Path) -> Path:
 def test_a_lexicon_change_applies_to_new_transcripts_at_once_and_to_old_ones_by_rescan(
     home: Path, tmp_path: Path
 ) -> None:
-    with open_evidence(Settings(home=home)) as ev:
-        add_stream(ev, tmp_path, "shop", SALES[:2])
-        index_all(ev)
+    with open_stores(Settings(home=home)) as stores:
+        add_stream(stores, tmp_path, "shop", SALES[:2])
+        index_all(stores)
     lexicon = custom_lexicon(tmp_path / "lexicon.yaml")
-    with open_evidence(Settings(home=home, lexicon_path=lexicon)) as ev:
-        add_stream(ev, tmp_path, "late", SALES[2:])  # a new transcript: the new term at once
-        index_all(ev)
+    with open_stores(Settings(home=home, lexicon_path=lexicon)) as stores:
+        add_stream(stores, tmp_path, "late", SALES[2:])  # a new transcript: the new term at once
+        index_all(stores)
         terms = {
-            (ev.catalog.stream_by_id(h.stream_id).name, h.term) for h in ev.catalog.banned_hits()
+            (stores.catalog.stream_by_id(h.stream_id).name, h.term)
+            for h in stores.catalog.banned_hits()
         }
         assert ("late", "超值") in terms and ("shop", "超值") not in terms
         old = [
-            h.lexicon_version for h in ev.catalog.banned_hits([ev.catalog.get_stream("shop").id])
+            h.lexicon_version
+            for h in stores.catalog.banned_hits([stores.catalog.get_stream("shop").id])
         ]
         assert set(old) == {"2026.11.1"}
     env = {"LIVEWITNESS_LEXICON_PATH": str(lexicon)}
@@ -112,33 +115,33 @@ def test_a_lexicon_change_applies_to_new_transcripts_at_once_and_to_old_ones_by_
     rescan = run_cli(home, "compliance", "rescan", "--stream", "shop", **env)
     assert rescan.returncode == 0, rescan.stderr
     assert "rescanned 2 transcripts: 4 banned-word hits" in rescan.stdout
-    with open_evidence(Settings(home=home, lexicon_path=lexicon)) as ev:
-        shop = ev.catalog.banned_hits([ev.catalog.get_stream("shop").id])
+    with open_stores(Settings(home=home, lexicon_path=lexicon)) as stores:
+        shop = stores.catalog.banned_hits([stores.catalog.get_stream("shop").id])
         assert {h.lexicon_version for h in shop} == {"local.1"} and len(shop) == 4
-        index = open_search_index(ev)
+        index = open_search_index(stores)
         found = index.search(SearchQuery(text="", banned="house_rule"))
         assert [(h.stream, h.text) for h in found.hits] == [("late", "我们家超值好物")]
         index.close()
 
 
 def test_a_rescan_finds_a_new_term_in_old_transcripts(home: Path, tmp_path: Path) -> None:
-    with open_evidence(Settings(home=home)) as ev:
-        add_stream(ev, tmp_path, "shop", SALES)
-        index_all(ev)
-        assert "超值" not in {h.term for h in ev.catalog.banned_hits()}
+    with open_stores(Settings(home=home)) as stores:
+        add_stream(stores, tmp_path, "shop", SALES)
+        index_all(stores)
+        assert "超值" not in {h.term for h in stores.catalog.banned_hits()}
     lexicon = custom_lexicon(tmp_path / "lexicon.yaml")
     rescan = run_cli(home, "compliance", "rescan", LIVEWITNESS_LEXICON_PATH=str(lexicon))
     assert rescan.returncode == 0, rescan.stderr
-    with open_evidence(Settings(home=home)) as ev:
-        assert "超值" in {h.term for h in ev.catalog.banned_hits()}
+    with open_stores(Settings(home=home)) as stores:
+        assert "超值" in {h.term for h in stores.catalog.banned_hits()}
 
 
 def test_report_as_json_and_csv(home: Path, tmp_path: Path) -> None:
-    with open_evidence(Settings(home=home)) as ev:
-        add_stream(ev, tmp_path, "shop", SALES)
-        add_stream(ev, tmp_path, "other", SALES[:1], T0 + timedelta(hours=2))
+    with open_stores(Settings(home=home)) as stores:
+        add_stream(stores, tmp_path, "shop", SALES)
+        add_stream(stores, tmp_path, "other", SALES[:1], T0 + timedelta(hours=2))
         for name in ("shop", "other"):
-            ev.catalog.describe(ev.catalog.get_stream(name).id, streamer="小美")
+            stores.catalog.describe(stores.catalog.get_stream(name).id, streamer="小美")
     done = run_cli(home, "compliance", "report", "--stream", "shop")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -193,43 +196,43 @@ def test_report_as_json_and_csv(home: Path, tmp_path: Path) -> None:
 def test_bad_report_requests_get_one_line(
     home: Path, tmp_path: Path, args: tuple[str, ...], message: str
 ) -> None:
-    with open_evidence(Settings(home=home)) as ev:
-        add_stream(ev, tmp_path, "shop", SALES[:1])
+    with open_stores(Settings(home=home)) as stores:
+        add_stream(stores, tmp_path, "shop", SALES[:1])
     done = run_cli(home, "compliance", "report", *args)
     assert done.returncode == 2 and message in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_a_broken_lexicon_is_one_line_and_loses_nothing(home: Path, tmp_path: Path) -> None:
-    with open_evidence(Settings(home=home)) as ev:
-        add_stream(ev, tmp_path, "shop", SALES[:1])
-        index_all(ev)
+    with open_stores(Settings(home=home)) as stores:
+        add_stream(stores, tmp_path, "shop", SALES[:1])
+        index_all(stores)
     broken = tmp_path / "broken.yaml"
     broken.write_text("version: 1\nterms: [{term: 最好}]\n", encoding="utf-8")
     done = run_cli(home, "compliance", "rescan", LIVEWITNESS_LEXICON_PATH=str(broken))
     assert done.returncode == 2 and str(broken) in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-    with open_evidence(Settings(home=home)) as ev:
-        assert len(ev.catalog.banned_hits()) == 2  # the hits found before are still there
+    with open_stores(Settings(home=home)) as stores:
+        assert len(stores.catalog.banned_hits()) == 2  # the hits found before are still there
 
 
 # -- live alerts -------------------------------------------------------------------------
 @pytest.fixture
-def live(home: Path) -> Iterator[Evidence]:
+def live(home: Path) -> Iterator[Stores]:
     settings = Settings(home=home, webhook_retry_initial_seconds=0.2, webhook_retry_max_seconds=1.0)
-    with open_evidence(settings) as ev:
-        yield ev
+    with open_stores(settings) as stores:
+        yield stores
 
 
 @contextmanager
-def indexer_stage(ev: Evidence, receiver: WebhookReceiver) -> Iterator[None]:
+def indexer_stage(stores: Stores, receiver: WebhookReceiver) -> Iterator[None]:
     """The indexer stage as `livewitness indexer` runs it (indexer and notifier threads),
     stopped with the receiver at the end."""
     stop = threading.Event()
-    index = open_search_index(ev)
-    notifier = WebhookNotifier(ev.catalog, ev.settings)
+    index = open_search_index(stores)
+    notifier = WebhookNotifier(stores.catalog, stores.settings)
     threads = [
-        threading.Thread(target=Indexer(ev, index).follow, args=(stop, 0.2), daemon=True),
+        threading.Thread(target=Indexer(stores, index).follow, args=(stop, 0.2), daemon=True),
         threading.Thread(target=notifier.follow, args=(stop, 0.1), daemon=True),
     ]
     for thread in threads:
@@ -245,7 +248,7 @@ def indexer_stage(ev: Evidence, receiver: WebhookReceiver) -> Iterator[None]:
         receiver.stop()
 
 
-def test_live_hits_reach_a_webhook_signed_once_each(live: Evidence, tmp_path: Path) -> None:
+def test_live_hits_reach_a_webhook_signed_once_each(live: Stores, tmp_path: Path) -> None:
     receiver = WebhookReceiver()
     receiver.start()
     secret = "s3cret-for-the-test-0123456789"
@@ -291,7 +294,7 @@ def test_live_hits_reach_a_webhook_signed_once_each(live: Evidence, tmp_path: Pa
 
 
 def test_a_receiver_that_is_down_gets_its_alerts_when_it_comes_back(
-    live: Evidence, tmp_path: Path
+    live: Stores, tmp_path: Path
 ) -> None:
     receiver = WebhookReceiver()  # not started: connection refused
     live.catalog.add_webhook(receiver.url, "another-secret-0123456789")
@@ -323,7 +326,7 @@ def test_a_receiver_that_is_down_gets_its_alerts_when_it_comes_back(
     assert {e["status"] for e in json.loads(listed.stdout)} == {"delivered"}
 
 
-def test_old_transcripts_go_to_reports_not_alerts(live: Evidence, tmp_path: Path) -> None:
+def test_old_transcripts_go_to_reports_not_alerts(live: Stores, tmp_path: Path) -> None:
     live.catalog.add_webhook("http://127.0.0.1:9/never", "a-secret-that-is-long-enough")
     add_stream(live, tmp_path, "archive", SALES, T0)  # said days ago: an ingested file
     index_all(live)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.compliance import (
+from compliance.matcher import (
     LEXICON_FILE,
     SEVERITIES,
     BannedHit,
@@ -16,9 +16,9 @@ from indexer.compliance import (
     Lexicon,
     load_lexicon,
 )
-from indexer.phonetic import Syllable, syllables
-from storage.errors import ConfigError
-from transcriber.text import fold
+from core.errors import ConfigError
+from core.phonetic import Syllable, syllables
+from core.text import fold
 
 E, S = "exact", "sound-alike"
 
@@ -228,7 +228,7 @@ def test_symbols_between_characters_are_inside_the_span(matcher: BannedWordMatch
 
 def test_syllables_can_come_in_any_holder(matcher: BannedWordMatcher) -> None:
     @dataclass
-    class Heard:  # as indexer.phonetic.SoundText holds them
+    class Heard:  # as core.phonetic.SoundText holds them
         syllables: list[Syllable]
 
     text = "这个精华趋斑效果特别好"

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from core.transcript import assemble_words, group_utterances
+from indexer.factory import open_search_index
 from indexer.protocol import SearchQuery
-from indexer.service import Indexer, open_search_index
-from storage.blobstore import sha256_file
+from indexer.service import Indexer
+from storage.blobs.protocol import sha256_file
 from storage.chain import ClosedSegment
 from storage.models import Segment
-from storage.runtime import Evidence
+from storage.stores import Stores
 from tests.searchdata import T0
-from transcriber.assemble import assemble_words, group_utterances
 from transcriber.protocol import Word
 from transcriber.worker import build_document, store_transcript
 
@@ -33,19 +34,19 @@ def said(text: str, at: float, utterance: int = 0) -> Heard:
     return [(char, at + 0.2 * i, utterance) for i, char in enumerate(text)]
 
 
-def chain(ev: Evidence, tmp_path: Path, name: str, count: int) -> list[Segment]:
-    stream_id = ev.chain.open_stream(name)
+def chain(stores: Stores, tmp_path: Path, name: str, count: int) -> list[Segment]:
+    stream_id = stores.chain.open_stream(name)
     segments = []
     for seq in range(count):
         path = tmp_path / f"{name}-{seq}.ts"
         path.write_bytes(os.urandom(256))
         start = T0 + timedelta(seconds=SEGMENT * seq)
         closed = ClosedSegment(path, sha256_file(path), 256, start, SEGMENT, f"t/{name}-{seq}")
-        segments.append(ev.chain.append_segment(stream_id, name, closed))
+        segments.append(stores.chain.append_segment(stream_id, name, closed))
     return segments
 
 
-def store(ev: Evidence, name: str, segment: Segment, heard: Heard) -> None:
+def store(stores: Stores, name: str, segment: Segment, heard: Heard) -> None:
     """Store what a worker would from a decoding that heard ``heard`` (context included)."""
     boundary = CONTEXT if segment.seq > 0 else 0.0
     audio_start = SEGMENT * segment.seq - boundary  # stream seconds
@@ -56,7 +57,7 @@ def store(ev: Evidence, name: str, segment: Segment, heard: Heard) -> None:
         if at - audio_start >= handover
     ]
     document = build_document(name, segment, words, boundary, boundary - handover, T0, "test", "zh")
-    store_transcript(ev, ev.catalog.get_stream(name), segment, document)
+    store_transcript(stores, stores.catalog.get_stream(name), segment, document)
 
 
 # Segment 0 heard "国家级七天无理由" before its end cut the sentence; segment 1, decoding
@@ -70,14 +71,14 @@ PROMISE = [
 
 @pytest.mark.parametrize("order", [[0, 1], [1, 0]], ids=["in-order", "later-one-first"])
 def test_a_sentence_cut_by_a_segment_boundary_is_indexed_once_and_whole(
-    evidence: Evidence, tmp_path: Path, order: list[int]
+    stores: Stores, tmp_path: Path, order: list[int]
 ) -> None:
-    segments = chain(evidence, tmp_path, "shop", 2)
-    index = open_search_index(evidence)
+    segments = chain(stores, tmp_path, "shop", 2)
+    index = open_search_index(stores)
     try:
-        indexer = Indexer(evidence, index)
+        indexer = Indexer(stores, index)
         for seq in order:  # each transcript indexed as soon as it is stored
-            store(evidence, "shop", segments[seq], PROMISE[seq])
+            store(stores, "shop", segments[seq], PROMISE[seq])
             indexer.index_pending()
         found = index.search(SearchQuery(text="七天无理由退货", stream="shop"))
         assert [(h.text, h.match, h.segment) for h in found.hits] == [(SENTENCE, "exact", 1)]
@@ -87,22 +88,22 @@ def test_a_sentence_cut_by_a_segment_boundary_is_indexed_once_and_whole(
         assert [h.text for h in index.search(SearchQuery(text="全网最低价")).hits] == ["全网最低价"]
     finally:
         index.close()
-    stream = evidence.catalog.get_stream("shop")
-    banned = [(h.term, h.segment_seq) for h in evidence.catalog.banned_hits([stream.id])]
+    stream = stores.catalog.get_stream("shop")
+    banned = [(h.term, h.segment_seq) for h in stores.catalog.banned_hits([stream.id])]
     assert sorted(banned) == [("全网最低价", 0), ("国家级", 1)]
     # The assembled transcript (API, CLI, evidence packages) shows one utterance too.
-    documents = [json.loads(t.body) for t in evidence.catalog.transcripts(stream.id)]
+    documents = [json.loads(t.body) for t in stores.catalog.transcripts(stream.id)]
     texts = [u["text"] for u in group_utterances(assemble_words(documents))]
     assert texts == ["全网最低价", SENTENCE, "放心买"]
 
 
-def test_a_pause_at_the_cut_keeps_two_sentences(evidence: Evidence, tmp_path: Path) -> None:
-    segments = chain(evidence, tmp_path, "calm", 2)
-    store(evidence, "calm", segments[0], said("假一赔十", 8.0))
-    store(evidence, "calm", segments[1], said("七天无理由退货", 9.4))  # after 0.62 s of quiet
-    index = open_search_index(evidence)
+def test_a_pause_at_the_cut_keeps_two_sentences(stores: Stores, tmp_path: Path) -> None:
+    segments = chain(stores, tmp_path, "calm", 2)
+    store(stores, "calm", segments[0], said("假一赔十", 8.0))
+    store(stores, "calm", segments[1], said("七天无理由退货", 9.4))  # after 0.62 s of quiet
+    index = open_search_index(stores)
     try:
-        Indexer(evidence, index).index_pending()
+        Indexer(stores, index).index_pending()
         found = {
             phrase: [(h.text, h.segment) for h in index.search(SearchQuery(text=phrase)).hits]
             for phrase in ("假一赔十", "七天无理由退货")

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
+from core.jobs import TRANSCRIBE_JOB
 from storage.catalog import JOBS_QUEUED, Catalog
-from storage.chain import TRANSCRIBE_JOB
 
 POSTGRES_URL_VARIABLE = "LIVEWITNESS_TEST_POSTGRES_URL"
 POSTGRES_SKIP = f"PostgreSQL tests not run: set {POSTGRES_URL_VARIABLE} (postgresql+psycopg://…)"

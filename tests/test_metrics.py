@@ -15,9 +15,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from indexer.service import Indexer, open_search_index
+from core.jobs import TRANSCRIBE_JOB
+from core.settings import Settings
+from core.timeutil import utc_now
+from indexer.factory import open_search_index
+from indexer.service import Indexer
 from storage.catalog import StreamSummary
-from storage.chain import TRANSCRIBE_JOB
 from storage.metrics import (
     INDEX_LAG,
     SEARCH_LATENCY,
@@ -25,9 +28,7 @@ from storage.metrics import (
     render_metrics,
     serve_metrics,
 )
-from storage.runtime import Evidence, open_evidence
-from storage.settings import Settings
-from storage.timeutil import utc_now
+from storage.stores import Stores, open_stores
 from tests.searchdata import SEGMENT, add_stream
 from tests.test_jobs import POSTGRES_SKIP, POSTGRES_URL_VARIABLE, postgres_schema
 
@@ -42,9 +43,9 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def evidence(request: pytest.FixtureRequest, home: Path) -> Iterator[Evidence]:
+def stores(request: pytest.FixtureRequest, home: Path) -> Iterator[Stores]:
     if request.param == "sqlite":
-        opened = open_evidence(Settings(home=home))
+        opened = open_stores(Settings(home=home))
         yield opened
         opened.close()
         return
@@ -52,7 +53,7 @@ def evidence(request: pytest.FixtureRequest, home: Path) -> Iterator[Evidence]:
     if not base:
         pytest.skip(POSTGRES_SKIP)
     with postgres_schema(base) as url:
-        opened = open_evidence(Settings(home=home, catalog_url=url))
+        opened = open_stores(Settings(home=home, catalog_url=url))
         yield opened
         opened.close()
 
@@ -87,26 +88,26 @@ def index_lag_totals() -> tuple[float, float]:
     return count, seconds
 
 
-def index_all(ev: Evidence) -> int:
-    index = open_search_index(ev)
+def index_all(stores: Stores) -> int:
+    index = open_search_index(stores)
     try:
-        return Indexer(ev, index).index_pending()
+        return Indexer(stores, index).index_pending()
     finally:
         index.close()
 
 
 def test_metrics_report_the_catalog_and_the_indexer_over_http(
-    evidence: Evidence, tmp_path: Path
+    stores: Stores, tmp_path: Path
 ) -> None:
-    ev, catalog = evidence, evidence.catalog
+    stores, catalog = stores, stores.catalog
     catalog.add_webhook("http://127.0.0.1:9/hook", "a-secret-of-sixteen+")
     # Said a minute ago, so the banned words are recent enough to raise alerts.
     t0 = utc_now() - timedelta(seconds=60)
-    add_stream(ev, tmp_path, "shop", SALES, t0)
-    add_stream(ev, tmp_path, "quiet", QUIET, t0)
+    add_stream(stores, tmp_path, "shop", SALES, t0)
+    add_stream(stores, tmp_path, "quiet", QUIET, t0)
     shop, quiet = catalog.get_stream("shop"), catalog.get_stream("quiet")
     end = t0 + timedelta(seconds=SEGMENT * len(SALES))
-    ev.chain.append_gap(shop.id, "shop", end, end + timedelta(seconds=7), "source dropped")
+    stores.chain.append_gap(shop.id, "shop", end, end + timedelta(seconds=7), "source dropped")
     catalog.set_status(shop.id, "recording")
     catalog.set_status(quiet.id, "stopped")
 
@@ -128,7 +129,7 @@ def test_metrics_report_the_catalog_and_the_indexer_over_http(
     )
 
     count_before, lag_before = index_lag_totals()
-    assert index_all(ev) == len(SALES) + len(QUIET)
+    assert index_all(stores) == len(SALES) + len(QUIET)
 
     deliveries = [d for d, _ in catalog.deliveries()]
     assert len(deliveries) >= 3
@@ -214,9 +215,9 @@ def test_metrics_report_the_catalog_and_the_indexer_over_http(
 
 
 def test_an_empty_catalog_reports_zero_alerts_and_no_realtime_factor(
-    evidence: Evidence,
+    stores: Stores,
 ) -> None:
-    body, content_type = render_metrics(metrics_registry(evidence.catalog))
+    body, content_type = render_metrics(metrics_registry(stores.catalog))
     assert content_type.startswith("text/plain")
     samples = {
         (s.name, frozenset(s.labels.items())): s.value
@@ -233,10 +234,10 @@ def test_an_empty_catalog_reports_zero_alerts_and_no_realtime_factor(
     assert not by_label(samples, "livewitness_segments_recorded_total", "stream")
 
 
-def test_openmetrics_is_served_when_asked_for(evidence: Evidence) -> None:
+def test_openmetrics_is_served_when_asked_for(stores: Stores) -> None:
     SEARCH_LATENCY.observe(0.012)
     body, content_type = render_metrics(
-        metrics_registry(evidence.catalog), accept="application/openmetrics-text; version=1.0.0"
+        metrics_registry(stores.catalog), accept="application/openmetrics-text; version=1.0.0"
     )
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")

@@ -20,7 +20,10 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from api.moments import (
+from core.errors import IntegrityError, InvalidInputError, LiveWitnessError, NotFoundError
+from core.settings import Settings
+from core.timeutil import iso
+from evidence.moments import (
     cut_clip,
     hls_playlist,
     segment_bytes,
@@ -29,13 +32,10 @@ from api.moments import (
     time_to_stream_offset,
 )
 from recorder.recorder import StreamRecorder
-from storage.blobstore import sha256_file
+from storage.blobs.protocol import sha256_file
 from storage.chain import ClosedSegment
-from storage.errors import IntegrityError, InvalidInputError, LiveWitnessError, NotFoundError
 from storage.models import Segment
-from storage.runtime import Evidence, open_evidence
-from storage.settings import Settings
-from storage.timeutil import iso
+from storage.stores import Stores, open_stores
 from tests.conftest import cli_env, run_cli
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -49,38 +49,38 @@ FRAME_TOLERANCE = 0.1
 
 # -- helpers shared with test_package.py -------------------------------------------------
 def record(
-    ev: Evidence, video: Path, name: str = "shop", started_at: datetime = T0
+    stores: Stores, video: Path, name: str = "shop", started_at: datetime = T0
 ) -> list[Segment]:
     """Record a local file into ~6 s segments (as fast as it reads) and stop."""
     StreamRecorder(
-        ev.settings, ev.chain, name, str(video), segment_seconds=6.0, started_at=started_at
+        stores.settings, stores.chain, name, str(video), segment_seconds=6.0, started_at=started_at
     ).run()
-    return list(ev.catalog.segments(ev.catalog.get_stream(name).id))
+    return list(stores.catalog.segments(stores.catalog.get_stream(name).id))
 
 
-def append_after_gap(ev: Evidence, tmp_path: Path, name: str, gap_seconds: float) -> Segment:
+def append_after_gap(stores: Stores, tmp_path: Path, name: str, gap_seconds: float) -> Segment:
     """A gap, then a real segment again (segment 1's bytes, captured in a new session)."""
-    stream_id = ev.catalog.get_stream(name).id
-    last = ev.catalog.last_segment(stream_id)
+    stream_id = stores.catalog.get_stream(name).id
+    last = stores.catalog.last_segment(stream_id)
     assert last is not None
     copy = tmp_path / "again.ts"
-    ev.blobs.download(_segment_row(ev, name, 1).blob_key, copy)
+    stores.blobs.download(_segment_row(stores, name, 1).blob_key, copy)
     gap_from = last.starts_at + timedelta(seconds=last.duration)
     gap_to = gap_from + timedelta(seconds=gap_seconds)
-    ev.chain.append_gap(stream_id, name, gap_from, gap_to, "source dropped: test")
+    stores.chain.append_gap(stream_id, name, gap_from, gap_to, "source dropped: test")
     closed = ClosedSegment(
         copy,
         sha256_file(copy),
         copy.stat().st_size,
         gap_to,
-        _segment_row(ev, name, 1).duration,
+        _segment_row(stores, name, 1).duration,
         "later-session/seg00000000.ts",
     )
-    return ev.chain.append_segment(stream_id, name, closed)
+    return stores.chain.append_segment(stream_id, name, closed)
 
 
-def _segment_row(ev: Evidence, name: str, seq: int) -> Segment:
-    found = ev.catalog.segment(ev.catalog.get_stream(name).id, seq)
+def _segment_row(stores: Stores, name: str, seq: int) -> Segment:
+    found = stores.catalog.segment(stores.catalog.get_stream(name).id, seq)
     assert found is not None
     return found
 
@@ -143,8 +143,7 @@ class SourceFrames:
 
 def cli_in_process(home: Path, *args: str) -> Result:
     """A ``livewitness`` command without starting a process (the slow part of a CLI test)."""
-    from api import cli_evidence  # noqa: F401  (adds its commands to the app)
-    from api.cli_base import app
+    from cli.main import app
 
     return CliRunner().invoke(app, list(args), env=cli_env(home))
 
@@ -157,19 +156,19 @@ def one_line(error: BaseException) -> str:
 
 # -- fixtures ----------------------------------------------------------------------------
 @pytest.fixture
-def recorded(evidence: Evidence, test_video: Path) -> list[Segment]:
+def recorded(stores: Stores, test_video: Path) -> list[Segment]:
     """A recording of one's own, for tests that change the stream."""
-    return record(evidence, test_video)
+    return record(stores, test_video)
 
 
 @pytest.fixture(scope="module")
 def shared(
     tmp_path_factory: pytest.TempPathFactory, test_video: Path
-) -> Iterator[tuple[Evidence, list[Segment]]]:
+) -> Iterator[tuple[Stores, list[Segment]]]:
     """One recording for the tests that only read it."""
-    ev = open_evidence(Settings(home=tmp_path_factory.mktemp("moments") / "home"))
-    yield ev, record(ev, test_video)
-    ev.close()
+    stores = open_stores(Settings(home=tmp_path_factory.mktemp("moments") / "home"))
+    yield stores, record(stores, test_video)
+    stores.close()
 
 
 @pytest.fixture(scope="module")
@@ -179,24 +178,24 @@ def source(ffmpeg: str, test_video: Path) -> SourceFrames:
 
 # -- time --------------------------------------------------------------------------------
 def test_offsets_count_from_the_first_segment_like_transcripts(
-    shared: tuple[Evidence, list[Segment]],
+    shared: tuple[Stores, list[Segment]],
 ) -> None:
-    evidence, recorded = shared
+    stores, recorded = shared
     assert recorded[0].starts_at == T0
-    assert stream_offset_to_time(evidence, "shop", 0.0) == T0
-    assert stream_offset_to_time(evidence, "shop", 14.5) == T0 + timedelta(seconds=14.5)
-    assert time_to_stream_offset(evidence, "shop", T0 + timedelta(seconds=14.5)) == 14.5
+    assert stream_offset_to_time(stores, "shop", 0.0) == T0
+    assert stream_offset_to_time(stores, "shop", 14.5) == T0 + timedelta(seconds=14.5)
+    assert time_to_stream_offset(stores, "shop", T0 + timedelta(seconds=14.5)) == 14.5
     moment = recorded[2].starts_at + timedelta(seconds=1.25)
-    offset = time_to_stream_offset(evidence, "shop", moment)
-    assert stream_offset_to_time(evidence, "shop", offset) == moment
+    offset = time_to_stream_offset(stores, "shop", moment)
+    assert stream_offset_to_time(stores, "shop", offset) == moment
 
 
-def test_segments_covering_a_range(shared: tuple[Evidence, list[Segment]]) -> None:
-    evidence, recorded = shared
+def test_segments_covering_a_range(shared: tuple[Stores, list[Segment]]) -> None:
+    stores, recorded = shared
 
     def seqs(since: float, until: float) -> list[int]:
         chosen = segments_covering(
-            evidence, "shop", T0 + timedelta(seconds=since), T0 + timedelta(seconds=until)
+            stores, "shop", T0 + timedelta(seconds=since), T0 + timedelta(seconds=until)
         )
         return [s.seq for s in chosen]
 
@@ -213,74 +212,82 @@ def test_segments_covering_a_range(shared: tuple[Evidence, list[Segment]]) -> No
     ("call", "error", "fragment"),
     [
         (
-            lambda ev: segments_covering(ev, "nope", T0, T0 + timedelta(seconds=5)),
+            lambda stores: segments_covering(stores, "nope", T0, T0 + timedelta(seconds=5)),
             NotFoundError,
             "no stream",
         ),
-        (lambda ev: segments_covering(ev, "shop", T0, T0), InvalidInputError, "empty time range"),
         (
-            lambda ev: segments_covering(ev, "shop", T0 + timedelta(seconds=9), T0),
+            lambda stores: segments_covering(stores, "shop", T0, T0),
+            InvalidInputError,
+            "empty time range",
+        ),
+        (
+            lambda stores: segments_covering(stores, "shop", T0 + timedelta(seconds=9), T0),
             InvalidInputError,
             "must be after",
         ),
         (
-            lambda ev: segments_covering(
-                ev, "shop", T0 - timedelta(hours=2), T0 - timedelta(hours=1)
+            lambda stores: segments_covering(
+                stores, "shop", T0 - timedelta(hours=2), T0 - timedelta(hours=1)
             ),
             InvalidInputError,
             "nothing of stream 'shop' was recorded",
         ),
         (
-            lambda ev: segments_covering(ev, "shop", datetime(2026, 11, 20), T0),  # noqa: DTZ001
+            lambda stores: segments_covering(stores, "shop", datetime(2026, 11, 20), T0),  # noqa: DTZ001
             InvalidInputError,
             "no time zone",
         ),
-        (lambda ev: stream_offset_to_time(ev, "nope", 1.0), NotFoundError, "no stream"),
-        (lambda ev: stream_offset_to_time(ev, "shop", math.nan), InvalidInputError, "offset"),
-        (lambda ev: hls_playlist(ev, "nope", str), NotFoundError, "no stream"),
-        (lambda ev: segment_bytes(ev, "shop", 99), NotFoundError, "no segment 99"),
+        (lambda stores: stream_offset_to_time(stores, "nope", 1.0), NotFoundError, "no stream"),
         (
-            lambda ev: cut_clip(ev, "shop", T0, 200, 101, Path("x.mp4")),
+            lambda stores: stream_offset_to_time(stores, "shop", math.nan),
+            InvalidInputError,
+            "offset",
+        ),
+        (lambda stores: hls_playlist(stores, "nope", str), NotFoundError, "no stream"),
+        (lambda stores: segment_bytes(stores, "shop", 99), NotFoundError, "no segment 99"),
+        (
+            lambda stores: cut_clip(stores, "shop", T0, 200, 101, Path("x.mp4")),
             InvalidInputError,
             "at most 300s",
         ),
         (
-            lambda ev: cut_clip(ev, "shop", T0, -1, 5, Path("x.mp4")),
+            lambda stores: cut_clip(stores, "shop", T0, -1, 5, Path("x.mp4")),
             InvalidInputError,
             "zero or more",
         ),
         (
-            lambda ev: cut_clip(ev, "shop", T0, 0, 0, Path("x.mp4")),
+            lambda stores: cut_clip(stores, "shop", T0, 0, 0, Path("x.mp4")),
             InvalidInputError,
             "some length",
         ),
         (
-            lambda ev: cut_clip(ev, "shop", T0 + timedelta(hours=1), 5, 5, Path("x.mp4")),
+            lambda stores: cut_clip(stores, "shop", T0 + timedelta(hours=1), 5, 5, Path("x.mp4")),
             InvalidInputError,
             "nothing of stream",
         ),
     ],
 )
 def test_bad_requests_get_one_readable_line(
-    shared: tuple[Evidence, list[Segment]],
+    shared: tuple[Stores, list[Segment]],
     call: object,
     error: type[LiveWitnessError],
     fragment: str,
 ) -> None:
-    evidence = shared[0]
+    stores = shared[0]
     with pytest.raises(error) as caught:
-        call(evidence)  # type: ignore[operator]
+        call(stores)  # type: ignore[operator]
     assert fragment in one_line(caught.value)
 
 
 # -- clips -------------------------------------------------------------------------------
 def test_stream_copy_clip_starts_on_the_key_frame_it_reports(
-    shared: tuple[Evidence, list[Segment]], ffmpeg: str, source: SourceFrames, tmp_path: Path
+    shared: tuple[Stores, list[Segment]], ffmpeg: str, source: SourceFrames, tmp_path: Path
 ) -> None:
-    evidence = shared[0]
+    stores = shared[0]
     at = T0 + timedelta(seconds=14.5)
     out = tmp_path / "clips" / "moment.mp4"
-    info = cut_clip(evidence, "shop", at, before=3.0, after=5.0, out=out)
+    info = cut_clip(stores, "shop", at, before=3.0, after=5.0, out=out)
 
     assert info.path == out and out.exists()
     assert not info.reencoded and info.has_video
@@ -293,8 +300,7 @@ def test_stream_copy_clip_starts_on_the_key_frame_it_reports(
     assert 0 <= lead <= KEY_FRAME_SECONDS + 0.1, info.start  # the key frame at or before
     assert info.duration == pytest.approx(8.0 + lead, abs=0.15)
     assert info.segments == [
-        s.seq
-        for s in segments_covering(evidence, "shop", requested_start, at + timedelta(seconds=5))
+        s.seq for s in segments_covering(stores, "shop", requested_start, at + timedelta(seconds=5))
     ]
 
     pictures = frame_checksums(ffmpeg, out)
@@ -309,11 +315,11 @@ def test_stream_copy_clip_starts_on_the_key_frame_it_reports(
 
 
 def test_reencoded_clip_starts_where_asked(
-    shared: tuple[Evidence, list[Segment]], ffmpeg: str, source: SourceFrames, tmp_path: Path
+    shared: tuple[Stores, list[Segment]], ffmpeg: str, source: SourceFrames, tmp_path: Path
 ) -> None:
-    evidence = shared[0]
+    stores = shared[0]
     at = T0 + timedelta(seconds=14.5)
-    info = cut_clip(evidence, "shop", at, 3.0, 5.0, tmp_path / "exact.mp4", reencode=True)
+    info = cut_clip(stores, "shop", at, 3.0, 5.0, tmp_path / "exact.mp4", reencode=True)
     assert info.reencoded and info.has_video
     assert info.start == at - timedelta(seconds=3)
     assert info.at_offset == pytest.approx(3.0, abs=0.001)
@@ -326,11 +332,11 @@ def test_reencoded_clip_starts_where_asked(
 
 
 def test_a_clip_across_a_gap_skips_it_and_still_lines_up(
-    evidence: Evidence, recorded: list[Segment], ffmpeg: str, source: SourceFrames, tmp_path: Path
+    stores: Stores, recorded: list[Segment], ffmpeg: str, source: SourceFrames, tmp_path: Path
 ) -> None:
-    again = append_after_gap(evidence, tmp_path, "shop", gap_seconds=20.0)
+    again = append_after_gap(stores, tmp_path, "shop", gap_seconds=20.0)
     at = again.starts_at + timedelta(seconds=2.5)
-    info = cut_clip(evidence, "shop", at, before=26.0, after=2.0, out=tmp_path / "gap.mp4")
+    info = cut_clip(stores, "shop", at, before=26.0, after=2.0, out=tmp_path / "gap.mp4")
     assert info.segments == [recorded[-1].seq, again.seq]
     assert not info.reencoded
     assert info.duration < 28.0 - 15.0  # the 20 s without media are not in the clip
@@ -343,7 +349,7 @@ def test_a_clip_across_a_gap_skips_it_and_still_lines_up(
     assert info.time_at(info.at_offset) == at
 
 
-def test_cli_clip_around_an_offset(shared: tuple[Evidence, list[Segment]], tmp_path: Path) -> None:
+def test_cli_clip_around_an_offset(shared: tuple[Stores, list[Segment]], tmp_path: Path) -> None:
     home = shared[0].settings.home
     out = tmp_path / "cli.mp4"
     result = run_cli(
@@ -391,10 +397,10 @@ def playlist_entries(text: str) -> list[tuple[bool, str, float, str]]:
 
 
 def test_hls_playlist_of_a_stopped_stream(
-    shared: tuple[Evidence, list[Segment]], ffmpeg: str, tmp_path: Path
+    shared: tuple[Stores, list[Segment]], ffmpeg: str, tmp_path: Path
 ) -> None:
-    evidence, recorded = shared
-    text = hls_playlist(evidence, "shop", lambda seq: f"{seq}.ts")
+    stores, recorded = shared
+    text = hls_playlist(stores, "shop", lambda seq: f"{seq}.ts")
     lines = text.splitlines()
     assert lines[0] == "#EXTM3U" and "#EXT-X-VERSION:3" in lines
     assert "#EXT-X-PLAYLIST-TYPE:VOD" in lines and lines[-1] == "#EXT-X-ENDLIST"
@@ -409,54 +415,54 @@ def test_hls_playlist_of_a_stopped_stream(
 
     # ffmpeg plays it as HLS, from the served bytes.
     for segment in recorded:
-        (tmp_path / f"{segment.seq}.ts").write_bytes(segment_bytes(evidence, "shop", segment.seq))
+        (tmp_path / f"{segment.seq}.ts").write_bytes(segment_bytes(stores, "shop", segment.seq))
     (tmp_path / "index.m3u8").write_text(text)
     assert_plays(ffmpeg, tmp_path / "index.m3u8")
 
 
 def test_hls_marks_the_discontinuity_after_a_gap_and_follows_a_live_stream(
-    evidence: Evidence, recorded: list[Segment], tmp_path: Path
+    stores: Stores, recorded: list[Segment], tmp_path: Path
 ) -> None:
-    again = append_after_gap(evidence, tmp_path, "shop", gap_seconds=20.0)
-    entries = playlist_entries(hls_playlist(evidence, "shop", lambda seq: f"s/{seq}"))
+    again = append_after_gap(stores, tmp_path, "shop", gap_seconds=20.0)
+    entries = playlist_entries(hls_playlist(stores, "shop", lambda seq: f"s/{seq}"))
     assert [e[0] for e in entries] == [False] * len(recorded) + [True]
     assert entries[-1][1] == iso(again.starts_at)
 
     # While recording: an EVENT playlist without an end, so players keep reloading it.
-    evidence.catalog.set_status(evidence.catalog.get_stream("shop").id, "recording")
-    live = hls_playlist(evidence, "shop", lambda seq: f"s/{seq}").splitlines()
+    stores.catalog.set_status(stores.catalog.get_stream("shop").id, "recording")
+    live = hls_playlist(stores, "shop", lambda seq: f"s/{seq}").splitlines()
     assert "#EXT-X-PLAYLIST-TYPE:EVENT" in live and "#EXT-X-ENDLIST" not in live
 
 
 def test_a_new_capture_session_is_a_discontinuity_even_without_a_gap(
-    evidence: Evidence, recorded: list[Segment], tmp_path: Path
+    stores: Stores, recorded: list[Segment], tmp_path: Path
 ) -> None:
     """A reconnect within a second leaves no gap entry, but ffmpeg restarts its clock."""
-    stream_id = evidence.catalog.get_stream("shop").id
+    stream_id = stores.catalog.get_stream("shop").id
     last = recorded[-1]
     copy = tmp_path / "next.ts"
-    evidence.blobs.download(recorded[1].blob_key, copy)
+    stores.blobs.download(recorded[1].blob_key, copy)
     start = last.starts_at + timedelta(seconds=last.duration + 0.2)
-    evidence.chain.append_segment(
+    stores.chain.append_segment(
         stream_id,
         "shop",
         ClosedSegment(
             copy, sha256_file(copy), copy.stat().st_size, start, 6.0, "reconnect/seg0.ts"
         ),
     )
-    entries = playlist_entries(hls_playlist(evidence, "shop", str))
+    entries = playlist_entries(hls_playlist(stores, "shop", str))
     assert [e[0] for e in entries] == [False] * len(recorded) + [True]
 
 
 def test_segment_bytes_are_the_stored_bytes_and_checked(
-    evidence: Evidence, recorded: list[Segment]
+    stores: Stores, recorded: list[Segment]
 ) -> None:
     segment = recorded[1]
-    data = segment_bytes(evidence, "shop", segment.seq)
-    assert data == evidence.blobs.get_bytes(segment.blob_key)
-    path = evidence.settings.blobs_dir / segment.blob_key
+    data = segment_bytes(stores, "shop", segment.seq)
+    assert data == stores.blobs.get_bytes(segment.blob_key)
+    path = stores.settings.blobs_dir / segment.blob_key
     path.chmod(0o644)
     path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(IntegrityError) as caught:
-        segment_bytes(evidence, "shop", segment.seq)
+        segment_bytes(stores, "shop", segment.seq)
     assert caught.value.artifact == segment.blob_key

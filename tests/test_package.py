@@ -16,16 +16,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from api.routes.stores import transcript_window
 from cryptography.hazmat.primitives import serialization
 
-from api.package import PackageInfo, build_package, verify_package
-from api.routes.evidence import transcript_window
-from storage.errors import IntegrityError, InvalidInputError, LiveWitnessError, NotFoundError
+from core.errors import IntegrityError, InvalidInputError, LiveWitnessError, NotFoundError
+from core.settings import Settings
+from core.timeutil import parse_iso
+from core.transcript import assemble_words, group_utterances
+from evidence.package import PackageInfo, build_package, verify_package
 from storage.models import Segment, Transcript
-from storage.runtime import Evidence, open_evidence
-from storage.settings import Settings
 from storage.signing import Signer, canonical_json
-from storage.timeutil import parse_iso
+from storage.stores import Stores, open_stores
 from tests.conftest import run_cli
 from tests.test_moments import (
     T0,
@@ -36,7 +37,6 @@ from tests.test_moments import (
     one_line,
     record,
 )
-from transcriber.assemble import assemble_words, group_utterances
 from transcriber.protocol import Word
 from transcriber.worker import build_document, store_transcript
 
@@ -47,15 +47,15 @@ SAID = ("假一赔十全场包邮", "七天无理由退货")  # at 1 s and 4 s i
 
 @dataclass
 class Packaged:
-    ev: Evidence
+    stores: Stores
     segments: list[Segment]
     zip: Path
     info: PackageInfo
 
 
-def add_transcripts(ev: Evidence, name: str, segments: list[Segment]) -> None:
+def add_transcripts(stores: Stores, name: str, segments: list[Segment]) -> None:
     """Store a transcript per segment the way workers do: one word per character."""
-    stream = ev.catalog.get_stream(name)
+    stream = stores.catalog.get_stream(name)
     for segment in segments:
         words = [
             Word(char, at + 0.2 * i, at + 0.2 * i + 0.18, 0.9, number)
@@ -63,19 +63,19 @@ def add_transcripts(ev: Evidence, name: str, segments: list[Segment]) -> None:
             for i, char in enumerate(text)
         ]
         document = build_document(name, segment, words, 0.0, 0.0, T0, "test", "zh")
-        store_transcript(ev, stream, segment, document)
+        store_transcript(stores, stream, segment, document)
 
 
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory: pytest.TempPathFactory, test_video: Path) -> Iterator[Packaged]:
     root = tmp_path_factory.mktemp("package")
-    ev = open_evidence(Settings(home=root / "home"))
-    segments = record(ev, test_video)
-    add_transcripts(ev, "shop", segments)
+    stores = open_stores(Settings(home=root / "home"))
+    segments = record(stores, test_video)
+    add_transcripts(stores, "shop", segments)
     out = root / "evidence.zip"
-    info = build_package(ev, "shop", SINCE, UNTIL, out, requested_by="case-7@reviewer")
-    yield Packaged(ev, segments, out, info)
-    ev.close()
+    info = build_package(stores, "shop", SINCE, UNTIL, out, requested_by="case-7@reviewer")
+    yield Packaged(stores, segments, out, info)
+    stores.close()
 
 
 def members(path: Path) -> dict[str, bytes]:
@@ -118,7 +118,7 @@ def reseal(src: Path, dst: Path, changes: dict[str, bytes | None], signer: Signe
 
 # -- what a package holds ----------------------------------------------------------------
 def test_a_fresh_package_verifies_and_holds_the_evidence(packaged: Packaged) -> None:
-    ev, info = packaged.ev, packaged.info
+    stores, info = packaged.stores, packaged.info
     report = verify_package(packaged.zip)
     covering = [s for s in packaged.segments if s.seq in info.segments]
     assert report.stream == "shop" and (report.since, report.until) == (SINCE, UNTIL)
@@ -126,7 +126,7 @@ def test_a_fresh_package_verifies_and_holds_the_evidence(packaged: Packaged) -> 
     assert report.segments == info.segments == [1, 2, 3]
     head = len(packaged.segments) - 1  # the recording stopped: its last entry is signed
     assert report.entries == info.entries == (covering[0].entry_idx, head)
-    assert report.key_id == info.key_id == ev.chain.signer.key_id
+    assert report.key_id == info.key_id == stores.chain.signer.key_id
     assert info.sha256 == hashlib.sha256(packaged.zip.read_bytes()).hexdigest()
 
     files = members(packaged.zip)
@@ -149,16 +149,18 @@ def test_a_fresh_package_verifies_and_holds_the_evidence(packaged: Packaged) -> 
         f"{sig}.sig",
     }
     for segment in covering:  # byte for byte as stored
-        assert files[f"segments/{segment.seq:08d}.ts"] == ev.blobs.get_bytes(segment.blob_key)
-    for entry in ev.catalog.entries(ev.catalog.get_stream("shop").id):
+        assert files[f"segments/{segment.seq:08d}.ts"] == stores.blobs.get_bytes(segment.blob_key)
+    for entry in stores.catalog.entries(stores.catalog.get_stream("shop").id):
         if entry.idx >= covering[0].entry_idx:
-            assert files[f"manifest/{entry.idx:08d}.json"] == ev.blobs.get_bytes(entry.blob_key)
+            assert files[f"manifest/{entry.idx:08d}.json"] == stores.blobs.get_bytes(entry.blob_key)
     record_ = json.loads(files[f"{sig}.json"])
-    assert files[f"{sig}.json"] == ev.blobs.get_bytes(f"streams/shop/signatures/{head:08d}.json")
+    assert files[f"{sig}.json"] == stores.blobs.get_bytes(
+        f"streams/shop/signatures/{head:08d}.json"
+    )
     assert files[f"{sig}.msg"] == canonical_json(record_["payload"])
     assert files[f"{sig}.sig"] == base64.b64decode(record_["signature"])
     assert len(files[f"{sig}.sig"]) == 64
-    assert files["public_key.pem"] == ev.chain.signer.public_key.public_bytes(
+    assert files["public_key.pem"] == stores.chain.signer.public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     sums = files["SHA256SUMS"].decode().splitlines()
@@ -259,7 +261,7 @@ def test_damage_inside_the_zip_is_named(packaged: Packaged, tmp_path: Path) -> N
 
 def test_resealed_changes_are_caught_by_the_chain(packaged: Packaged, tmp_path: Path) -> None:
     """Even with SHA256SUMS signed again, segments, links and the head must agree."""
-    signer = packaged.ev.chain.signer
+    signer = packaged.stores.chain.signer
     files = members(packaged.zip)
     first, head = packaged.info.entries
     cases: list[tuple[dict[str, bytes | None], str, str]] = [
@@ -326,7 +328,7 @@ def test_a_package_forged_with_another_key_fails_when_the_key_is_pinned(
     )
     assert verify_package(forged).key_id == forger.key_id  # consistent in itself...
     with pytest.raises(IntegrityError) as caught:  # ...but not by the installation's key
-        verify_package(forged, packaged.ev.chain.signer.public_key)
+        verify_package(forged, packaged.stores.chain.signer.public_key)
     assert caught.value.artifact == "public_key.pem"
 
 
@@ -429,13 +431,13 @@ def test_cli_verify_package(packaged: Packaged, tmp_path: Path) -> None:
 
 def test_cli_package(packaged: Packaged, tmp_path: Path) -> None:
     out = tmp_path / "cli.zip"
-    home = packaged.ev.settings.home
+    home = packaged.stores.settings.home
     result = run_cli(
         home, "package", "--stream", "shop", "--since", "2026-11-20T20:00:08.5+08:00",
         "--until", "2026-11-20T12:00:19Z", "-o", str(out), "--requested-by", "cli-user",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    report = verify_package(out, packaged.ev.chain.signer.public_key)
+    report = verify_package(out, packaged.stores.chain.signer.public_key)
     assert (report.since, report.until, report.requested_by) == (SINCE, UNTIL, "cli-user")
     reversed_range = cli_in_process(
         home, "package", "--stream", "shop", "--since", "2026-11-20T12:00:19Z",
@@ -468,33 +470,33 @@ def test_bad_requests_get_one_readable_line(
 ) -> None:
     out = tmp_path / "never.zip"
     with pytest.raises(error) as caught:
-        build_package(packaged.ev, stream, since, until, out)
+        build_package(packaged.stores, stream, since, until, out)
     assert fragment in one_line(caught.value)
     assert not out.exists()
 
 
 def test_a_head_not_yet_signed_is_signed_for_the_package(
-    evidence: Evidence, test_video: Path, tmp_path: Path
+    stores: Stores, test_video: Path, tmp_path: Path
 ) -> None:
     """New segments after the last signature (a live stream): the package signs the head,
     and a gap inside the range travels with it as an entry."""
-    record(evidence, test_video)
-    again = append_after_gap(evidence, tmp_path, "shop", gap_seconds=20.0)
-    stream_id = evidence.catalog.get_stream("shop").id
-    evidence.catalog.set_status(stream_id, "recording")
-    signed_before = [s.head_idx for s in evidence.catalog.signatures(stream_id)]
+    record(stores, test_video)
+    again = append_after_gap(stores, tmp_path, "shop", gap_seconds=20.0)
+    stream_id = stores.catalog.get_stream("shop").id
+    stores.catalog.set_status(stream_id, "recording")
+    signed_before = [s.head_idx for s in stores.catalog.signatures(stream_id)]
     head = again.entry_idx
     assert head not in signed_before
 
     out = tmp_path / "live.zip"
     info = build_package(
-        evidence,
+        stores,
         "shop",
         again.starts_at - timedelta(seconds=25),
         again.starts_at + timedelta(seconds=3),
         out,
     )
-    assert [s.head_idx for s in evidence.catalog.signatures(stream_id)] == [*signed_before, head]
+    assert [s.head_idx for s in stores.catalog.signatures(stream_id)] == [*signed_before, head]
     assert info.entries[1] == head
     files = members(out)
     gap = json.loads(files[f"manifest/{head - 1:08d}.json"])
@@ -509,22 +511,22 @@ def test_a_head_not_yet_signed_is_signed_for_the_package(
 def test_a_moments_transcript_reads_only_the_segments_around_it(
     packaged: Packaged, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ev = packaged.ev
-    stream = ev.catalog.get_stream("shop")
+    stores = packaged.stores
+    stream = stores.catalog.get_stream("shop")
     everything = group_utterances(
-        assemble_words(json.loads(t.body) for t in ev.catalog.transcripts(stream.id))
+        assemble_words(json.loads(t.body) for t in stores.catalog.transcripts(stream.id))
     )
     asked: list[set[int] | None] = []
-    read_transcripts = ev.catalog.transcripts
+    read_transcripts = stores.catalog.transcripts
 
     def spy(stream_id: int, seqs: Collection[int] | None = None) -> Sequence[Transcript]:
         asked.append(None if seqs is None else set(seqs))
         return read_transcripts(stream_id, seqs)
 
-    monkeypatch.setattr(ev.catalog, "transcripts", spy)
+    monkeypatch.setattr(stores.catalog, "transcripts", spy)
     assert len(packaged.segments) >= 5
     for start, end in [(-30.0, 3.0), (5.0, 7.5), (11.9, 12.1), (20.0, 29.0), (40.0, 70.0)]:
-        window = transcript_window(ev, "shop", start, end)
+        window = transcript_window(stores, "shop", start, end)
         wanted = [u for u in everything if u["end_offset"] > start and u["offset"] <= end]
         assert [(u.text, u.offset) for u in window] == [(u["text"], u["offset"]) for u in wanted]
         assert all(len(u.words) == len(u.text) for u in window)

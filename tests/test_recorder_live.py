@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from storage.models import ManifestEntry, Segment
-from storage.runtime import open_evidence
-from storage.settings import Settings
+from storage.stores import open_stores
 from tests.conftest import LIVEWITNESS, cli_env, run_cli
 from tests.livesource import LiveHlsSource
 
@@ -23,12 +23,12 @@ pytestmark = pytest.mark.slow
 
 
 def chain_of(home: Path, stream: str) -> tuple[list[Segment], list[ManifestEntry]]:
-    ev = open_evidence(Settings(home=home))
+    stores = open_stores(Settings(home=home))
     try:
-        row = ev.catalog.get_stream(stream)
-        return list(ev.catalog.segments(row.id)), list(ev.catalog.entries(row.id))
+        row = stores.catalog.get_stream(stream)
+        return list(stores.catalog.segments(row.id)), list(stores.catalog.entries(row.id))
     finally:
-        ev.close()
+        stores.close()
 
 
 def verify_ok(home: Path, stream: str) -> dict[str, object]:
@@ -214,8 +214,8 @@ def test_two_streams_record_at_once_in_one_process(
 ) -> None:
     from recorder.pool import RecorderPool
 
-    ev = open_evidence(settings)
-    pool = RecorderPool(settings, ev.chain)
+    stores = open_stores(settings)
+    pool = RecorderPool(settings, stores.chain)
     try:
         for name in ("room-a", "room-b"):
             pool.start(name, live_source.url, segment_seconds=4.0, max_duration=14.0)
@@ -223,7 +223,7 @@ def test_two_streams_record_at_once_in_one_process(
         summaries = [pool.wait(name, timeout=90) for name in ("room-a", "room-b")]
     finally:
         pool.stop_all()
-        ev.close()
+        stores.close()
     for name, summary in zip(("room-a", "room-b"), summaries, strict=True):
         assert summary is not None and summary.segments >= 3
         assert summary.ended_by == "max duration"
@@ -245,20 +245,20 @@ def ffmpeg_children(pid: int) -> list[int]:
 
 
 def stream_holder(home: Path, stream: str) -> str | None:
-    ev = open_evidence(Settings(home=home))
+    stores = open_stores(Settings(home=home))
     try:
-        return ev.catalog.get_stream(stream).recorder
+        return stores.catalog.get_stream(stream).recorder
     finally:
-        ev.close()
+        stores.close()
 
 
 def test_two_recorder_stages_record_a_stream_once_and_the_survivor_takes_over(
     home: Path, live_source: LiveHlsSource
 ) -> None:
-    ev = open_evidence(Settings(home=home))
-    stream_id = ev.catalog.ensure_stream("shared", live_source.url).id
-    ev.catalog.want_recording(stream_id, True, live_source.url)
-    ev.close()
+    stores = open_stores(Settings(home=home))
+    stream_id = stores.catalog.ensure_stream("shared", live_source.url).id
+    stores.catalog.want_recording(stream_id, True, live_source.url)
+    stores.close()
     env = cli_env(home, **FAST_RECONNECT, LIVEWITNESS_SEGMENT_SECONDS="4")
     stages = [
         subprocess.Popen(

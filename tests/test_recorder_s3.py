@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mypy_boto3_s3 import S3Client
 
-from storage.settings import Settings
+from core.settings import Settings
 from tests.conftest import LIVEWITNESS, cli_env, run_cli
 from tests.livesource import LiveHlsSource
 from tests.s3server import MotoS3Server

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import InvalidInputError
+from core.settings import Settings
+from indexer.factory import open_search_index, search_index_for
 from indexer.protocol import SearchIndex, SearchQuery
-from indexer.service import Indexer, open_search_index, search_index_for
+from indexer.service import Indexer
 from storage.catalog import TRANSCRIPTS_STORED
-from storage.errors import InvalidInputError
 from storage.products import parse_products
-from storage.runtime import Evidence
-from storage.settings import Settings
+from storage.stores import Stores
 from tests.conftest import run_cli
 from tests.searchdata import T0, add_stream
 
@@ -76,17 +77,17 @@ def backend_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def index(evidence: Evidence, tmp_path: Path) -> Iterator[SearchIndex]:
-    add_stream(evidence, tmp_path, "shop", SHOP)
-    add_stream(evidence, tmp_path, "misheard", MISHEARD, T0 + timedelta(hours=1))
+def index(stores: Stores, tmp_path: Path) -> Iterator[SearchIndex]:
+    add_stream(stores, tmp_path, "shop", SHOP)
+    add_stream(stores, tmp_path, "misheard", MISHEARD, T0 + timedelta(hours=1))
     for name, streamer in (("shop", "小美"), ("misheard", "阿强")):
-        evidence.catalog.describe(evidence.catalog.get_stream(name).id, streamer=streamer)
+        stores.catalog.describe(stores.catalog.get_stream(name).id, streamer=streamer)
         products = parse_products(
             [{"name": "羽绒服", "sku": "YR-1"}, {"name": "手镯", "aliases": ["银镯"]}]
         )
-        evidence.catalog.set_products(evidence.catalog.get_stream(name).id, products)
-    search_index = open_search_index(evidence)
-    Indexer(evidence, search_index).index_pending()
+        stores.catalog.set_products(stores.catalog.get_stream(name).id, products)
+    search_index = open_search_index(stores)
+    Indexer(stores, search_index).index_pending()
     yield search_index
     search_index.close()
 
@@ -186,24 +187,24 @@ def test_bad_queries_are_refused(index: SearchIndex, query: SearchQuery, message
         index.search(query)
 
 
-def test_replaying_transcripts_never_duplicates(evidence: Evidence, index: SearchIndex) -> None:
+def test_replaying_transcripts_never_duplicates(stores: Stores, index: SearchIndex) -> None:
     before = index.count()
-    indexer = Indexer(evidence, index)
+    indexer = Indexer(stores, index)
     indexer._indexed.clear()
     indexer.index_pending()
     assert index.count() == before == 10
 
 
-def test_reindex_equals_the_incremental_index(evidence: Evidence, index: SearchIndex) -> None:
+def test_reindex_equals_the_incremental_index(stores: Stores, index: SearchIndex) -> None:
     queries = ["这款", "假一赔十", "包邮", "羽绒服", "99元"]
     incremental = [index.search(SearchQuery(text=q, size=50)) for q in queries]
-    Indexer(evidence, index).reindex()
+    Indexer(stores, index).reindex()
     rebuilt = [index.search(SearchQuery(text=q, size=50)) for q in queries]
     assert rebuilt == incremental
 
 
 def test_cli_search_json(
-    home: Path, settings: Settings, evidence: Evidence, index: SearchIndex
+    home: Path, settings: Settings, stores: Stores, index: SearchIndex
 ) -> None:
     import json
 
@@ -221,18 +222,18 @@ def test_cli_search_json(
     ]
 
 
-def test_the_indexer_follows_new_transcripts(evidence: Evidence, tmp_path: Path) -> None:
+def test_the_indexer_follows_new_transcripts(stores: Stores, tmp_path: Path) -> None:
     """Near real time: a transcript stored while the indexer runs becomes searchable."""
     import threading
     import time
 
-    index = open_search_index(evidence)
-    indexer = Indexer(evidence, index)
+    index = open_search_index(stores)
+    indexer = Indexer(stores, index)
     stop = threading.Event()
     follower = threading.Thread(target=indexer.follow, args=(stop, 0.2), daemon=True)
     follower.start()
     try:
-        add_stream(evidence, tmp_path, "later", [[(1.0, "顺丰包邮当天发货")]])
+        add_stream(stores, tmp_path, "later", [[(1.0, "顺丰包邮当天发货")]])
         deadline = time.monotonic() + 20
         while not index.search(SearchQuery(text="当天发货")).hits:
             assert time.monotonic() < deadline, "the new transcript never became searchable"
@@ -246,29 +247,29 @@ def test_the_indexer_follows_new_transcripts(evidence: Evidence, tmp_path: Path)
 
 
 def test_an_indexer_in_the_same_process_wakes_when_a_transcript_is_stored(
-    evidence: Evidence, tmp_path: Path
+    stores: Stores, tmp_path: Path
 ) -> None:
     """In `serve` the indexer hears of a stored transcript at once: with a poll far
     longer than the wait below, only the catalog's wake-up can make it searchable."""
     import threading
     import time
 
-    index = open_search_index(evidence)
+    index = open_search_index(stores)
     stop = threading.Event()
     follower = threading.Thread(
-        target=Indexer(evidence, index).follow, args=(stop, 3600.0), daemon=True
+        target=Indexer(stores, index).follow, args=(stop, 3600.0), daemon=True
     )
     follower.start()
     try:
         time.sleep(0.5)  # the follower has indexed nothing and is waiting
-        add_stream(evidence, tmp_path, "woken", [[(1.0, "顺丰包邮当天发货")]])
+        add_stream(stores, tmp_path, "woken", [[(1.0, "顺丰包邮当天发货")]])
         deadline = time.monotonic() + 60
         while not index.search(SearchQuery(text="当天发货", stream="woken")).hits:
             assert time.monotonic() < deadline, "the indexer slept through the new transcript"
             time.sleep(0.1)
     finally:
         stop.set()
-        evidence.catalog.changes.mark(TRANSCRIPTS_STORED)  # wake it to see the stop
+        stores.catalog.changes.mark(TRANSCRIPTS_STORED)  # wake it to see the stop
         follower.join(10)
         index.close()
     assert not follower.is_alive()

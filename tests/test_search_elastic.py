@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import ConfigError, InvalidInputError, StorageError, StorageUnavailableError
+from core.phonetic import sound_tokens
 from indexer.documents import Mention, UtteranceDoc
 from indexer.elastic import (
     BM25_SCRIPT,
@@ -35,13 +37,11 @@ from indexer.elastic import (
     triage,
 )
 from indexer.embedded import EmbeddedSearchIndex
-from indexer.phonetic import sound_tokens
 from indexer.protocol import TOTAL_CAP, Hit, SearchIndex, SearchQuery, SearchResult
 from indexer.query import bigrams
 from indexer.service import Indexer
-from storage.errors import ConfigError, InvalidInputError, StorageError, StorageUnavailableError
 from storage.products import parse_products
-from storage.runtime import Evidence
+from storage.stores import Stores
 from tests.searchdata import T0, add_stream
 from tests.test_search import MISHEARD, SHOP
 
@@ -280,20 +280,20 @@ class Recorder:
 
 
 @pytest.fixture
-def recorded(evidence: Evidence, tmp_path: Path) -> Recorder:
+def recorded(stores: Stores, tmp_path: Path) -> Recorder:
     """The search contract's streams (tests/test_search.py), as the Indexer writes them."""
-    add_stream(evidence, tmp_path, "shop", SHOP)
-    add_stream(evidence, tmp_path, "misheard", MISHEARD, T0 + timedelta(hours=1))
+    add_stream(stores, tmp_path, "shop", SHOP)
+    add_stream(stores, tmp_path, "misheard", MISHEARD, T0 + timedelta(hours=1))
     for name in ("shop", "misheard"):
         products = parse_products(
             [{"name": "羽绒服", "sku": "YR-1"}, {"name": "手镯", "aliases": ["银镯"]}]
         )
-        evidence.catalog.set_products(evidence.catalog.get_stream(name).id, products)
+        stores.catalog.set_products(stores.catalog.get_stream(name).id, products)
     # The Indexer keeps its state beside the embedded engine's file, whose directory
     # only that engine creates.
-    (evidence.settings.home / "search").mkdir(parents=True, exist_ok=True)
+    (stores.settings.home / "search").mkdir(parents=True, exist_ok=True)
     recorder = Recorder()
-    Indexer(evidence, recorder).index_pending()
+    Indexer(stores, recorder).index_pending()
     return recorder
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
+from core.timeutil import iso
 from indexer import embedded
 from indexer.documents import UtteranceDoc
 from indexer.embedded import EmbeddedSearchIndex, time_key
 from indexer.protocol import TOTAL_CAP, SearchQuery
-from storage.errors import ConfigError
-from storage.timeutil import iso
 from tests.searchdata import T0
 
 

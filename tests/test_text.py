@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from storage.errors import IntegrityError
+from core.errors import IntegrityError
+from core.text import is_hallucination, search_form, to_simplified
+from core.transcript import assemble_words, group_utterances
 from transcriber import model_store
-from transcriber.assemble import assemble_words, group_utterances
-from transcriber.text import is_hallucination, search_form, to_simplified
 
 
 def test_traditional_is_folded_to_simplified() -> None:

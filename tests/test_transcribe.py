@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from recorder.demo import make_test_video
+from cli.demo_source import make_test_video
+from core.text import to_simplified
 from tests.conftest import run_cli
 from tests.speech import clip, clip_path, normal, similarity
-from transcriber.text import to_simplified
 
 pytestmark = pytest.mark.slow
 
@@ -171,8 +171,8 @@ def test_transcriber_pool_drains_the_queue_with_two_workers(
     """Workers in one process share the model, take each job once, and record speed."""
     import time
 
-    from storage.runtime import open_evidence
-    from storage.settings import Settings
+    from core.settings import Settings
+    from storage.stores import open_stores
     from transcriber.pool import TranscriberPool
 
     video = make_test_video(ffmpeg, tmp_path / "s.mp4", 25, audio=clip_path("sales_2"))
@@ -189,29 +189,29 @@ def test_transcriber_pool_drains_the_queue_with_two_workers(
         "6",
     )
     assert result.returncode == 0, result.stderr
-    ev = open_evidence(Settings(home=home, transcribe_workers=2))
+    stores = open_stores(Settings(home=home, transcribe_workers=2))
     try:
-        stream = ev.catalog.get_stream("pool")
-        assert len(ev.catalog.jobs(stream.id)) >= 4
-        pool = TranscriberPool(ev)
+        stream = stores.catalog.get_stream("pool")
+        assert len(stores.catalog.jobs(stream.id)) >= 4
+        pool = TranscriberPool(stores)
         pool.start()
         deadline = time.monotonic() + 300
-        while ev.catalog.backlog("transcribe"):
+        while stores.catalog.backlog("transcribe"):
             assert time.monotonic() < deadline, "the pool did not drain the queue"
             time.sleep(0.5)
         pool.stop()
         pool.join(30)
-        jobs = ev.catalog.jobs(stream.id)
+        jobs = stores.catalog.jobs(stream.id)
         assert all(j.status == "done" and j.attempts == 1 for j in jobs)
         assert all(j.rtf is not None and j.rtf > 0 for j in jobs)
         assert len({j.worker for j in jobs}) == 2
-        assert len(ev.catalog.transcripts(stream.id)) == len(jobs)
+        assert len(stores.catalog.transcripts(stream.id)) == len(jobs)
     finally:
-        ev.close()
+        stores.close()
 
 
 def test_openai_whisper_backend(home: Path, ffmpeg: str, tmp_path: Path) -> None:
-    from storage.settings import Settings
+    from core.settings import Settings
 
     checkpoint = Settings().openai_whisper_model
     if not checkpoint:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from storage.runtime import Evidence, open_evidence
-from storage.settings import Settings
+from core.settings import Settings
+from storage.stores import Stores, open_stores
 from tests.apiserver import running_api
 from tests.speech import clip
 from transcriber.protocol import Word
@@ -48,11 +48,11 @@ def spoken_clauses(name: str) -> list[Clause]:
     return out
 
 
-def store_spoken_transcript(ev: Evidence, stream: str, clauses: list[Clause]) -> None:
+def store_spoken_transcript(stores: Stores, stream: str, clauses: list[Clause]) -> None:
     """One transcript per recorded segment, each word in the segment where it starts, one
     utterance per clause (a clause that crosses a cut becomes two, as Whisper's would)."""
-    row = ev.catalog.get_stream(stream)
-    segments = ev.catalog.segments(row.id)
+    row = stores.catalog.get_stream(stream)
+    segments = stores.catalog.segments(row.id)
     first = segments[0].starts_at
     for segment in segments:
         start = (segment.starts_at - first).total_seconds()
@@ -63,14 +63,14 @@ def store_spoken_transcript(ev: Evidence, stream: str, clauses: list[Clause]) ->
             if start <= onset < start + segment.duration
         ]
         document = build_document(stream, segment, words, 0.0, 0.0, first, "test", "zh")
-        store_transcript(ev, row, segment, document)
+        store_transcript(stores, row, segment, document)
 
 
 @dataclass
 class Served:
     url: str
     key: str
-    ev: Evidence
+    stores: Stores
     clauses: list[Clause]
 
 
@@ -92,27 +92,28 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def served(tmp_path: Path, test_video: Path) -> Iterator[Served]:
     """The app on a free port, with one real recording searchable and a reviewer key."""
-    from indexer.service import Indexer, open_search_index
+    from indexer.factory import open_search_index
+    from indexer.service import Indexer
     from recorder.recorder import StreamRecorder
     from storage.products import parse_products
 
-    ev = open_evidence(Settings(home=tmp_path / "home"))
+    stores = open_stores(Settings(home=tmp_path / "home"))
     StreamRecorder(
-        ev.settings, ev.chain, STREAM, str(test_video), segment_seconds=5.0, started_at=T0
+        stores.settings, stores.chain, STREAM, str(test_video), segment_seconds=5.0, started_at=T0
     ).run()
-    stream = ev.catalog.get_stream(STREAM)
-    ev.catalog.describe(stream.id, language="zh", streamer="小王")
-    ev.catalog.set_products(stream.id, parse_products([{"name": "羽绒服"}, {"name": "手镯"}]))
+    stream = stores.catalog.get_stream(STREAM)
+    stores.catalog.describe(stream.id, language="zh", streamer="小王")
+    stores.catalog.set_products(stream.id, parse_products([{"name": "羽绒服"}, {"name": "手镯"}]))
     clauses = spoken_clauses("sales_1")
-    store_spoken_transcript(ev, STREAM, clauses)
-    index = open_search_index(ev)
-    Indexer(ev, index).index_pending()
+    store_spoken_transcript(stores, STREAM, clauses)
+    index = open_search_index(stores)
+    Indexer(stores, index).index_pending()
     index.close()
     try:
-        with running_api(ev) as server:
-            yield Served(server.url, server.keys["reviewer"], ev, clauses)
+        with running_api(stores) as server:
+            yield Served(server.url, server.keys["reviewer"], stores, clauses)
     finally:
-        ev.close()
+        stores.close()
 
 
 def clause_at(clauses: list[Clause], text: str) -> float:
@@ -153,7 +154,7 @@ def play_first_hit(page: Any) -> tuple[float, float]:
 def test_a_reviewer_finds_plays_and_exports_a_promise(
     browser: Any, served: Served, tmp_path: Path
 ) -> None:
-    from api.package import verify_package
+    from evidence.package import verify_package
 
     context = browser.new_context(
         locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1440, "height": 900}

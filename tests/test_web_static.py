@@ -10,21 +10,21 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from compliance.matcher import load_lexicon
 from indexer.claims import load_claim_types
-from indexer.compliance import load_lexicon
-from storage.runtime import Evidence
+from storage.stores import Stores
 
 PAGE_FILES = ("/", "/static/app.js", "/static/i18n.js", "/static/style.css")
 I18N_PREFIX = "window.LW_I18N = "
 
 
 @pytest.fixture
-def client(evidence: Evidence) -> Iterator[TestClient]:
+def client(stores: Stores) -> Iterator[TestClient]:
     from api.app import create_app
-    from indexer.service import open_search_index
+    from indexer.factory import open_search_index
 
-    index = open_search_index(evidence)
-    with TestClient(create_app(evidence, index)) as test_client:
+    index = open_search_index(stores)
+    with TestClient(create_app(stores, index)) as test_client:
         yield test_client
     index.close()
 
@@ -87,7 +87,7 @@ def test_every_key_the_page_uses_is_in_the_table(client: TestClient) -> None:
 
 
 def test_filter_choices_follow_the_claims_and_the_lexicon(
-    client: TestClient, evidence: Evidence
+    client: TestClient, stores: Stores
 ) -> None:
     html = client.get("/").text
 
@@ -97,5 +97,5 @@ def test_filter_choices_follow_the_claims_and_the_lexicon(
         return set(re.findall(r'<option value="(\w+)"', block.group(0)))
 
     assert options("f-claim") == {c.name for c in load_claim_types()}
-    lexicon = load_lexicon(evidence.settings.lexicon_path)
+    lexicon = load_lexicon(stores.settings.lexicon_path)
     assert options("f-banned") == set(lexicon.categories)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from recorder.demo import free_port
+from cli.demo_source import free_port
 
 
 @dataclass

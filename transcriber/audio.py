@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from storage.errors import SourceError
+from core.errors import SourceError
 from transcriber.protocol import SAMPLE_RATE, Audio
 
 

@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from storage.errors import ConfigError
-from storage.settings import Settings
+from core.errors import ConfigError
+from core.settings import Settings
 from transcriber.model_store import base_model_dir
 from transcriber.protocol import Audio, DecodeOptions, Word
 

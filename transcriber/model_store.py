@@ -14,8 +14,8 @@ import os
 import shutil
 from pathlib import Path
 
-from storage.blobstore import sha256_file
-from storage.errors import ConfigError, IntegrityError
+from core.errors import ConfigError, IntegrityError
+from storage.blobs.protocol import sha256_file
 
 BASE_MODEL_FILES = {
     "model.bin": "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",

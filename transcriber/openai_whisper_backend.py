@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage.errors import ConfigError
-from storage.settings import Settings
+from core.errors import ConfigError
+from core.settings import Settings
 from transcriber.protocol import Audio, DecodeOptions, Word
 
 

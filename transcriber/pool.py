@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import threading
 
-from storage.runtime import Evidence
-from transcriber.worker import TranscriptionWorker, open_transcriber
+from storage.stores import Stores
+from transcriber.factory import open_transcriber
+from transcriber.worker import TranscriptionWorker
 
 
 class TranscriberPool:
-    def __init__(self, evidence: Evidence) -> None:
-        self.evidence = evidence
-        self.transcriber = open_transcriber(evidence)  # one model, shared by the workers
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+        self.transcriber = open_transcriber(stores)  # one model, shared by the workers
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        for number in range(self.evidence.settings.transcribe_workers):
-            worker = TranscriptionWorker(self.evidence, self.transcriber)
+        for number in range(self.stores.settings.transcribe_workers):
+            worker = TranscriptionWorker(self.stores, self.transcriber)
             thread = threading.Thread(
                 target=worker.run, args=(self._stop,), name=f"transcriber-{number}", daemon=True
             )

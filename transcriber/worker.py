@@ -3,7 +3,7 @@
 Segment N is decoded with the last ``context_seconds`` of segment N-1 in front of it (when
 the two are contiguous). Words that start inside N are N's own. Words that start in the
 last ``handover_seconds`` of N-1 are stored too, marked as context: N heard them with what
-follows, N-1 did not, so :mod:`transcriber.assemble` takes them from N. A phrase that
+follows, N-1 did not, so :mod:`core.transcript` takes them from N. A phrase that
 crosses the boundary is thus heard whole and kept exactly once. Times are absolute,
 from the segment's wall-clock anchor.
 """
@@ -26,17 +26,17 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ImmutableBlobError, LiveWitnessError, NotFoundError
+from core.jobs import TRANSCRIBE_JOB
+from core.text import compact, is_hallucination, search_form, to_simplified
+from core.timeutil import iso
+from storage.blob_keys import transcript_key
 from storage.catalog import JOBS_QUEUED
-from storage.chain import TRANSCRIBE_JOB
-from storage.errors import ImmutableBlobError, LiveWitnessError, NotFoundError
-from storage.keys import transcript_key
 from storage.models import Job, Segment, Stream, Transcript
-from storage.runtime import Evidence
 from storage.signing import canonical_json
-from storage.timeutil import iso
+from storage.stores import Stores
 from transcriber import audio
 from transcriber.protocol import SAMPLE_RATE, Audio, Transcriber, Word
-from transcriber.text import compact, is_hallucination, search_form, to_simplified
 from transcriber.vocabulary import decode_options
 
 log = logging.getLogger(__name__)
@@ -57,40 +57,29 @@ class JobResult:
     wall_seconds: float
 
 
-def open_transcriber(evidence: Evidence) -> Transcriber:
-    settings = evidence.settings
-    if settings.transcriber_backend == "openai-whisper":
-        from transcriber.openai_whisper_backend import OpenAIWhisperTranscriber
-
-        return OpenAIWhisperTranscriber(settings)
-    from transcriber.faster_whisper_backend import FasterWhisperTranscriber
-
-    return FasterWhisperTranscriber(settings)
-
-
 class TranscriptionWorker:
     def __init__(
         self,
-        evidence: Evidence,
+        stores: Stores,
         transcriber: Transcriber,
         name: str | None = None,
         use_vocabulary: bool | None = None,
     ) -> None:
-        self.evidence = evidence
+        self.stores = stores
         self.transcriber = transcriber
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # The last segment this worker decoded: usually the next job's context, so its
         # tail need not be downloaded and decoded again.
         self._last_audio: tuple[int, int, Audio] | None = None
         self.use_vocabulary = (
-            evidence.settings.whisper_vocabulary if use_vocabulary is None else use_vocabulary
+            stores.settings.whisper_vocabulary if use_vocabulary is None else use_vocabulary
         )
 
     # -- the job loop ----------------------------------------------------------------------
     def run_once(self) -> JobResult | None:
         """Claim and do one job; None when there is no job to take."""
-        settings = self.evidence.settings
-        catalog = self.evidence.catalog
+        settings = self.stores.settings
+        catalog = self.stores.catalog
         job = catalog.claim_job(TRANSCRIBE_JOB, self.name, settings.job_lease_seconds)
         if job is None:
             return None
@@ -114,7 +103,7 @@ class TranscriptionWorker:
         idle_seconds: float = 0.2,
         on_result: Callable[[JobResult], None] | None = None,
     ) -> None:
-        changes = self.evidence.catalog.changes
+        changes = self.stores.catalog.changes
         while not stop.is_set():
             seen = changes.count(JOBS_QUEUED)
             result = self.run_once()
@@ -122,13 +111,13 @@ class TranscriptionWorker:
                 if on_result is not None:
                     on_result(result)
                 continue
-            if until_empty and self.evidence.catalog.backlog(TRANSCRIBE_JOB) == 0:
+            if until_empty and self.stores.catalog.backlog(TRANSCRIBE_JOB) == 0:
                 return
             changes.wait(JOBS_QUEUED, seen, idle_seconds)
 
     # -- one segment -----------------------------------------------------------------------
     def transcribe_job(self, job: Job) -> JobResult:
-        catalog = self.evidence.catalog
+        catalog = self.stores.catalog
         stream = catalog.stream_by_id(job.stream_id)
         segment = catalog.segment(job.stream_id, job.segment_seq)
         if segment is None:
@@ -144,8 +133,8 @@ class TranscriptionWorker:
         )
 
     def transcribe_segment(self, stream: Stream, segment: Segment) -> dict[str, Any]:
-        settings = self.evidence.settings
-        catalog = self.evidence.catalog
+        settings = self.stores.settings
+        catalog = self.stores.catalog
         previous = catalog.segment(stream.id, segment.seq - 1) if segment.seq > 0 else None
         samples = self._decode(segment)
         context = np.zeros(0, dtype=np.float32)
@@ -177,26 +166,26 @@ class TranscriptionWorker:
             return last[2]
         with tempfile.TemporaryDirectory(prefix="lw-transcribe-") as tmp:
             path = Path(tmp) / "segment.ts"
-            self.evidence.blobs.download(segment.blob_key, path)
-            return audio.decode(self.evidence.settings.ffmpeg, path)
+            self.stores.blobs.download(segment.blob_key, path)
+            return audio.decode(self.stores.settings.ffmpeg, path)
 
     def _store(self, stream: Stream, segment: Segment, document: dict[str, Any]) -> None:
-        store_transcript(self.evidence, stream, segment, document)
+        store_transcript(self.stores, stream, segment, document)
 
 
 def store_transcript(
-    evidence: Evidence, stream: Stream, segment: Segment, document: dict[str, Any]
+    stores: Stores, stream: Stream, segment: Segment, document: dict[str, Any]
 ) -> None:
     """Store a transcript beside its segment (write-once) and copy it into the catalog."""
     key = transcript_key(stream.name, segment.seq)
     raw = canonical_json(document)
     try:
-        evidence.blobs.put_bytes(key, raw)
+        stores.blobs.put_bytes(key, raw)
     except ImmutableBlobError:
         # A worker whose lease ran out stored it first: its transcript is the record.
-        raw = evidence.blobs.get_bytes(key)
+        raw = stores.blobs.get_bytes(key)
         document = json.loads(raw)
-    evidence.catalog.add_transcript(
+    stores.catalog.add_transcript(
         Transcript(
             stream_id=stream.id,
             segment_seq=segment.seq,

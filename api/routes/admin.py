@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from api import audit
 from api.app import Caller, Services, allow, log_action, services
-from api.keys import create_key
 from api.schemas import AuditCheckOut, AuditEventOut, HealthOut, KeyCreated, KeyIn, KeyOut
+from core.timeutil import iso
+from storage import audit
+from storage.api_keys import create_key
 from storage.metrics import metrics_registry, render_metrics
 from storage.models import ApiKey
-from storage.timeutil import iso
 
 router = APIRouter(tags=["admin"])
 Admin = Annotated[Caller, allow("admin")]
@@ -46,19 +46,19 @@ def who_am_i(caller: Anyone) -> KeyOut:
 
 @router.get("/keys", response_model=list[KeyOut])
 def list_keys(caller: Admin, found: Found) -> list[KeyOut]:
-    return [key_out(k) for k in found.ev.catalog.api_keys()]
+    return [key_out(k) for k in found.stores.catalog.api_keys()]
 
 
 @router.post("/keys", response_model=KeyCreated, status_code=201)
 def add_key(body: KeyIn, caller: Admin, found: Found) -> KeyCreated:
-    key, row = create_key(found.ev.catalog, body.role, body.name)
+    key, row = create_key(found.stores.catalog, body.role, body.name)
     log_action(found, caller, "key.create", {"key": row.id, "role": row.role})
     return KeyCreated(**key_out(row).model_dump(), key=key)
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut)
 def revoke_key(key_id: RowId, caller: Admin, found: Found) -> KeyOut:
-    row = found.ev.catalog.revoke_api_key(key_id)
+    row = found.stores.catalog.revoke_api_key(key_id)
     log_action(found, caller, "key.revoke", {"key": key_id})
     return key_out(row)
 
@@ -72,14 +72,15 @@ def audit_log(
 ) -> list[AuditEventOut]:
     """Who searched, viewed and exported what, when (oldest first, paged by seq)."""
     return [
-        AuditEventOut(**audit.event_json(e)) for e in found.ev.catalog.audit_events(after, limit)
+        AuditEventOut(**audit.event_json(e))
+        for e in found.stores.catalog.audit_events(after, limit)
     ]
 
 
 @router.get("/audit/verify", response_model=AuditCheckOut)
 def audit_verify(caller: Admin, found: Found) -> AuditCheckOut:
     """Re-check the audit log's hash chain from its first event."""
-    check = audit.verify_audit(found.ev.catalog)
+    check = audit.verify_audit(found.stores.catalog)
     return AuditCheckOut(
         events=check.events, ok=check.ok, first_bad_seq=check.first_bad_seq, problem=check.problem
     )
@@ -91,5 +92,5 @@ def audit_verify(caller: Admin, found: Found) -> AuditCheckOut:
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus metrics"}},
 )
 def metrics(caller: Admin, found: Found) -> Response:
-    body, content_type = render_metrics(metrics_registry(found.ev.catalog))
+    body, content_type = render_metrics(metrics_registry(found.stores.catalog))
     return Response(body, media_type=content_type)

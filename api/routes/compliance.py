@@ -19,10 +19,10 @@ from api.schemas import (
     WebhookIn,
     WebhookOut,
 )
-from indexer.compliance import load_lexicon
-from indexer.reports import compliance_report, report_csv
+from compliance.matcher import load_lexicon
+from compliance.reports import compliance_report, report_csv
+from core.timeutil import iso, parse_iso
 from storage.models import Webhook
-from storage.timeutil import iso, parse_iso
 
 router = APIRouter(tags=["compliance"])
 Compliance = Annotated[Caller, allow("compliance")]
@@ -48,7 +48,7 @@ def report(
     """Banned-word hits of a stream or a streamer over a time range, with counts by
     category and severity and a link to each moment."""
     built = compliance_report(
-        found.ev,
+        found.stores,
         stream=stream,
         streamer=streamer,
         since=parse_iso(since) if since else None,
@@ -73,7 +73,7 @@ def report(
 
 @router.get("/compliance/lexicon", response_model=LexiconOut)
 def lexicon(caller: Compliance, found: Found) -> LexiconOut:
-    loaded = load_lexicon(found.ev.settings.lexicon_path)
+    loaded = load_lexicon(found.stores.settings.lexicon_path)
     return LexiconOut(
         version=loaded.version,
         terms=len(loaded.terms),
@@ -92,21 +92,21 @@ def webhook_out(webhook: Webhook) -> WebhookOut:
 
 @router.get("/webhooks", response_model=list[WebhookOut])
 def list_webhooks(caller: CaseSystem, found: Found) -> list[WebhookOut]:
-    return [webhook_out(w) for w in found.ev.catalog.webhooks()]
+    return [webhook_out(w) for w in found.stores.catalog.webhooks()]
 
 
 @router.post("/webhooks", response_model=WebhookCreated, status_code=201)
 def add_webhook(body: WebhookIn, caller: CaseSystem, found: Found) -> WebhookCreated:
     """Banned-word alerts of live streams are posted here, signed with the secret."""
     secret = body.secret or secrets.token_urlsafe(32)
-    webhook = found.ev.catalog.add_webhook(body.url, secret)
+    webhook = found.stores.catalog.add_webhook(body.url, secret)
     log_action(found, caller, "webhook.add", {"url": body.url})
     return WebhookCreated(**webhook_out(webhook).model_dump(), secret=secret)
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, response_class=Response)
 def remove_webhook(webhook_id: RowId, caller: CaseSystem, found: Found) -> Response:
-    found.ev.catalog.deactivate_webhook(webhook_id)
+    found.stores.catalog.deactivate_webhook(webhook_id)
     log_action(found, caller, "webhook.remove", {"webhook": webhook_id})
     return Response(status_code=204)
 
@@ -128,5 +128,5 @@ def deliveries(caller: CaseSystem, found: Found) -> list[DeliveryOut]:
             delivered_at=iso(d.delivered_at) if d.delivered_at else None,
             log=json.loads(d.log),
         )
-        for d, a in found.ev.catalog.deliveries()
+        for d, a in found.stores.catalog.deliveries()
     ]

@@ -13,7 +13,11 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query
 from fastapi.responses import FileResponse, Response
 
 from api.app import API, Caller, Services, allow, log_action, services
-from api.moments import (
+from api.routes.search import moment_links
+from api.schemas import ExportIn, MomentOut, UtteranceOut, WordOut
+from core.errors import InvalidInputError
+from core.timeutil import iso, parse_iso
+from evidence.moments import (
     cut_clip,
     hls_playlist,
     segment_bytes,
@@ -22,13 +26,9 @@ from api.moments import (
     transcripts_around,
     utterances_between,
 )
-from api.package import build_package
-from api.routes.search import moment_links
-from api.schemas import ExportIn, MomentOut, UtteranceOut, WordOut
-from storage.errors import InvalidInputError
-from storage.keys import check_stream_name
-from storage.runtime import Evidence
-from storage.timeutil import iso, parse_iso
+from evidence.package import build_package
+from storage.blob_keys import check_stream_name
+from storage.stores import Stores
 
 router = APIRouter(tags=["evidence"])
 Viewer = Annotated[Caller, allow("reviewer", "case-system")]
@@ -37,14 +37,14 @@ Offset = Annotated[float, Query(ge=0, le=10 * 365 * 86400, description="Seconds 
 TRANSCRIPT_WINDOW = 60.0
 
 
-def transcript_window(ev: Evidence, stream: str, start: float, end: float) -> list[UtteranceOut]:
+def transcript_window(stores: Stores, stream: str, start: float, end: float) -> list[UtteranceOut]:
     """Utterances overlapping [start, end] seconds of the stream."""
-    row = ev.catalog.get_stream(stream)
-    origin = stream_offset_to_time(ev, stream, 0.0)  # offsets count from here
+    row = stores.catalog.get_stream(stream)
+    origin = stream_offset_to_time(stores, stream, 0.0)  # offsets count from here
     since = origin + timedelta(seconds=max(start, 0.0))
     until = origin + timedelta(seconds=end, milliseconds=1)
     try:
-        covering = segments_covering(ev, stream, since, until)
+        covering = segments_covering(stores, stream, since, until)
     except InvalidInputError:  # nothing recorded around there (a gap): no transcript
         return []
     return [
@@ -58,16 +58,18 @@ def transcript_window(ev: Evidence, stream: str, start: float, end: float) -> li
                 for w in u["words"]
             ],
         )
-        for u in utterances_between(transcripts_around(ev, row.id, covering), start, end + 0.001)
+        for u in utterances_between(
+            transcripts_around(stores, row.id, covering), start, end + 0.001
+        )
     ]
 
 
 @router.get("/streams/{name}/moment", response_model=MomentOut)
 def moment(name: str, offset: Offset, caller: Viewer, found: Found) -> MomentOut:
     """A moment: its time, the transcript around it, and where to play it."""
-    ev = found.ev
+    stores = found.stores
     check_stream_name(name)
-    at = stream_offset_to_time(ev, name, offset)
+    at = stream_offset_to_time(stores, name, offset)
     log_action(found, caller, "moment.view", {"stream": name, "offset": offset})
     _, clip_url = moment_links(name, offset)
     return MomentOut(
@@ -77,7 +79,7 @@ def moment(name: str, offset: Offset, caller: Viewer, found: Found) -> MomentOut
         clip_url=clip_url,
         playlist_url=f"{API}/streams/{quote(name)}/playlist.m3u8",
         transcript=transcript_window(
-            ev, name, offset - TRANSCRIPT_WINDOW / 2, offset + TRANSCRIPT_WINDOW / 2
+            stores, name, offset - TRANSCRIPT_WINDOW / 2, offset + TRANSCRIPT_WINDOW / 2
         ),
     )
 
@@ -90,7 +92,7 @@ def transcript(
     check_stream_name(name)
     if end < start or end - start > 3600:
         raise InvalidInputError("a transcript window runs forwards and is at most 3600 s")
-    return transcript_window(found.ev, name, start, end)
+    return transcript_window(found.stores, name, start, end)
 
 
 @router.get(
@@ -109,15 +111,15 @@ def clip(
 ) -> FileResponse:
     """A playable clip around a moment, cut from the original segments. The headers
     X-Clip-Start-Offset and X-Clip-Start say where its first frame is in the stream."""
-    ev = found.ev
+    stores = found.stores
     check_stream_name(name)
-    if before + after > ev.settings.max_clip_seconds:
-        raise InvalidInputError(f"a clip is at most {ev.settings.max_clip_seconds:g} s long")
+    if before + after > stores.settings.max_clip_seconds:
+        raise InvalidInputError(f"a clip is at most {stores.settings.max_clip_seconds:g} s long")
     if before + after <= 0:
         raise InvalidInputError("a clip needs some length: before + after > 0")
-    at = stream_offset_to_time(ev, name, offset)
-    workdir = FsPath(tempfile.mkdtemp(prefix="clip-", dir=_work_dir(ev)))
-    info = cut_clip(ev, name, at, before, after, workdir / "clip.mp4")
+    at = stream_offset_to_time(stores, name, offset)
+    workdir = FsPath(tempfile.mkdtemp(prefix="clip-", dir=_work_dir(stores)))
+    info = cut_clip(stores, name, at, before, after, workdir / "clip.mp4")
     background.add_task(_remove, workdir)
     log_action(
         found,
@@ -146,7 +148,7 @@ def clip(
 def playlist(name: str, caller: Viewer, found: Found) -> Response:
     """The whole stream as HLS, each segment with its program date-time."""
     check_stream_name(name)
-    text = hls_playlist(found.ev, name, lambda seq: f"segments/{seq}.ts")
+    text = hls_playlist(found.stores, name, lambda seq: f"segments/{seq}.ts")
     log_action(found, caller, "stream.playback", {"stream": name})
     return Response(text, media_type="application/vnd.apple.mpegurl")
 
@@ -160,7 +162,7 @@ def segment(
     name: str, seq: Annotated[int, Path(ge=0, le=10**9)], caller: Viewer, found: Found
 ) -> Response:
     check_stream_name(name)
-    return Response(segment_bytes(found.ev, name, seq), media_type="video/mp2t")
+    return Response(segment_bytes(found.stores, name, seq), media_type="video/mp2t")
 
 
 @router.post(
@@ -173,16 +175,18 @@ def export(
 ) -> FileResponse:
     """An evidence package: clip, original segments, transcript (JSON, SRT), manifest
     entries, signatures and a README on verifying it with sha256sum and openssl."""
-    ev = found.ev
+    stores = found.stores
     name = check_stream_name(body.stream)
     since, until = parse_iso(body.since), parse_iso(body.until)
     if until <= since:
         raise InvalidInputError("the time range ends before it starts")
-    if (until - since).total_seconds() > ev.settings.max_export_seconds:
-        raise InvalidInputError(f"an export covers at most {ev.settings.max_export_seconds:g} s")
-    workdir = FsPath(tempfile.mkdtemp(prefix="export-", dir=_work_dir(ev)))
+    if (until - since).total_seconds() > stores.settings.max_export_seconds:
+        raise InvalidInputError(
+            f"an export covers at most {stores.settings.max_export_seconds:g} s"
+        )
+    workdir = FsPath(tempfile.mkdtemp(prefix="export-", dir=_work_dir(stores)))
     out = workdir / f"{name}-{since:%Y%m%dT%H%M%SZ}.zip"
-    info = build_package(ev, name, since, until, out, requested_by=caller.actor)
+    info = build_package(stores, name, since, until, out, requested_by=caller.actor)
     background.add_task(_remove, workdir)
     log_action(
         found,
@@ -193,9 +197,9 @@ def export(
     return FileResponse(info.path, media_type="application/zip", filename=out.name)
 
 
-def _work_dir(ev: Evidence) -> FsPath:
-    ev.settings.work_dir.mkdir(parents=True, exist_ok=True)
-    return ev.settings.work_dir
+def _work_dir(stores: Stores) -> FsPath:
+    stores.settings.work_dir.mkdir(parents=True, exist_ok=True)
+    return stores.settings.work_dir
 
 
 def _remove(path: FsPath) -> None:

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Query
 
 from api.app import API, Caller, Services, allow, log_action, services
 from api.schemas import HitOut, SearchOut
+from core.errors import InvalidInputError
+from core.timeutil import parse_iso
 from indexer.protocol import MAX_PAGE_SIZE, MAX_QUERY_CHARS, SearchQuery
-from storage.errors import InvalidInputError
 from storage.metrics import SEARCH_LATENCY
-from storage.timeutil import parse_iso
 
 router = APIRouter(tags=["search"])
 Searcher = Annotated[Caller, allow("reviewer", "case-system", "compliance")]
@@ -67,7 +67,7 @@ def search(
         size=size,
         sound_alike=sound_alike,
     )
-    limit = timedelta(days=found.ev.settings.max_search_range_days)
+    limit = timedelta(days=found.stores.settings.max_search_range_days)
     if query.since and query.until and query.until - query.since > limit:
         raise InvalidInputError(f"a search covers at most {limit.days} days")
     with SEARCH_LATENCY.time():

