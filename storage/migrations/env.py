@@ -1,4 +1,5 @@
-"""Alembic environment: the catalog opens it with a live connection (see storage/catalog.py)."""
+"""Alembic environment: the catalog opens it with a live connection (see
+storage/catalog/engine.py)."""
 
 from alembic import context
 

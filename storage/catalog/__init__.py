@@ -1,0 +1,65 @@
+"""The catalog: streams, manifest index, segments, signatures and jobs (SQLAlchemy 2).
+
+SQLite in the data directory by default, PostgreSQL by URL. The schema is brought up to
+date with Alembic every time a catalog is opened.
+
+One class, ``Catalog``, composed of one mixin per concern over a shared engine:
+
+- ``engine.py``: ``CatalogBase`` (engine, sessions, SQLite pragmas, Alembic ``migrate``
+  and ``upgrade``) and ``Changes``, the in-process wake-ups, with their topics;
+- ``streams.py``: streams, their details and status, recording wants and leases;
+- ``chain.py``: manifest entries, segments and signatures;
+- ``transcripts.py``: transcripts and products;
+- ``jobs.py``: the job queue and its leases (``WAITING``);
+- ``access.py``: API keys and the audit log's rows;
+- ``compliance.py``: banned-word hits, webhooks, alerts and deliveries;
+- ``aggregates.py``: stream summaries (``StreamSummary``) and the counts for metrics.
+"""
+
+from __future__ import annotations
+
+from storage.catalog.access import AccessMixin
+from storage.catalog.aggregates import AggregatesMixin, StreamSummary
+from storage.catalog.chain import ChainMixin
+from storage.catalog.compliance import ComplianceMixin
+from storage.catalog.engine import (
+    ALERTS_RAISED,
+    JOBS_QUEUED,
+    MIGRATIONS,
+    TRANSCRIPTS_STORED,
+    CatalogBase,
+    Changes,
+    _sqlite_pragmas,
+    migrate,
+    upgrade,
+)
+from storage.catalog.jobs import WAITING, JobsMixin
+from storage.catalog.streams import StreamsMixin
+from storage.catalog.transcripts import TranscriptsMixin
+
+__all__ = [
+    "ALERTS_RAISED",
+    "JOBS_QUEUED",
+    "MIGRATIONS",
+    "TRANSCRIPTS_STORED",
+    "WAITING",
+    "Catalog",
+    "CatalogBase",
+    "Changes",
+    "StreamSummary",
+    "_sqlite_pragmas",  # the schema tests open engines of their own with it
+    "migrate",
+    "upgrade",
+]
+
+
+class Catalog(
+    StreamsMixin,
+    ChainMixin,
+    TranscriptsMixin,
+    JobsMixin,
+    AccessMixin,
+    ComplianceMixin,
+    AggregatesMixin,
+):
+    """The catalog: ``Catalog(url)`` opens it (see the module docstring for the parts)."""
