@@ -6,7 +6,7 @@ receiving the alert, over real HTTP (issue goal: within 5 s).
 The indexer stage runs as ``livewitness serve`` runs it (Indexer.follow and
 WebhookNotifier with their default 0.25 s polls, woken at once by the catalog when a
 transcript is stored or an alert raised in the same process) on a fresh data directory;
-a local receiver (tests.webhook_receiver) answers 200. Each round stores one segment's
+a local receiver (tests.support.webhook_receiver) answers 200. Each round stores one segment's
 transcript containing a banned term said seconds ago (a live stream) and waits for its
 alert. With ``--no-wake`` the transcripts are stored through a catalog of their own (as a
 transcriber process would), so the stages find them by polling, as a separate
@@ -34,8 +34,8 @@ from core.timeutil import utc_now
 from indexer.factory import open_search_index
 from indexer.service import Indexer
 from storage.stores import open_stores
-from tests.searchdata import add_stream
-from tests.webhook_receiver import WebhookReceiver
+from tests.support.searchdata import add_stream
+from tests.support.webhook_receiver import WebhookReceiver
 
 LINES = ("这款精华是国家级配方", "全网最低价只要九十九", "用了可以祛斑", "效果全国第一")
 

@@ -43,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.live_pipeline import CLIPS, run_child
-from tests.speech import clip
+from tests.support.speech import clip
 
 OUT = Path(__file__).resolve().parent / "out" / "e2e_latency.json"
 

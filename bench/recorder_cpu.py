@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli.demo_source import make_test_video
 from core.settings import Settings
-from tests.livesource import LiveHlsSource
+from tests.support.livesource import LiveHlsSource
+from tests.support.media import make_test_video
 
 CHILD = """
 import json, resource, sys, time

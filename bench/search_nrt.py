@@ -23,7 +23,7 @@ from indexer.factory import open_search_index
 from indexer.protocol import SearchQuery
 from indexer.service import Indexer
 from storage.stores import open_stores
-from tests.searchdata import add_stream
+from tests.support.searchdata import add_stream
 
 DIGITS = "零一二三四五六七八九"
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from cli.demo_source import DEMO_PRODUCTS, LiveHlsSource, free_port, make_demo_source
+from cli.demo_source import DEMO_PRODUCTS, LiveHlsSource, make_demo_source
 from compliance.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
-from storage.api_keys import create_key
+from storage.api_keys import create_api_key
 from storage.products import parse_products
 from storage.stores import Stores
 
@@ -44,7 +44,7 @@ def start_demo(stores: Stores, say: Callable[[str], None]) -> Demo:
     source = LiveHlsSource(settings.ffmpeg, video, settings.home / "demo" / "hls")
     source.start()
     stream_id = stores.chain.open_stream(DEMO_STREAM, source.url)
-    stores.catalog.describe(stream_id, language="zh", streamer=DEMO_STREAMER)
+    stores.catalog.set_stream_details(stream_id, language="zh", streamer=DEMO_STREAMER)
     stores.catalog.set_products(stream_id, parse_products(DEMO_PRODUCTS))
     stores.catalog.want_recording(stream_id, True, source.url)  # the recorder stage starts it
     alerts, url, secret = _alert_receiver(say)
@@ -53,7 +53,7 @@ def start_demo(stores: Stores, say: Callable[[str], None]) -> Demo:
             stores.catalog.deactivate_webhook(webhook.id)
     stores.catalog.add_webhook(url, secret)
     keys = {
-        role: create_key(stores.catalog, role, f"demo {role}")[0]
+        role: create_api_key(stores.catalog, role, f"demo {role}")[0]
         for role in ("reviewer", "compliance", "admin")
     }
     return Demo(source, alerts, keys)
@@ -86,7 +86,7 @@ def _alert_receiver(say: Callable[[str], None]) -> tuple[ThreadingHTTPServer, st
         def log_message(self, *args: Any) -> None:
             pass
 
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # the OS picks a free port
+    port = int(server.server_address[1])
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{port}{ALERT_PATH}", secret

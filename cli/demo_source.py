@@ -1,11 +1,11 @@
-"""Generated stand-ins for a live source, so the demo and tests need nothing but ffmpeg:
-a video of the committed Mandarin sales talk, and a live HLS publisher for it."""
+"""Generated stand-ins for a live source, so the demo needs nothing but ffmpeg: a video of
+the committed Mandarin sales talk, and a live HLS publisher for it (which the tests and
+bench/ use as their live source too)."""
 
 from __future__ import annotations
 
 import functools
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -16,38 +16,10 @@ from typing import Any
 from core.errors import ConfigError
 from core.settings import Settings
 
-
-def make_test_video(
-    ffmpeg: str, target: Path, seconds: float, fps: int = 25, audio: Path | None = None
-) -> Path:
-    """An H.264/AAC MP4 with a moving test picture and a key frame every 2 s; its sound is
-    ``audio`` (padded with silence to ``seconds``) or a beeping tone."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp.mp4")
-    sound = (
-        ["-i", str(audio), "-af", "apad"]
-        if audio is not None
-        else ["-f", "lavfi", "-i", "sine=frequency=440:beep_factor=4:sample_rate=16000"]
-    )
-    result = subprocess.run(
-        [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
-        + ["-f", "lavfi", "-i", f"testsrc2=size=426x240:rate={fps}", *sound]
-        + ["-map", "0:v", "-map", "1:a", "-t", f"{seconds:g}"]
-        + ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency"]
-        + ["-g", str(2 * fps), "-keyint_min", str(2 * fps), "-sc_threshold", "0"]
-        + ["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart"]
-        + [str(tmp)],
-        capture_output=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise ConfigError(f"ffmpeg could not make a test video: {result.stderr.decode()[-300:]}")
-    tmp.replace(target)
-    return target
-
-
 SPEECH = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "speech"
 DEMO_CLIPS = ("sales_1.flac", "sales_2.flac")
+DEMO_SECONDS = 60
+DEMO_FPS = 25
 DEMO_PRODUCTS = [
     {"name": "羽绒服", "sku": "YR-001", "price": 99},
     {"name": "手镯", "aliases": ["纯银手镯"], "sku": "SZ-002", "price": 129},
@@ -62,7 +34,7 @@ def make_demo_source(settings: Settings, target: Path) -> Path:
         return target
     clips = [SPEECH / name for name in DEMO_CLIPS]
     if not all(c.exists() for c in clips):
-        return make_test_video(settings.ffmpeg, target, seconds=60)
+        return _encode(settings.ffmpeg, target, audio=None)
     target.parent.mkdir(parents=True, exist_ok=True)
     joined = target.with_suffix(".wav")
     inputs = [arg for c in clips for arg in ("-i", str(c))]
@@ -75,9 +47,38 @@ def make_demo_source(settings: Settings, target: Path) -> Path:
     if result.returncode != 0:
         raise ConfigError(f"ffmpeg could not join the demo speech: {result.stderr.decode()[-300:]}")
     try:
-        return make_test_video(settings.ffmpeg, target, seconds=60, audio=joined)
+        return _encode(settings.ffmpeg, target, audio=joined)
     finally:
         joined.unlink()
+
+
+def _encode(ffmpeg: str, target: Path, audio: Path | None) -> Path:
+    """DEMO_SECONDS of H.264/AAC MP4: a moving test picture with a key frame every 2 s
+    (where the HLS publisher cuts), its sound ``audio`` padded with silence, or a beeping
+    tone where the speech fixtures are not installed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp.mp4")
+    sound = (
+        ["-i", str(audio), "-af", "apad"]
+        if audio is not None
+        else ["-f", "lavfi", "-i", "sine=frequency=440:beep_factor=4:sample_rate=16000"]
+    )
+    key_frames = str(2 * DEMO_FPS)
+    result = subprocess.run(
+        [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+        + ["-f", "lavfi", "-i", f"testsrc2=size=426x240:rate={DEMO_FPS}", *sound]
+        + ["-map", "0:v", "-map", "1:a", "-t", str(DEMO_SECONDS)]
+        + ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency"]
+        + ["-g", key_frames, "-keyint_min", key_frames, "-sc_threshold", "0"]
+        + ["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart"]
+        + [str(tmp)],
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ConfigError(f"ffmpeg could not make the demo video: {result.stderr.decode()[-300:]}")
+    tmp.replace(target)
+    return target
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -85,37 +86,49 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class LiveHlsSource:
     """ffmpeg publishes a video at native rate (``-re``, looped) as live HLS, served over
     HTTP on 127.0.0.1. It can be killed and restarted on the same URL, as a streamer's
-    connection would drop and come back."""
+    connection would drop and come back.
+
+    The port is the OS's pick, taken when the source is made (bound, refusing connections
+    until ``start``), so ``port`` and ``url`` hold from the start; a restart binds it
+    again."""
 
     def __init__(self, ffmpeg: str, video: Path, directory: Path, hls_seconds: int = 2) -> None:
         self.ffmpeg = ffmpeg
         self.video = video
         self.directory = directory
         self.hls_seconds = hls_seconds
-        self.port = free_port()
         self.publisher: subprocess.Popen[bytes] | None = None
         self.server: ThreadingHTTPServer | None = None
         self.started_at = 0.0
+        self._bound: ThreadingHTTPServer | None = self._bind(0)
+        self.port = int(self._bound.server_address[1])
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/live.m3u8"
 
+    def _bind(self, port: int) -> ThreadingHTTPServer:
+        """A server bound to ``port`` (0: any free one) that does not listen yet."""
+        handler = functools.partial(_QuietHandler, directory=str(self.directory))
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler, bind_and_activate=False)
+        try:
+            server.server_bind()
+        except BaseException:
+            server.server_close()
+            raise
+        return server
+
     def start(self, wait: bool = True) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
         self.directory.mkdir(parents=True)
-        handler = functools.partial(_QuietHandler, directory=str(self.directory))
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        server = self._bound or self._bind(self.port)
+        self._bound = None
+        server.server_activate()
+        self.server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
         self.publisher = subprocess.Popen(
             [self.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-re"]
             + ["-stream_loop", "-1", "-i", str(self.video), "-c", "copy", "-f", "hls"]
@@ -140,3 +153,6 @@ class LiveHlsSource:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        if self._bound is not None:  # made but never started
+            self._bound.server_close()
+            self._bound = None

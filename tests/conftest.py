@@ -1,21 +1,22 @@
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from cli.demo_source import make_test_video
 from core.settings import Settings
 from storage.stores import Stores, open_stores
-from tests.livesource import LiveHlsSource
 
-pytest_plugins = ["tests.s3server"]
+if TYPE_CHECKING:
+    from tests.support.livesource import LiveHlsSource
 
-LIVEWITNESS = str(Path(sys.executable).parent / "livewitness")
+# The shared helpers' asserts report like a test's own. This must run before anything
+# imports tests.support, so the fixtures below import from it inside their bodies.
+pytest.register_assert_rewrite("tests.support")
+
+pytest_plugins = ["tests.support.s3server"]
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +27,8 @@ def ffmpeg() -> str:
 @pytest.fixture(scope="session")
 def test_video(tmp_path_factory: pytest.TempPathFactory, ffmpeg: str) -> Path:
     """30 s of H.264/AAC with Mandarin sales talk and a key frame every 2 s."""
-    from tests.speech import clip_path
+    from tests.support.media import make_test_video
+    from tests.support.speech import clip_path
 
     return make_test_video(
         ffmpeg,
@@ -55,27 +57,9 @@ def stores(settings: Settings) -> Iterator[Stores]:
 
 @pytest.fixture
 def live_source(ffmpeg: str, test_video: Path, tmp_path: Path) -> Iterator[LiveHlsSource]:
+    from tests.support.livesource import LiveHlsSource
+
     source = LiveHlsSource(ffmpeg, test_video, tmp_path / "hls")
     source.start()
     yield source
     source.stop()
-
-
-def cli_env(home: Path, **extra: str) -> dict[str, str]:
-    # The developer's own LIVEWITNESS_ settings must not leak into a test's process.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEWITNESS_")}
-    env.update({"LIVEWITNESS_HOME": str(home), "COLUMNS": "200"}, **extra)
-    return env
-
-
-def run_cli(
-    home: Path, *args: str, timeout: float = 180, **extra_env: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [LIVEWITNESS, *args],
-        env=cli_env(home, **extra_env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )

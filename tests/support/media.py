@@ -1,0 +1,74 @@
+"""Media for tests and bench/: a generated test video (any length, with the committed
+speech or a beeping tone), checks that a file plays and what boxes an MP4 holds, and a
+free local port for servers that must come back on the same one."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+from pathlib import Path
+
+from core.errors import ConfigError
+
+
+def make_test_video(
+    ffmpeg: str, target: Path, seconds: float, fps: int = 25, audio: Path | None = None
+) -> Path:
+    """An H.264/AAC MP4 with a moving test picture and a key frame every 2 s; its sound is
+    ``audio`` (padded with silence to ``seconds``) or a beeping tone."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp.mp4")
+    sound = (
+        ["-i", str(audio), "-af", "apad"]
+        if audio is not None
+        else ["-f", "lavfi", "-i", "sine=frequency=440:beep_factor=4:sample_rate=16000"]
+    )
+    result = subprocess.run(
+        [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+        + ["-f", "lavfi", "-i", f"testsrc2=size=426x240:rate={fps}", *sound]
+        + ["-map", "0:v", "-map", "1:a", "-t", f"{seconds:g}"]
+        + ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency"]
+        + ["-g", str(2 * fps), "-keyint_min", str(2 * fps), "-sc_threshold", "0"]
+        + ["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart"]
+        + [str(tmp)],
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ConfigError(f"ffmpeg could not make a test video: {result.stderr.decode()[-300:]}")
+    tmp.replace(target)
+    return target
+
+
+def mp4_boxes(path: Path) -> list[str]:
+    """The top-level box types of an MP4 file, in file order."""
+    boxes, data, at = [], path.read_bytes(), 0
+    while at + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
+        if size == 1:
+            size = struct.unpack(">Q", data[at + 8 : at + 16])[0]
+        elif size == 0:
+            size = len(data) - at
+        assert size >= 8, f"bad box at {at}"
+        boxes.append(kind.decode("latin-1"))
+        at += size
+    return boxes
+
+
+def assert_plays(ffmpeg: str, path: Path) -> None:
+    result = subprocess.run(
+        [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def free_port() -> int:
+    """A port nothing listens on now (for a server that is stopped and started again on
+    it, or for an address that must refuse connections)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
