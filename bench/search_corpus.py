@@ -37,6 +37,7 @@ import cn2an
 from compliance.matcher import BannedWordMatcher, load_lexicon
 from core.phonetic import SoundText
 from core.text import search_form
+from core.transcript import UtteranceWord
 from indexer.claims import load_claim_types
 from indexer.documents import UtteranceDoc, banned_json, find_mentions
 
@@ -368,21 +369,21 @@ class CorpusGenerator:
         segment, number = -1, 0
         for _ in range(plan.utterances):
             text = self.sentence(rng, plan)
-            words = []
+            words: list[UtteranceWord] = []
             at = cursor
             for token in _TOKEN.findall(text):
                 length = sum(1 for c in token if not c.isspace() and c.isalnum())
                 duration = max(0.12, rng.uniform(0.17, 0.3) * max(1, min(length, 3)))
                 start_ms, end_ms = round(at * 1000), round((at + duration * 0.9) * 1000)
                 words.append(
-                    {
-                        "text": token,
-                        "start": clock.iso(start_ms),
-                        "end": clock.iso(end_ms),
-                        "offset": start_ms / 1000,
-                        "end_offset": end_ms / 1000,
-                        "p": round(rng.uniform(0.55, 0.99), 3),
-                    }
+                    UtteranceWord(
+                        text=token,
+                        start=clock.iso(start_ms),
+                        end=clock.iso(end_ms),
+                        offset=start_ms / 1000,
+                        end_offset=end_ms / 1000,
+                        probability=round(rng.uniform(0.55, 0.99), 3),
+                    )
                 )
                 at += duration
             seg = int(cursor // SEGMENT_SECONDS)
@@ -394,9 +395,9 @@ class CorpusGenerator:
                 segment=segment,
                 number=number,
                 text=text,
-                start=words[0]["start"],
-                offset=words[0]["offset"],
-                end_offset=words[-1]["end_offset"],
+                start=words[0].start,
+                offset=words[0].offset,
+                end_offset=words[-1].end_offset,
                 words=words,
                 search=search_form(text),  # as the transcriber writes it into the transcript
             )

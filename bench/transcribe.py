@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from cli.demo_source import make_test_video
 from core.settings import Settings
-from core.transcript import assemble_words
+from core.transcript import SegmentTranscript, TranscriptWord, assemble_words
 from storage.stores import open_stores
-from tests.speech import char_error_rate, clip, clip_path, normal
+from tests.support.media import make_test_video
+from tests.support.speech import char_error_rate, clip, clip_path, normal
 from transcriber import audio
 from transcriber.factory import open_transcriber
 from transcriber.worker import TranscriptionWorker
@@ -65,7 +65,7 @@ def ingest(home: Path, video: Path, stream: str, products: bool) -> None:
     )
 
 
-def onset_errors(words: list[dict[str, object]], name: str) -> list[float]:
+def onset_errors(words: list[TranscriptWord], name: str) -> list[float]:
     """For each fixture character, |true onset - onset of the word heard for it|."""
     errors = []
     for sentence in clip(name)["sentences"]:
@@ -73,11 +73,11 @@ def onset_errors(words: list[dict[str, object]], name: str) -> list[float]:
             near = [
                 w
                 for w in words
-                if normal(str(char["char"])) in normal(str(w["text"]))
-                and abs(float(w["offset"]) - char["onset"]) < 1.0
-            ]  # type: ignore[arg-type]
+                if normal(str(char["char"])) in normal(w.text)
+                and abs(w.offset - char["onset"]) < 1.0
+            ]
             if near:
-                errors.append(min(abs(float(w["offset"]) - char["onset"]) for w in near))  # type: ignore[arg-type]
+                errors.append(min(abs(w.offset - char["onset"]) for w in near))
     return errors
 
 
@@ -116,11 +116,12 @@ def main() -> None:
             cers, errs = [], []
             for name in CLIPS:
                 stream = stores.catalog.get_stream(f"{name}-{variant}")
-                docs = [json.loads(t.body) for t in stores.catalog.transcripts(stream.id)]
-                words = assemble_words(docs)
-                cers.append(
-                    char_error_rate("".join(str(w["text"]) for w in words), clip(name)["text"])
-                )
+                stored = [
+                    SegmentTranscript.from_json(json.loads(t.body))
+                    for t in stores.catalog.transcripts(stream.id)
+                ]
+                words = assemble_words(stored)
+                cers.append(char_error_rate("".join(w.text for w in words), clip(name)["text"]))
                 errs += onset_errors(words, name)
             results[variant] |= {
                 "cer": float(np.mean(cers)),

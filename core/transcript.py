@@ -1,71 +1,292 @@
-"""Join per-segment transcripts into one word stream and its utterances.
+"""Stored segment transcripts as records, and the handover rule that joins them.
 
-Each word is kept once. Around a boundary, the last ``handover`` seconds of segment N-1
-come from segment N's decoding (stored there as context words), because N heard them
-together with what follows; N-1's own words there were decoded from cut-off audio.
+The handover. Segment N is decoded with the last ``context_seconds`` of segment N-1 in
+front of it (when the two are contiguous). Words that start inside N are N's own. Words
+that start in the last ``handover_seconds`` of N-1 are stored with N too, marked as
+context: N heard them together with what follows, while N-1's own words there were
+decoded from cut-off audio. So from N's ``from_offset`` (its start less the handover) on,
+N's words are the record and N-1's are dropped: each word is kept once, and a phrase
+that crosses the boundary is heard whole (:func:`assemble_words`). Times are absolute,
+from the segment's wall-clock anchor; offsets are seconds from the stream's start.
+
+Utterances. A sentence said across the cut is one utterance: the decoder's utterance
+ending N-1 runs on into N when N's first words are context and follow without a pause
+(:func:`word_runs`). The search index holds it once, with N, whichever transcript is
+stored first: N-1's documents end where it begins (:func:`indexed_until`) and N's open
+with N-1's words of it (:func:`carried_words`).
+
+On disk a transcript is JSON with short keys (``u`` utterance number, ``ctx`` context,
+``p`` probability). Only the ``to_json``/``from_json`` methods here read or write them;
+the JSON they write is exactly what has always been stored and shown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from core.text import search_form
 
-Document = dict[str, Any]
-WordRecord = dict[str, Any]
-
-
-def assemble_words(documents: Iterable[Document]) -> list[WordRecord]:
-    """Words of consecutive segment documents (in segment order), each once, in order."""
-    out: list[WordRecord] = []
-    for doc in sorted(documents, key=lambda d: d["segment"]):
-        while out and out[-1]["offset"] >= doc["from_offset"]:
-            out.pop()
-        out.extend({**w, "segment": doc["segment"]} for w in doc["words"])
-    return out
-
-
 JOIN_GAP_SECONDS = 0.3  # speech this close across a segment cut is one utterance
 
 
-def utterance_groups(words: list[WordRecord]) -> list[list[WordRecord]]:
+@dataclass(frozen=True, slots=True)
+class TranscriptWord:
+    """A decoded word as a segment's transcript stores it."""
+
+    text: str
+    start: str  # ISO 8601 UTC
+    end: str
+    offset: float  # seconds from the stream's start
+    end_offset: float
+    probability: float
+    utterance: int  # the decoder's utterance number within its segment
+    context: bool  # heard before its segment's start: taken over from the previous one
+    segment: int  # the segment whose transcript holds it (the JSON has it once, per body)
+
+    @classmethod
+    def from_json(cls, word: Mapping[str, Any], segment: int) -> TranscriptWord:
+        return cls(
+            text=word["text"],
+            start=word["start"],
+            end=word["end"],
+            offset=word["offset"],
+            end_offset=word["end_offset"],
+            probability=word["p"],
+            utterance=word["u"],
+            context=word["ctx"],
+            segment=segment,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "offset": self.offset,
+            "end_offset": self.end_offset,
+            "p": self.probability,
+            "u": self.utterance,
+            "ctx": self.context,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentTranscript:
+    """The stored transcript of one segment: its own words, and the context words it
+    takes over from the previous segment (see the module doc)."""
+
+    version: int
+    stream: str
+    segment: int
+    segment_sha256: str
+    segment_start: str  # ISO 8601 UTC
+    model: str
+    language: str | None
+    context_seconds: float  # of the previous segment, decoded in front of this one
+    from_offset: float  # the stream offset from which these words are the record
+    text: str  # its own words (context left out)
+    search: str  # search_form(text)
+    words: tuple[TranscriptWord, ...]
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> SegmentTranscript:
+        segment = body["segment"]
+        return cls(
+            version=body["v"],
+            stream=body["stream"],
+            segment=segment,
+            segment_sha256=body["segment_sha256"],
+            segment_start=body["segment_start"],
+            model=body["model"],
+            language=body["language"],
+            context_seconds=body["context_seconds"],
+            from_offset=body["from_offset"],
+            text=body["text"],
+            search=body["search"],
+            words=tuple(TranscriptWord.from_json(w, segment) for w in body["words"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": self.version,
+            "stream": self.stream,
+            "segment": self.segment,
+            "segment_sha256": self.segment_sha256,
+            "segment_start": self.segment_start,
+            "model": self.model,
+            "language": self.language,
+            "context_seconds": self.context_seconds,
+            "from_offset": self.from_offset,
+            "text": self.text,
+            "search": self.search,
+            "words": [w.to_json() for w in self.words],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceWord:
+    """A word as an utterance shows it: its text, times and probability."""
+
+    text: str
+    start: str  # ISO 8601 UTC
+    end: str
+    offset: float  # seconds from the stream's start
+    end_offset: float
+    probability: float
+
+    @classmethod
+    def of(cls, word: TranscriptWord) -> UtteranceWord:
+        return cls(word.text, word.start, word.end, word.offset, word.end_offset, word.probability)
+
+    @classmethod
+    def from_json(cls, word: Mapping[str, Any]) -> UtteranceWord:
+        return cls(
+            text=word["text"],
+            start=word["start"],
+            end=word["end"],
+            offset=word["offset"],
+            end_offset=word["end_offset"],
+            probability=word["p"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "offset": self.offset,
+            "end_offset": self.end_offset,
+            "p": self.probability,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """A sentence-like unit of the assembled transcript (see :func:`word_runs`)."""
+
+    text: str
+    search: str  # search_form(text)
+    start: str  # ISO 8601 UTC, of its first word
+    end: str  # of its last word
+    offset: float
+    end_offset: float
+    segment: int  # of its first word
+    words: tuple[UtteranceWord, ...]
+
+    @classmethod
+    def of(cls, words: Sequence[TranscriptWord]) -> Utterance:
+        text = "".join(w.text for w in words).strip()
+        return cls(
+            text=text,
+            search=search_form(text),
+            start=words[0].start,
+            end=words[-1].end,
+            offset=words[0].offset,
+            end_offset=words[-1].end_offset,
+            segment=words[0].segment,
+            words=tuple(UtteranceWord.of(w) for w in words),
+        )
+
+    @classmethod
+    def from_json(cls, utterance: Mapping[str, Any]) -> Utterance:
+        return cls(
+            text=utterance["text"],
+            search=utterance["search"],
+            start=utterance["start"],
+            end=utterance["end"],
+            offset=utterance["offset"],
+            end_offset=utterance["end_offset"],
+            segment=utterance["segment"],
+            words=tuple(UtteranceWord.from_json(w) for w in utterance["words"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "search": self.search,
+            "start": self.start,
+            "end": self.end,
+            "offset": self.offset,
+            "end_offset": self.end_offset,
+            "segment": self.segment,
+            "words": [w.to_json() for w in self.words],
+        }
+
+
+# -- the handover, as the transcriber applies it ---------------------------------------
+def handover_start(context_seconds: float, handover_seconds: float) -> float:
+    """Seconds into a decoding (the previous segment's context first) from which its
+    words are kept: the last ``handover_seconds`` of the context, or all of it if shorter."""
+    return context_seconds - min(handover_seconds, context_seconds)
+
+
+def owned_from(segment_offset: float, handover: float) -> float:
+    """A transcript's ``from_offset``: its segment's stream offset, less the ``handover``
+    seconds of the previous segment whose words it takes over."""
+    return round(segment_offset - handover, 3)
+
+
+# -- the handover, as readers apply it -------------------------------------------------
+def assemble_words(transcripts: Iterable[SegmentTranscript]) -> list[TranscriptWord]:
+    """Words of consecutive segment transcripts (in segment order), each once, in order."""
+    out: list[TranscriptWord] = []
+    for transcript in sorted(transcripts, key=lambda t: t.segment):
+        while out and out[-1].offset >= transcript.from_offset:
+            out.pop()
+        out.extend(transcript.words)
+    return out
+
+
+def word_runs(words: Sequence[TranscriptWord]) -> list[list[TranscriptWord]]:
     """Runs of words the decoder put in one segment of its output. A run cut by a segment
     boundary continues when the next segment's first words are context (heard before its
     start) and follow without a pause: "…假一赔十7" + "天无理由退货" is one utterance."""
-    groups: list[list[WordRecord]] = []
+    runs: list[list[TranscriptWord]] = []
     for word in words:
-        last = groups[-1][-1] if groups else None
+        last = runs[-1][-1] if runs else None
         if last is not None and (
-            (word["segment"], word["u"]) == (last["segment"], last["u"])
+            (word.segment, word.utterance) == (last.segment, last.utterance)
             or (
-                word["segment"] != last["segment"]
-                and word.get("ctx")
-                and word["offset"] - last["end_offset"] <= JOIN_GAP_SECONDS
+                word.segment != last.segment
+                and word.context
+                and word.offset - last.end_offset <= JOIN_GAP_SECONDS
             )
         ):
-            groups[-1].append(word)
+            runs[-1].append(word)
         else:
-            groups.append([word])
-    return groups
+            runs.append([word])
+    return runs
 
 
-def group_utterances(words: list[WordRecord]) -> list[dict[str, Any]]:
-    """Sentence-like units (see utterance_groups)."""
-    return [_utterance(group) for group in utterance_groups(words)]
+def utterances_of(words: Sequence[TranscriptWord]) -> list[Utterance]:
+    """Sentence-like units of assembled words (see word_runs)."""
+    return [Utterance.of(run) for run in word_runs(words)]
 
 
-def _utterance(words: list[WordRecord]) -> dict[str, Any]:
-    text = "".join(w["text"] for w in words).strip()
-    return {
-        "text": text,
-        "search": search_form(text),
-        "start": words[0]["start"],
-        "end": words[-1]["end"],
-        "offset": words[0]["offset"],
-        "end_offset": words[-1]["end_offset"],
-        "segment": words[0]["segment"],
-        "words": [
-            {k: w[k] for k in ("text", "start", "end", "offset", "end_offset", "p")} for w in words
-        ],
-    }
+def carried_words(
+    previous: SegmentTranscript | None, transcript: SegmentTranscript
+) -> list[TranscriptWord]:
+    """The last words of ``previous`` (the transcript of the segment before
+    ``transcript``'s) that open an utterance running on into ``transcript`` (see
+    word_runs): they are indexed once, with ``transcript``'s utterances, so a phrase said
+    across the cut is whole."""
+    if previous is None or previous.segment != transcript.segment - 1:
+        return []
+    kept = [w for w in previous.words if w.offset < transcript.from_offset]
+    for run in word_runs(kept + list(transcript.words)):
+        if run[-1].segment == transcript.segment:
+            return [w for w in run if w.segment == previous.segment]
+    return []
+
+
+def indexed_until(
+    transcript: SegmentTranscript, following: SegmentTranscript | None
+) -> float | None:
+    """Where ``transcript``'s own indexed words end: where the next transcript takes over
+    (its handover), or earlier, where an utterance it carries over begins."""
+    if following is None or following.segment != transcript.segment + 1:
+        return None
+    carried = carried_words(transcript, following)
+    return float(carried[0].offset) if carried else float(following.from_offset)

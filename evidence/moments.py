@@ -42,11 +42,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 from core.errors import IntegrityError, InvalidInputError, NotFoundError, StorageError
 from core.timeutil import iso
-from core.transcript import assemble_words, group_utterances
+from core.transcript import SegmentTranscript, Utterance, assemble_words, utterances_of
 from storage.blobs.protocol import sha256_bytes, sha256_file
 from storage.models import Segment, Stream, Transcript
 from storage.stores import Stores
@@ -161,17 +160,15 @@ def transcripts_around(
     return list(stores.catalog.transcripts(stream_id, wanted))
 
 
-def utterances_between(
+def utterances_overlapping(
     transcripts: Sequence[Transcript], low: float, high: float
-) -> list[dict[str, Any]]:
+) -> list[Utterance]:
     """Whole utterances overlapping stream seconds [low, high) of consecutive transcripts."""
-    documents = [json.loads(t.body) for t in transcripts]
+    stored = [SegmentTranscript.from_json(json.loads(t.body)) for t in transcripts]
     # Whole utterances: a sentence cut at the range's edge could say the opposite of what
     # was said ("不是假一赔十" cut to "假一赔十").
     return [
-        u
-        for u in group_utterances(assemble_words(documents))
-        if u["end_offset"] > low and u["offset"] < high
+        u for u in utterances_of(assemble_words(stored)) if u.end_offset > low and u.offset < high
     ]
 
 

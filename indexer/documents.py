@@ -15,16 +15,18 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from compliance.matcher import BannedHit, BannedWordMatcher
+from compliance.hits import BANNED_FIELDS
+from compliance.matcher import BannedWordMatcher, TermMatch
 from core.phonetic import SoundText, sound_tokens
 from core.text import compact, fold, search_form
-from core.transcript import group_utterances, utterance_groups
+from core.transcript import SegmentTranscript, TranscriptWord, UtteranceWord, utterances_of
 from indexer.claims import ClaimType, load_claim_types
 from storage.models import Product
 
-INDEXED_WORD_FIELDS = ("text", "offset", "end_offset", "p")
-# What a banned-word hit says, from the matcher to the index, the catalog and alerts.
-BANNED_FIELDS = ("term", "category", "severity", "source", "heard", "match")
+
+def indexed_word(word: UtteranceWord) -> list[str | float]:
+    """A word as the index keeps it: [text, offset, end_offset, probability]."""
+    return [word.text, word.offset, word.end_offset, word.probability]
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class UtteranceDoc:
     start: str  # ISO 8601 UTC
     offset: float
     end_offset: float
-    words: list[dict[str, Any]]
+    words: Sequence[UtteranceWord]
     products: list[Mention] = field(default_factory=list)
     claims: list[Mention] = field(default_factory=list)
     banned: list[dict[str, Any]] = field(default_factory=list)  # filled by compliance
@@ -82,72 +84,43 @@ class UtteranceDoc:
             "offset": self.offset,
             "end_offset": self.end_offset,
             # Word times as offsets only (the absolute time of each is the utterance's start
-            # plus its offset difference), one list per word in INDEXED_WORD_FIELDS order:
-            # ISO strings and keys per word doubled the index and its writing time.
-            "words": [[w[k] for k in INDEXED_WORD_FIELDS] for w in self.words],
+            # plus its offset difference), one list per word (indexed_word): ISO strings
+            # and keys per word doubled the index and its writing time.
+            "words": [indexed_word(w) for w in self.words],
             "products": [m.__dict__ for m in self.products],
             "claims": [m.__dict__ for m in self.claims],
             "banned": self.banned,
         }
 
 
-def carried_words(previous: dict[str, Any] | None, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The last words of ``previous`` (the transcript of the segment before ``body``'s)
-    that open an utterance running on into ``body`` (see utterance_groups): they are
-    indexed once, with ``body``'s utterances, so a phrase said across the cut is whole."""
-    if previous is None or previous["segment"] != body["segment"] - 1:
-        return []
-    kept = [
-        {**w, "segment": previous["segment"]}
-        for w in previous["words"]
-        if w["offset"] < body["from_offset"]
-    ]
-    own = [{**w, "segment": body["segment"]} for w in body["words"]]
-    for group in utterance_groups(kept + own):
-        if group[-1]["segment"] == body["segment"]:
-            return [w for w in group if w["segment"] == previous["segment"]]
-    return []
-
-
-def indexed_until(body: dict[str, Any], following: dict[str, Any] | None) -> float | None:
-    """Where ``body``'s own indexed words end: where the next transcript takes over (its
-    handover), or earlier, where an utterance it carries over begins."""
-    if following is None or following["segment"] != body["segment"] + 1:
-        return None
-    carried = carried_words(body, following)
-    return float(carried[0]["offset"]) if carried else float(following["from_offset"])
-
-
 def utterance_docs(
-    transcript: dict[str, Any],
+    transcript: SegmentTranscript,
     next_from_offset: float | None,
     products: Sequence[Product],
     streamer: str | None = None,
     claim_types: Sequence[ClaimType] | None = None,
     banned_words: BannedWordMatcher | None = None,
-    leading: Sequence[dict[str, Any]] = (),
+    leading: Sequence[TranscriptWord] = (),
 ) -> list[UtteranceDoc]:
     """The search documents of one transcript: its words before ``next_from_offset``,
     after the ``leading`` words carried over from the previous transcript."""
     words = [*leading] + [
-        {**w, "segment": transcript["segment"]}
-        for w in transcript["words"]
-        if next_from_offset is None or w["offset"] < next_from_offset
+        w for w in transcript.words if next_from_offset is None or w.offset < next_from_offset
     ]
     docs = []
-    for number, utterance in enumerate(group_utterances(words)):
+    for number, utterance in enumerate(utterances_of(words)):
         doc = UtteranceDoc(
-            id=f"{transcript['stream']}:{transcript['segment']:08d}:{number:03d}",
-            stream=transcript["stream"],
+            id=f"{transcript.stream}:{transcript.segment:08d}:{number:03d}",
+            stream=transcript.stream,
             streamer=streamer,
-            segment=transcript["segment"],
+            segment=transcript.segment,
             number=number,
-            text=utterance["text"],
-            start=utterance["start"],
-            offset=utterance["offset"],
-            end_offset=utterance["end_offset"],
-            words=utterance["words"],
-            search=utterance["search"],
+            text=utterance.text,
+            start=utterance.start,
+            offset=utterance.offset,
+            end_offset=utterance.end_offset,
+            words=utterance.words,
+            search=utterance.search,
         )
         heard = doc.heard = SoundText.of(doc.text)
         doc.products = find_mentions(doc, heard, _product_phrases(products))
@@ -160,7 +133,7 @@ def utterance_docs(
     return docs
 
 
-def banned_json(doc: UtteranceDoc, hit: BannedHit) -> dict[str, Any]:
+def banned_json(doc: UtteranceDoc, hit: TermMatch) -> dict[str, Any]:
     """A banned-word hit as the index and the catalog keep it: with its word times."""
     offset, end_offset = _times(doc, (hit.start, hit.end))
     return {
@@ -168,9 +141,7 @@ def banned_json(doc: UtteranceDoc, hit: BannedHit) -> dict[str, Any]:
         "offset": offset,
         "end_offset": end_offset,
         "words": [
-            [w[k] for k in INDEXED_WORD_FIELDS]
-            for w in doc.words
-            if w["end_offset"] > offset and w["offset"] < end_offset
+            indexed_word(w) for w in doc.words if w.end_offset > offset and w.offset < end_offset
         ],
     }
 
@@ -218,11 +189,11 @@ def _phrase_forms(phrase: str) -> tuple[str, list[str]]:
 
 def _times(doc: UtteranceDoc, span: tuple[int, int]) -> tuple[float, float]:
     """Offsets of the words that hold a character span of the (folded) utterance text."""
-    joined = "".join(fold(w["text"]) for w in doc.words)
+    joined = "".join(fold(w.text) for w in doc.words)
     position = -(len(joined) - len(joined.lstrip()))  # the text is stripped, the words not
     first = last = None
     for word in doc.words:
-        length = len(fold(word["text"]))
+        length = len(fold(word.text))
         if position + length > span[0] and first is None:
             first = word
         if position < span[1]:
@@ -230,4 +201,4 @@ def _times(doc: UtteranceDoc, span: tuple[int, int]) -> tuple[float, float]:
         position += length
     first = first or doc.words[0]
     last = last or doc.words[-1]
-    return float(first["offset"]), float(last["end_offset"])
+    return float(first.offset), float(last.end_offset)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.transcript import assemble_words, group_utterances
+from core.transcript import SegmentTranscript, assemble_words, utterances_of
 from indexer.factory import open_search_index
 from indexer.protocol import SearchQuery
 from indexer.service import Indexer
@@ -19,7 +19,7 @@ from storage.blobs.protocol import sha256_file
 from storage.chain import ClosedSegment
 from storage.models import Segment
 from storage.stores import Stores
-from tests.searchdata import T0
+from tests.support.searchdata import T0
 from transcriber.protocol import Word
 from transcriber.worker import build_document, store_transcript
 
@@ -92,8 +92,11 @@ def test_a_sentence_cut_by_a_segment_boundary_is_indexed_once_and_whole(
     banned = [(h.term, h.segment_seq) for h in stores.catalog.banned_hits([stream.id])]
     assert sorted(banned) == [("全网最低价", 0), ("国家级", 1)]
     # The assembled transcript (API, CLI, evidence packages) shows one utterance too.
-    documents = [json.loads(t.body) for t in stores.catalog.transcripts(stream.id)]
-    texts = [u["text"] for u in group_utterances(assemble_words(documents))]
+    stored = [
+        SegmentTranscript.from_json(json.loads(t.body))
+        for t in stores.catalog.transcripts(stream.id)
+    ]
+    texts = [u.text for u in utterances_of(assemble_words(stored))]
     assert texts == ["全网最低价", SENTENCE, "放心买"]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import IntegrityError
 from core.text import is_hallucination, search_form, to_simplified
-from core.transcript import assemble_words, group_utterances
+from core.transcript import SegmentTranscript, TranscriptWord, assemble_words, utterances_of
 from transcriber import model_store
 
 
@@ -71,47 +71,66 @@ def test_a_corrupt_model_part_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
     assert not (tmp_path / "models" / "whisper-base-ct2").exists()
 
 
-def word(text: str, offset: float, u: int, ctx: bool = False) -> dict[str, object]:
-    return {
-        "text": text,
-        "start": "t",
-        "end": "t",
-        "offset": offset,
-        "end_offset": offset + 0.2,
-        "p": 0.9,
-        "u": u,
-        "ctx": ctx,
-    }
+def word(text: str, offset: float, u: int, segment: int, ctx: bool = False) -> TranscriptWord:
+    return TranscriptWord(
+        text=text,
+        start="t",
+        end="t",
+        offset=offset,
+        end_offset=offset + 0.2,
+        probability=0.9,
+        utterance=u,
+        context=ctx,
+        segment=segment,
+    )
+
+
+def transcript(segment: int, from_offset: float, words: list[TranscriptWord]) -> SegmentTranscript:
+    """A stored transcript of which only the segment, handover and words matter here."""
+    return SegmentTranscript(
+        version=1,
+        stream="s",
+        segment=segment,
+        segment_sha256="0" * 64,
+        segment_start="t",
+        model="test",
+        language="zh",
+        context_seconds=3.0 if segment else 0.0,
+        from_offset=from_offset,
+        text="",
+        search="",
+        words=tuple(words),
+    )
 
 
 def test_words_near_a_boundary_come_from_the_next_segment_once() -> None:
-    first = {
-        "segment": 0,
-        "from_offset": 0.0,
-        "words": [
-            word("七", 9.4, 0),
-            word("天", 9.6, 0),
-            word("无", 9.8, 0),
-            word("礼", 9.95, 0),
+    first = transcript(
+        0,
+        0.0,
+        [
+            word("七", 9.4, 0, 0),
+            word("天", 9.6, 0, 0),
+            word("无", 9.8, 0, 0),
+            word("礼", 9.95, 0, 0),
         ],
-    }
-    second = {
-        "segment": 1,
-        "from_offset": 9.0,
-        "words": [
-            word("七", 9.42, 0, True),
-            word("天", 9.6, 0, True),
-            word("无", 9.8, 0, True),
-            word("理", 9.97, 0, True),
-            word("由", 10.1, 0),
-            word("退", 10.3, 0),
-            word("货", 10.5, 0),
+    )
+    second = transcript(
+        1,
+        9.0,
+        [
+            word("七", 9.42, 0, 1, True),
+            word("天", 9.6, 0, 1, True),
+            word("无", 9.8, 0, 1, True),
+            word("理", 9.97, 0, 1, True),
+            word("由", 10.1, 0, 1),
+            word("退", 10.3, 0, 1),
+            word("货", 10.5, 0, 1),
         ],
-    }
+    )
     words = assemble_words([second, first])
-    assert "".join(w["text"] for w in words) == "七天无理由退货"
-    (utterance,) = group_utterances(words)
-    assert utterance["text"] == "七天无理由退货" and utterance["offset"] == 9.42
+    assert "".join(w.text for w in words) == "七天无理由退货"
+    (utterance,) = utterances_of(words)
+    assert utterance.text == "七天无理由退货" and utterance.offset == 9.42
 
 
 def test_vocabulary_reaches_the_decoder_options() -> None:
@@ -143,4 +162,4 @@ def test_decoding_loops_are_cut_but_repeated_speech_is_kept() -> None:
 
     heard = words("编号零零零零号哈哈哈哈", 0, 0.0) + words("来试" + "试" * 12, 1, 5.0)
     document = build_document("s", segment, heard, 0.0, 0.0, start, "test", "zh")
-    assert document["text"] == "编号零零零零号哈哈哈哈来"
+    assert document.text == "编号零零零零号哈哈哈哈来"

@@ -3,9 +3,9 @@
 Segment N is decoded with the last ``context_seconds`` of segment N-1 in front of it (when
 the two are contiguous). Words that start inside N are N's own. Words that start in the
 last ``handover_seconds`` of N-1 are stored too, marked as context: N heard them with what
-follows, N-1 did not, so :mod:`core.transcript` takes them from N. A phrase that
-crosses the boundary is thus heard whole and kept exactly once. Times are absolute,
-from the segment's wall-clock anchor.
+follows, N-1 did not, so readers take them from N. A phrase that crosses the boundary is
+thus heard whole and kept exactly once (the rule and its records: :mod:`core.transcript`).
+Times are absolute, from the segment's wall-clock anchor.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from core.errors import ImmutableBlobError, LiveWitnessError, NotFoundError
 from core.jobs import TRANSCRIBE_JOB
 from core.text import compact, is_hallucination, search_form, to_simplified
 from core.timeutil import iso
+from core.transcript import SegmentTranscript, TranscriptWord, handover_start, owned_from
 from storage.blob_keys import transcript_key
 from storage.catalog import JOBS_QUEUED
 from storage.models import Job, Segment, Stream, Transcript
@@ -122,17 +123,17 @@ class TranscriptionWorker:
         segment = catalog.segment(job.stream_id, job.segment_seq)
         if segment is None:
             raise NotFoundError(f"segment {job.segment_seq} of {stream.name} is not catalogued")
-        document = self.transcribe_segment(stream, segment)
-        self._store(stream, segment, document)
+        transcript = self.transcribe_segment(stream, segment)
+        self._store(stream, segment, transcript)
         return JobResult(
             stream=stream.name,
             seq=segment.seq,
-            words=len(document["words"]),
+            words=len(transcript.words),
             audio_seconds=segment.duration,
             wall_seconds=0.0,
         )
 
-    def transcribe_segment(self, stream: Stream, segment: Segment) -> dict[str, Any]:
+    def transcribe_segment(self, stream: Stream, segment: Segment) -> SegmentTranscript:
         settings = self.stores.settings
         catalog = self.stores.catalog
         previous = catalog.segment(stream.id, segment.seq - 1) if segment.seq > 0 else None
@@ -145,8 +146,8 @@ class TranscriptionWorker:
         language = stream.language if stream.language else settings.language
         options = decode_options(language, catalog.products(stream.id), self.use_vocabulary)
         words = self.transcriber.transcribe(np.concatenate([context, samples]), options)
-        handover = boundary - min(settings.handover_seconds, boundary)
-        kept = [w for w in words if w.start >= handover]
+        kept_from = handover_start(boundary, settings.handover_seconds)
+        kept = [w for w in words if w.start >= kept_from]
         first = catalog.first_segment(stream.id)
         stream_start = first.starts_at if first is not None else segment.starts_at
         return build_document(
@@ -154,7 +155,7 @@ class TranscriptionWorker:
             segment,
             kept,
             boundary,
-            boundary - handover,
+            boundary - kept_from,
             stream_start,
             self.transcriber.name,
             language,
@@ -169,30 +170,30 @@ class TranscriptionWorker:
             self.stores.blobs.download(segment.blob_key, path)
             return audio.decode(self.stores.settings.ffmpeg, path)
 
-    def _store(self, stream: Stream, segment: Segment, document: dict[str, Any]) -> None:
-        store_transcript(self.stores, stream, segment, document)
+    def _store(self, stream: Stream, segment: Segment, transcript: SegmentTranscript) -> None:
+        store_transcript(self.stores, stream, segment, transcript)
 
 
 def store_transcript(
-    stores: Stores, stream: Stream, segment: Segment, document: dict[str, Any]
+    stores: Stores, stream: Stream, segment: Segment, transcript: SegmentTranscript
 ) -> None:
     """Store a transcript beside its segment (write-once) and copy it into the catalog."""
     key = transcript_key(stream.name, segment.seq)
-    raw = canonical_json(document)
+    raw = canonical_json(transcript.to_json())
     try:
         stores.blobs.put_bytes(key, raw)
     except ImmutableBlobError:
         # A worker whose lease ran out stored it first: its transcript is the record.
         raw = stores.blobs.get_bytes(key)
-        document = json.loads(raw)
+        transcript = SegmentTranscript.from_json(json.loads(raw))
     stores.catalog.add_transcript(
         Transcript(
             stream_id=stream.id,
             segment_seq=segment.seq,
             blob_key=key,
-            language=document.get("language"),
-            model=document["model"],
-            text=document["text"],
+            language=transcript.language,
+            model=transcript.model,
+            text=transcript.text,
             body=raw.decode(),
         )
     )
@@ -221,14 +222,15 @@ def build_document(
     stream_start: Any,
     model: str,
     language: str | None,
-) -> dict[str, Any]:
+) -> SegmentTranscript:
     """The stored transcript: each word with absolute time, stream offset, probability,
-    its utterance number and whether it is context (it starts before the segment)."""
+    its utterance number and whether it is context (it starts before the segment).
+    ``handover`` is how many seconds before the segment's start its words are kept from."""
     groups: dict[int, list[Word]] = {}
     for word in words:
         groups.setdefault(word.utterance, []).append(word)
     base = (segment.starts_at - stream_start).total_seconds()
-    out_words: list[dict[str, Any]] = []
+    out_words: list[TranscriptWord] = []
     seen: dict[str, int] = {}
     for number, looping in enumerate(groups.values()):
         group = _cut_loop(looping)
@@ -246,31 +248,32 @@ def build_document(
             start = word.start - boundary
             end = max(start, word.end - boundary)
             out_words.append(
-                {
-                    "text": to_simplified(word.text),
-                    "start": iso(segment.starts_at + timedelta(seconds=start)),
-                    "end": iso(segment.starts_at + timedelta(seconds=end)),
-                    "offset": round(base + start, 3),
-                    "end_offset": round(base + end, 3),
-                    "p": round(word.probability, 3),
-                    "u": number,
-                    "ctx": start < 0,
-                }
+                TranscriptWord(
+                    text=to_simplified(word.text),
+                    start=iso(segment.starts_at + timedelta(seconds=start)),
+                    end=iso(segment.starts_at + timedelta(seconds=end)),
+                    offset=round(base + start, 3),
+                    end_offset=round(base + end, 3),
+                    probability=round(word.probability, 3),
+                    utterance=number,
+                    context=start < 0,
+                    segment=segment.seq,
+                )
             )
-    own_text = "".join(w["text"] for w in out_words if not w["ctx"]).strip()
-    return {
-        "v": 1,
-        "stream": stream,
-        "segment": segment.seq,
-        "segment_sha256": segment.sha256,
-        "segment_start": iso(segment.starts_at),
-        "model": model,
-        "language": language,
-        "context_seconds": round(boundary, 3),
-        # This document's words own the stream from here on (earlier than the segment's
+    own_text = "".join(w.text for w in out_words if not w.context).strip()
+    return SegmentTranscript(
+        version=1,
+        stream=stream,
+        segment=segment.seq,
+        segment_sha256=segment.sha256,
+        segment_start=iso(segment.starts_at),
+        model=model,
+        language=language,
+        context_seconds=round(boundary, 3),
+        # This transcript's words own the stream from here on (earlier than the segment's
         # start by the handover, when the previous segment was decoded as context).
-        "from_offset": round(base - handover, 3),
-        "text": own_text,
-        "search": search_form(own_text),
-        "words": out_words,
-    }
+        from_offset=owned_from(base, handover),
+        text=own_text,
+        search=search_form(own_text),
+        words=tuple(out_words),
+    )
