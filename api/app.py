@@ -10,10 +10,7 @@ bucket), by body size, and by the query limits of each route.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -23,10 +20,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute
 
+from api.deps import API, HttpError, RoleCheck, Services, TokenBuckets
 from api.schemas import ErrorOut
 from core.errors import (
     ConflictError,
@@ -38,128 +35,9 @@ from core.errors import (
     StorageUnavailableError,
 )
 from indexer.protocol import SearchIndex
-from storage import audit
-from storage.api_keys import Role, authenticate, describe_key
-from storage.models import ApiKey
 from storage.stores import Stores
 
 WEB_DIR = Path(__file__).with_name("web")
-API = "/api/v1"
-
-_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
-_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key.")
-
-
-class HttpError(Exception):
-    """An error with its own status (401, 403, 413, 429)."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or {}
-
-
-@dataclass
-class Caller:
-    key: ApiKey
-
-    @property
-    def actor(self) -> str:
-        return describe_key(self.key)
-
-    @property
-    def role(self) -> str:
-        return self.key.role
-
-
-@dataclass
-class TokenBuckets:
-    """Requests per second per key, with a burst allowance."""
-
-    rate: float
-    burst: int
-    _buckets: dict[int, tuple[float, float]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def take(self, key_id: int) -> float:
-        """0 when allowed, else the seconds to wait."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, then = self._buckets.get(key_id, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - then) * self.rate)
-            if tokens < 1:
-                self._buckets[key_id] = (tokens, now)
-                return (1 - tokens) / self.rate
-            self._buckets[key_id] = (tokens - 1, now)
-            return 0.0
-
-
-@dataclass
-class Services:
-    """What the routes work with, on ``app.state.services``."""
-
-    stores: Stores
-    index: SearchIndex
-    limiter: TokenBuckets
-
-
-def log_action(found: Services, caller: Caller, action: str, details: dict[str, Any]) -> None:
-    """Record who did what in the audit log."""
-    audit.record(found.stores.catalog, caller.actor, caller.role, action, details)
-
-
-def services(request: Request) -> Services:
-    found: Services = request.app.state.services
-    return found
-
-
-class RoleCheck:
-    """The dependency every protected route has: a live key of one of ``roles``."""
-
-    def __init__(self, *roles: Role) -> None:
-        self.roles = roles
-
-    async def __call__(
-        self,
-        request: Request,
-        bearer: HTTPAuthorizationCredentials | None = None,
-        header: str | None = None,
-    ) -> Caller:
-        from_bearer = bearer.credentials if bearer else None
-        if header and from_bearer and header != from_bearer:
-            raise HttpError(401, "two different API keys given (X-API-Key and Authorization)")
-        key = header or from_bearer
-        if not key:
-            raise HttpError(401, "an API key is needed (Authorization: Bearer KEY or X-API-Key)")
-        found = services(request)
-        row = authenticate(found.stores.catalog, key)
-        if row is None:
-            raise HttpError(401, "unknown or revoked API key")
-        if row.role not in self.roles:
-            raise HttpError(403, f"the {row.role} role may not do this")
-        wait = found.limiter.take(row.id)
-        if wait:
-            raise HttpError(
-                429, "too many requests for this key", {"Retry-After": str(int(wait) + 1)}
-            )
-        return Caller(row)
-
-
-def allow(*roles: Role) -> Any:
-    """``Depends`` for a route served to ``roles`` (both header forms documented)."""
-    from fastapi import Depends
-
-    check = RoleCheck(*roles)
-
-    async def dependency(
-        request: Request,
-        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
-        header: str | None = Depends(_header),
-    ) -> Caller:
-        return await check(request, bearer, header)
-
-    dependency.role_check = check  # type: ignore[attr-defined]  # read by _roles_of
-    return Depends(dependency)
 
 
 ERROR_STATUS: list[tuple[type[LiveWitnessError], int]] = [

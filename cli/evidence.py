@@ -89,7 +89,7 @@ def verify_package_command(
 ) -> None:
     """Check an evidence package offline: every file against SHA256SUMS and its
     signature, the segments against the manifest, the chain and the signed head."""
-    from evidence.package import verify_package
+    from evidence.package_verify import verify_package
 
     report = verify_package(file, _load_public_key(public_key) if public_key else None)
     if as_json:

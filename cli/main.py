@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import commands, compliance, evidence, serve
+from cli import compliance, evidence, keys, recording, serve, transcripts
 from cli.base import configure_logging
 
 app = typer.Typer(
@@ -18,10 +18,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.callback()(configure_logging)
-app.add_typer(commands.commands)
-app.add_typer(commands.products_app, name="products")
+app.add_typer(recording.commands)
+app.add_typer(transcripts.commands)
+app.add_typer(recording.products_app, name="products")
 app.add_typer(evidence.commands)
 app.add_typer(compliance.compliance_app, name="compliance")
 app.add_typer(compliance.webhooks_app, name="webhooks")
 app.add_typer(serve.commands)
-app.add_typer(serve.keys_app, name="keys")
+app.add_typer(keys.keys_app, name="keys")

@@ -1,6 +1,6 @@
 """``livewitness serve`` (every stage in one process) and the stages one by one
-(``api``, ``recorder``, ``transcriber``; ``indexer`` is beside the compliance commands),
-plus ``keys`` to make API keys. Stages coordinate only through storage, catalog and index.
+(``api``, ``recorder``, ``transcriber``, ``indexer``). Stages coordinate only through
+storage, catalog and index.
 """
 
 from __future__ import annotations
@@ -10,15 +10,12 @@ from collections.abc import Callable
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from cli.base import clean_errors, console, open_cli_stores, stop_on_signals
 from core.settings import Settings
-from core.timeutil import iso
 from storage.stores import Stores, open_stores
 
 commands = typer.Typer()  # registered on the app by cli.main
-keys_app = typer.Typer(help="API keys with roles: admin, reviewer, compliance, case-system.")
 
 MetricsPort = Annotated[
     int, typer.Option(help="Serve Prometheus metrics on this port (0: off).", min=0, max=65535)
@@ -229,38 +226,3 @@ def indexer_command(metrics_port: MetricsPort = 0) -> None:
     with open_cli_stores() as stores:
         _metrics(stores, metrics_port)
         _run_threads([("indexer", _stage_indexer(stores))])
-
-
-@keys_app.command("create")
-@clean_errors
-def keys_create(
-    role: Annotated[str, typer.Option(help="admin, reviewer, compliance or case-system.")],
-    name: Annotated[str, typer.Option(help="Who or what uses it.")] = "cli",
-) -> None:
-    """Make an API key and print it (only its hash is kept)."""
-    from storage.api_keys import create_key
-
-    with open_cli_stores() as stores:
-        key, row = create_key(stores.catalog, role, name)
-    console.print(f"key {row.id} ({row.role}, {row.name}):", highlight=False)
-    print(key)
-
-
-@keys_app.command("list")
-@clean_errors
-def keys_list() -> None:
-    with open_cli_stores() as stores:
-        rows = stores.catalog.api_keys()
-    table = Table("id", "prefix", "role", "name", "created", "revoked")
-    for k in rows:
-        revoked = iso(k.revoked_at) if k.revoked_at else ""
-        table.add_row(str(k.id), k.prefix, k.role, k.name, iso(k.created_at), revoked)
-    console.print(table)
-
-
-@keys_app.command("revoke")
-@clean_errors
-def keys_revoke(key_id: Annotated[int, typer.Argument(help="Key id.")]) -> None:
-    with open_cli_stores() as stores:
-        stores.catalog.revoke_api_key(key_id)
-    console.print(f"key {key_id} revoked")

@@ -50,7 +50,9 @@ def _load_entry(blobs: BlobStore, key: str) -> tuple[bytes, dict[str, Any]]:
     return raw, record
 
 
-def verify_stream(catalog: Catalog, blobs: BlobStore, keys_dir: Path, name: str) -> VerifyReport:
+def verify_stream(
+    catalog: Catalog, blobs: BlobStore, signing_keys_dir: Path, name: str
+) -> VerifyReport:
     stream = catalog.get_stream(name)
     report = VerifyReport(stream=name)
     indexed = catalog.entries(stream.id)
@@ -78,7 +80,7 @@ def verify_stream(catalog: Catalog, blobs: BlobStore, keys_dir: Path, name: str)
     if len(stored) > len(indexed):
         report.notes.append(f"{len(stored) - len(indexed)} stored entries not yet indexed")
 
-    _check_signatures(catalog, blobs, keys_dir, name, stream.id, hashes, report)
+    _check_signatures(catalog, blobs, signing_keys_dir, name, stream.id, hashes, report)
     if stream.status != "recording" and hashes and report.signed_head != len(hashes) - 1:
         raise IntegrityError(
             entry_key(name, len(hashes) - 1), "chain head of a stopped stream is not signed"
@@ -118,13 +120,13 @@ def _check_body(blobs: BlobStore, key: str, record: dict[str, Any], report: Veri
 def _check_signatures(
     catalog: Catalog,
     blobs: BlobStore,
-    keys_dir: Path,
+    signing_keys_dir: Path,
     name: str,
     stream_id: int,
     hashes: list[str],
     report: VerifyReport,
 ) -> None:
-    public_key = load_public_key(keys_dir)
+    public_key = load_public_key(signing_keys_dir)
     stored = set(blobs.list(f"streams/{name}/signatures/"))
     for row in catalog.signatures(stream_id):
         key = signature_key(name, row.head_idx)

@@ -6,10 +6,10 @@ import json
 import secrets
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from api.app import Caller, Services, allow, log_action, services
+from api.deps import ComplianceReader, ServicesDep, WebhookManager, log_action
 from api.schemas import (
     DeliveryOut,
     LexiconCategoryOut,
@@ -25,9 +25,6 @@ from core.timeutil import iso, parse_iso
 from storage.models import Webhook
 
 router = APIRouter(tags=["compliance"])
-Compliance = Annotated[Caller, allow("compliance")]
-CaseSystem = Annotated[Caller, allow("case-system")]
-Found = Annotated[Services, Depends(services)]
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -37,8 +34,8 @@ RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
     responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}},
 )
 def report(
-    caller: Compliance,
-    found: Found,
+    caller: ComplianceReader,
+    services: ServicesDep,
     stream: Annotated[str | None, Query(max_length=64)] = None,
     streamer: Annotated[str | None, Query(max_length=128)] = None,
     since: Annotated[str | None, Query(max_length=64)] = None,
@@ -48,14 +45,14 @@ def report(
     """Banned-word hits of a stream or a streamer over a time range, with counts by
     category and severity and a link to each moment."""
     built = compliance_report(
-        found.stores,
+        services.stores,
         stream=stream,
         streamer=streamer,
         since=parse_iso(since) if since else None,
         until=parse_iso(until) if until else None,
     )
     log_action(
-        found,
+        services,
         caller,
         "compliance.report",
         {
@@ -72,8 +69,8 @@ def report(
 
 
 @router.get("/compliance/lexicon", response_model=LexiconOut)
-def lexicon(caller: Compliance, found: Found) -> LexiconOut:
-    loaded = load_lexicon(found.stores.settings.lexicon_path)
+def lexicon(caller: ComplianceReader, services: ServicesDep) -> LexiconOut:
+    loaded = load_lexicon(services.stores.settings.lexicon_path)
     return LexiconOut(
         version=loaded.version,
         terms=len(loaded.terms),
@@ -91,28 +88,28 @@ def webhook_out(webhook: Webhook) -> WebhookOut:
 
 
 @router.get("/webhooks", response_model=list[WebhookOut])
-def list_webhooks(caller: CaseSystem, found: Found) -> list[WebhookOut]:
-    return [webhook_out(w) for w in found.stores.catalog.webhooks()]
+def list_webhooks(caller: WebhookManager, services: ServicesDep) -> list[WebhookOut]:
+    return [webhook_out(w) for w in services.stores.catalog.webhooks()]
 
 
 @router.post("/webhooks", response_model=WebhookCreated, status_code=201)
-def add_webhook(body: WebhookIn, caller: CaseSystem, found: Found) -> WebhookCreated:
+def add_webhook(body: WebhookIn, caller: WebhookManager, services: ServicesDep) -> WebhookCreated:
     """Banned-word alerts of live streams are posted here, signed with the secret."""
     secret = body.secret or secrets.token_urlsafe(32)
-    webhook = found.stores.catalog.add_webhook(body.url, secret)
-    log_action(found, caller, "webhook.add", {"url": body.url})
+    webhook = services.stores.catalog.add_webhook(body.url, secret)
+    log_action(services, caller, "webhook.add", {"url": body.url})
     return WebhookCreated(**webhook_out(webhook).model_dump(), secret=secret)
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, response_class=Response)
-def remove_webhook(webhook_id: RowId, caller: CaseSystem, found: Found) -> Response:
-    found.stores.catalog.deactivate_webhook(webhook_id)
-    log_action(found, caller, "webhook.remove", {"webhook": webhook_id})
+def remove_webhook(webhook_id: RowId, caller: WebhookManager, services: ServicesDep) -> Response:
+    services.stores.catalog.deactivate_webhook(webhook_id)
+    log_action(services, caller, "webhook.remove", {"webhook": webhook_id})
     return Response(status_code=204)
 
 
 @router.get("/webhooks/deliveries", response_model=list[DeliveryOut])
-def deliveries(caller: CaseSystem, found: Found) -> list[DeliveryOut]:
+def deliveries(caller: WebhookManager, services: ServicesDep) -> list[DeliveryOut]:
     """The delivery log: every alert posted, its status and each attempt."""
     return [
         DeliveryOut(
@@ -128,5 +125,5 @@ def deliveries(caller: CaseSystem, found: Found) -> list[DeliveryOut]:
             delivered_at=iso(d.delivered_at) if d.delivered_at else None,
             log=json.loads(d.log),
         )
-        for d, a in found.stores.catalog.deliveries()
+        for d, a in services.stores.catalog.deliveries()
     ]

@@ -9,11 +9,11 @@ from pathlib import Path as FsPath
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query
+from fastapi import APIRouter, BackgroundTasks, Path, Query
 from fastapi.responses import FileResponse, Response
 
-from api.app import API, Caller, Services, allow, log_action, services
-from api.routes.search import moment_links
+from api.deps import API, EvidenceViewer, ServicesDep, log_action
+from api.links import moment_links
 from api.schemas import ExportIn, MomentOut, UtteranceOut, WordOut
 from core.errors import InvalidInputError
 from core.timeutil import iso, parse_iso
@@ -24,15 +24,13 @@ from evidence.moments import (
     segments_covering,
     stream_offset_to_time,
     transcripts_around,
-    utterances_between,
+    utterances_overlapping,
 )
 from evidence.package import build_package
 from storage.blob_keys import check_stream_name
 from storage.stores import Stores
 
 router = APIRouter(tags=["evidence"])
-Viewer = Annotated[Caller, allow("reviewer", "case-system")]
-Found = Annotated[Services, Depends(services)]
 Offset = Annotated[float, Query(ge=0, le=10 * 365 * 86400, description="Seconds from start.")]
 TRANSCRIPT_WINDOW = 60.0
 
@@ -49,28 +47,25 @@ def transcript_window(stores: Stores, stream: str, start: float, end: float) -> 
         return []
     return [
         UtteranceOut(
-            text=u["text"],
-            start=u["start"],
-            offset=u["offset"],
-            end_offset=u["end_offset"],
-            words=[
-                WordOut(text=w["text"], offset=w["offset"], end_offset=w["end_offset"])
-                for w in u["words"]
-            ],
+            text=u.text,
+            start=u.start,
+            offset=u.offset,
+            end_offset=u.end_offset,
+            words=[WordOut(text=w.text, offset=w.offset, end_offset=w.end_offset) for w in u.words],
         )
-        for u in utterances_between(
+        for u in utterances_overlapping(
             transcripts_around(stores, row.id, covering), start, end + 0.001
         )
     ]
 
 
 @router.get("/streams/{name}/moment", response_model=MomentOut)
-def moment(name: str, offset: Offset, caller: Viewer, found: Found) -> MomentOut:
+def moment(name: str, offset: Offset, caller: EvidenceViewer, services: ServicesDep) -> MomentOut:
     """A moment: its time, the transcript around it, and where to play it."""
-    stores = found.stores
+    stores = services.stores
     check_stream_name(name)
     at = stream_offset_to_time(stores, name, offset)
-    log_action(found, caller, "moment.view", {"stream": name, "offset": offset})
+    log_action(services, caller, "moment.view", {"stream": name, "offset": offset})
     _, clip_url = moment_links(name, offset)
     return MomentOut(
         stream=name,
@@ -86,13 +81,17 @@ def moment(name: str, offset: Offset, caller: Viewer, found: Found) -> MomentOut
 
 @router.get("/streams/{name}/transcript", response_model=list[UtteranceOut])
 def transcript(
-    name: str, caller: Viewer, found: Found, start: Offset = 0.0, end: Offset = 600.0
+    name: str,
+    caller: EvidenceViewer,
+    services: ServicesDep,
+    start: Offset = 0.0,
+    end: Offset = 600.0,
 ) -> list[UtteranceOut]:
     """Utterances between two offsets (the web page follows playback with these)."""
     check_stream_name(name)
     if end < start or end - start > 3600:
         raise InvalidInputError("a transcript window runs forwards and is at most 3600 s")
-    return transcript_window(found.stores, name, start, end)
+    return transcript_window(services.stores, name, start, end)
 
 
 @router.get(
@@ -103,15 +102,15 @@ def transcript(
 def clip(
     name: str,
     offset: Offset,
-    caller: Viewer,
-    found: Found,
+    caller: EvidenceViewer,
+    services: ServicesDep,
     background: BackgroundTasks,
     before: Annotated[float, Query(ge=0, le=600)] = 10.0,
     after: Annotated[float, Query(ge=0, le=600)] = 20.0,
 ) -> FileResponse:
     """A playable clip around a moment, cut from the original segments. The headers
     X-Clip-Start-Offset and X-Clip-Start say where its first frame is in the stream."""
-    stores = found.stores
+    stores = services.stores
     check_stream_name(name)
     if before + after > stores.settings.max_clip_seconds:
         raise InvalidInputError(f"a clip is at most {stores.settings.max_clip_seconds:g} s long")
@@ -122,7 +121,7 @@ def clip(
     info = cut_clip(stores, name, at, before, after, workdir / "clip.mp4")
     background.add_task(_remove, workdir)
     log_action(
-        found,
+        services,
         caller,
         "moment.clip",
         {"stream": name, "offset": offset, "before": before, "after": after},
@@ -145,11 +144,11 @@ def clip(
     response_class=Response,
     responses={200: {"content": {"application/vnd.apple.mpegurl": {}}}},
 )
-def playlist(name: str, caller: Viewer, found: Found) -> Response:
+def playlist(name: str, caller: EvidenceViewer, services: ServicesDep) -> Response:
     """The whole stream as HLS, each segment with its program date-time."""
     check_stream_name(name)
-    text = hls_playlist(found.stores, name, lambda seq: f"segments/{seq}.ts")
-    log_action(found, caller, "stream.playback", {"stream": name})
+    text = hls_playlist(services.stores, name, lambda seq: f"segments/{seq}.ts")
+    log_action(services, caller, "stream.playback", {"stream": name})
     return Response(text, media_type="application/vnd.apple.mpegurl")
 
 
@@ -159,10 +158,13 @@ def playlist(name: str, caller: Viewer, found: Found) -> Response:
     responses={200: {"content": {"video/mp2t": {}}}},
 )
 def segment(
-    name: str, seq: Annotated[int, Path(ge=0, le=10**9)], caller: Viewer, found: Found
+    name: str,
+    seq: Annotated[int, Path(ge=0, le=10**9)],
+    caller: EvidenceViewer,
+    services: ServicesDep,
 ) -> Response:
     check_stream_name(name)
-    return Response(segment_bytes(found.stores, name, seq), media_type="video/mp2t")
+    return Response(segment_bytes(services.stores, name, seq), media_type="video/mp2t")
 
 
 @router.post(
@@ -171,11 +173,11 @@ def segment(
     responses={200: {"content": {"application/zip": {}}, "description": "The package."}},
 )
 def export(
-    body: ExportIn, caller: Viewer, found: Found, background: BackgroundTasks
+    body: ExportIn, caller: EvidenceViewer, services: ServicesDep, background: BackgroundTasks
 ) -> FileResponse:
     """An evidence package: clip, original segments, transcript (JSON, SRT), manifest
     entries, signatures and a README on verifying it with sha256sum and openssl."""
-    stores = found.stores
+    stores = services.stores
     name = check_stream_name(body.stream)
     since, until = parse_iso(body.since), parse_iso(body.until)
     if until <= since:
@@ -189,7 +191,7 @@ def export(
     info = build_package(stores, name, since, until, out, requested_by=caller.actor)
     background.add_task(_remove, workdir)
     log_action(
-        found,
+        services,
         caller,
         "export",
         {"stream": name, "since": iso(since), "until": iso(until), "sha256": info.sha256},

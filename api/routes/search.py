@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
-from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from api.app import API, Caller, Services, allow, log_action, services
+from api.deps import Searcher, ServicesDep, log_action
+from api.links import moment_links
 from api.schemas import HitOut, SearchOut
 from core.errors import InvalidInputError
 from core.timeutil import parse_iso
@@ -16,17 +16,6 @@ from indexer.protocol import MAX_PAGE_SIZE, MAX_QUERY_CHARS, SearchQuery
 from storage.metrics import SEARCH_LATENCY
 
 router = APIRouter(tags=["search"])
-Searcher = Annotated[Caller, allow("reviewer", "case-system", "compliance")]
-Found = Annotated[Services, Depends(services)]
-CLIP_BEFORE, CLIP_AFTER = 10.0, 20.0
-
-
-def moment_links(stream: str, offset: float) -> tuple[str, str]:
-    base = f"{API}/streams/{quote(stream)}"
-    return (
-        f"{base}/moment?offset={offset:.3f}",
-        f"{base}/clip?offset={offset:.3f}&before={CLIP_BEFORE:g}&after={CLIP_AFTER:g}",
-    )
 
 
 def _time(value: str | None) -> datetime | None:
@@ -36,7 +25,7 @@ def _time(value: str | None) -> datetime | None:
 @router.get("/search", response_model=SearchOut)
 def search(
     caller: Searcher,
-    found: Found,
+    services: ServicesDep,
     q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="What was said.")] = "",
     stream: Annotated[str | None, Query(max_length=64)] = None,
     streamer: Annotated[str | None, Query(max_length=128)] = None,
@@ -67,13 +56,13 @@ def search(
         size=size,
         sound_alike=sound_alike,
     )
-    limit = timedelta(days=found.stores.settings.max_search_range_days)
+    limit = timedelta(days=services.stores.settings.max_search_range_days)
     if query.since and query.until and query.until - query.since > limit:
         raise InvalidInputError(f"a search covers at most {limit.days} days")
     with SEARCH_LATENCY.time():
-        result = found.index.search(query)
+        result = services.index.search(query)
     log_action(
-        found,
+        services,
         caller,
         "search",
         {

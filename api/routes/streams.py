@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from api.app import Caller, Services, allow, log_action, services
+from api.deps import ServicesDep, StreamManager, StreamReader, log_action
 from api.schemas import ProductIn, ProductOut, StreamOut, StreamStart
 from core.jobs import TRANSCRIBE_JOB
 from core.timeutil import iso, utc_now
@@ -19,9 +18,6 @@ from storage.products import parse_products
 from storage.stores import Stores
 
 router = APIRouter(tags=["streams"])
-Admin = Annotated[Caller, allow("admin")]
-Anyone = Annotated[Caller, allow("admin", "reviewer", "compliance", "case-system")]
-Found = Annotated[Services, Depends(services)]
 
 
 def stream_out(stores: Stores, stream: Stream, summary: StreamSummary | None = None) -> StreamOut:
@@ -47,34 +43,34 @@ def stream_out(stores: Stores, stream: Stream, summary: StreamSummary | None = N
 
 
 @router.get("/streams", response_model=list[StreamOut])
-def list_streams(caller: Anyone, found: Found) -> list[StreamOut]:
-    summaries = found.stores.catalog.stream_summaries(TRANSCRIBE_JOB)
+def list_streams(caller: StreamReader, services: ServicesDep) -> list[StreamOut]:
+    summaries = services.stores.catalog.stream_summaries(TRANSCRIBE_JOB)
     return [
-        stream_out(found.stores, s, summaries.get(s.id))
-        for s in found.stores.catalog.list_streams()
+        stream_out(services.stores, s, summaries.get(s.id))
+        for s in services.stores.catalog.list_streams()
     ]
 
 
 @router.get("/streams/{name}", response_model=StreamOut)
-def get_stream(name: str, caller: Anyone, found: Found) -> StreamOut:
-    return stream_out(found.stores, found.stores.catalog.get_stream(check_stream_name(name)))
+def get_stream(name: str, caller: StreamReader, services: ServicesDep) -> StreamOut:
+    return stream_out(services.stores, services.stores.catalog.get_stream(check_stream_name(name)))
 
 
 @router.post("/streams", response_model=StreamOut, status_code=201)
-def start_recording(body: StreamStart, caller: Admin, found: Found) -> StreamOut:
+def start_recording(body: StreamStart, caller: StreamManager, services: ServicesDep) -> StreamOut:
     """Record a live source: a recorder stage (or `serve`) picks it up within a second."""
-    stores = found.stores
+    stores = services.stores
     name = check_stream_name(body.name)
     check_source_allowed(body.source, stores.settings)
     stream_id = stores.chain.open_stream(name, body.source.strip())
-    stores.catalog.describe(stream_id, language=body.language, streamer=body.streamer)
+    stores.catalog.set_stream_details(stream_id, language=body.language, streamer=body.streamer)
     if body.products:
         stores.catalog.set_products(
             stream_id, parse_products([p.model_dump() for p in body.products])
         )
     stores.catalog.want_recording(stream_id, True, body.source.strip())
     log_action(
-        found,
+        services,
         caller,
         "stream.start",
         {"stream": name, "source": body.source},
@@ -83,35 +79,35 @@ def start_recording(body: StreamStart, caller: Admin, found: Found) -> StreamOut
 
 
 @router.post("/streams/{name}/stop", response_model=StreamOut)
-def stop_recording(name: str, caller: Admin, found: Found) -> StreamOut:
-    stores = found.stores
+def stop_recording(name: str, caller: StreamManager, services: ServicesDep) -> StreamOut:
+    stores = services.stores
     stream = stores.catalog.get_stream(check_stream_name(name))
     stores.catalog.want_recording(stream.id, False)
-    log_action(found, caller, "stream.stop", {"stream": name})
+    log_action(services, caller, "stream.stop", {"stream": name})
     return stream_out(stores, stores.catalog.stream_by_id(stream.id))
 
 
 @router.get("/streams/{name}/products", response_model=list[ProductOut])
-def get_products(name: str, caller: Anyone, found: Found) -> list[ProductOut]:
-    stream = found.stores.catalog.get_stream(check_stream_name(name))
+def get_products(name: str, caller: StreamReader, services: ServicesDep) -> list[ProductOut]:
+    stream = services.stores.catalog.get_stream(check_stream_name(name))
     return [
         ProductOut(name=p.name, aliases=json.loads(p.aliases), sku=p.sku, price=p.price)
-        for p in found.stores.catalog.products(stream.id)
+        for p in services.stores.catalog.products(stream.id)
     ]
 
 
 @router.put("/streams/{name}/products", response_model=list[ProductOut])
 def set_products(
-    name: str, products: list[ProductIn], caller: Admin, found: Found
+    name: str, products: list[ProductIn], caller: StreamManager, services: ServicesDep
 ) -> list[ProductOut]:
     """Replace the product list (e.g. the live room's shopping cart)."""
-    stores = found.stores
+    stores = services.stores
     stream = stores.catalog.get_stream(check_stream_name(name))
     stores.catalog.set_products(stream.id, parse_products([p.model_dump() for p in products]))
     log_action(
-        found,
+        services,
         caller,
         "products.set",
         {"stream": name, "count": len(products)},
     )
-    return get_products(name, caller, found)
+    return get_products(name, caller, services)

@@ -1,37 +1,30 @@
-"""The ``livewitness`` command line. Every command prints one readable line on bad input
-and exits non-zero: 1 when evidence fails verification, 2 for any other error."""
+"""Recording commands: record a live source, ingest a file, verify a stream's chain, list
+streams, set their products, and the recorded demo."""
 
 from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
-    TextColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
 from cli.base import clean_errors, console, open_cli_stores, stop_on_signals
+from cli.transcripts import index_pending, search, transcribe_backlog, transcript
 from core.errors import InvalidInputError
 from core.jobs import TRANSCRIBE_JOB
 from core.settings import Settings
 from core.timeutil import iso, parse_iso
-from core.transcript import assemble_words, group_utterances
 from evidence.verify import VerifyReport, verify_stream
-from indexer.protocol import Hit
 from recorder.recorder import StreamRecorder
 from recorder.sources import resolve_source
 from storage.models import Segment
 from storage.products import load_products, parse_products
-from storage.stores import Stores, open_stores
 
 commands = typer.Typer()  # registered on the app by cli.main
 
@@ -58,7 +51,7 @@ def record(
     with open_cli_stores() as stores:
         if language or streamer:
             stream_id = stores.chain.open_stream(stream, resolved)
-            stores.catalog.describe(stream_id, language=language, streamer=streamer)
+            stores.catalog.set_stream_details(stream_id, language=language, streamer=streamer)
         recorder = StreamRecorder(
             stores.settings,
             stores.chain,
@@ -94,7 +87,9 @@ def verify(
 ) -> None:
     """Re-read every stored byte of a stream and check hashes, chain and signatures."""
     with open_cli_stores() as stores:
-        report = verify_stream(stores.catalog, stores.blobs, stores.settings.keys_dir, stream)
+        report = verify_stream(
+            stores.catalog, stores.blobs, stores.settings.signing_keys_dir, stream
+        )
     if as_json:
         print(json.dumps(_report_dict(report), ensure_ascii=False))
         return
@@ -149,7 +144,7 @@ def ingest(
         raise InvalidInputError(f"ingest takes a local file, not {file}")
     with open_cli_stores() as stores:
         stream_id = stores.chain.open_stream(stream, resolved)
-        stores.catalog.describe(stream_id, language=language, streamer=streamer)
+        stores.catalog.set_stream_details(stream_id, language=language, streamer=streamer)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("chaining segments", total=None)
             recorder = StreamRecorder(
@@ -167,186 +162,8 @@ def ingest(
             highlight=False,
         )
         if transcribe:
-            _transcribe_backlog(stores, stream)
-            _index_pending(stores)
-
-
-def _index_pending(stores: Stores) -> None:
-    from indexer.factory import open_search_index
-    from indexer.service import Indexer
-
-    index = open_search_index(stores)
-    try:
-        Indexer(stores, index).index_pending()
-    finally:
-        index.close()
-
-
-def _transcribe_backlog(stores: Stores, stream: str | None) -> None:
-    from transcriber.factory import open_transcriber
-    from transcriber.worker import TranscriptionWorker
-
-    pending = [
-        job
-        for row in stores.catalog.list_streams()
-        if stream is None or row.name == stream
-        for job in stores.catalog.jobs(row.id, TRANSCRIBE_JOB)
-        if job.status != "done"
-    ]
-    worker = TranscriptionWorker(stores, open_transcriber(stores))
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
-        task = progress.add_task("transcribing", total=len(pending))
-        audio = wall = 0.0
-        while (result := worker.run_once()) is not None:
-            audio += result.audio_seconds
-            wall += result.wall_seconds
-            progress.advance(task)
-    if wall:
-        console.print(f"transcribed {audio:.1f}s of audio at {audio / wall:.1f}x real time")
-
-
-@commands.command("transcribe")
-@clean_errors
-def transcribe_command(
-    workers: Annotated[int | None, typer.Option(help="Worker threads.")] = None,
-    follow: Annotated[
-        bool, typer.Option("--follow", help="Keep waiting for new segments.")
-    ] = False,
-) -> None:
-    """Transcribe queued segments (all streams): until the queue is empty, or --follow."""
-    settings = Settings()
-    if workers is not None:
-        settings = settings.model_copy(update={"transcribe_workers": workers})
-    stores = open_stores(settings)
-    try:
-        if not follow:
-            _transcribe_backlog(stores, None)
-            return
-        from transcriber.pool import TranscriberPool
-
-        pool = TranscriberPool(stores)
-        stop_on_signals(pool.stop)
-        pool.run()
-    finally:
-        stores.close()
-
-
-@commands.command()
-@clean_errors
-def transcript(
-    stream: Annotated[str, typer.Option("--stream", help="Stream name.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print utterances as JSON.")] = False,
-) -> None:
-    """Print a stream's transcript with times."""
-    with open_cli_stores() as stores:
-        row = stores.catalog.get_stream(stream)
-        documents = [json.loads(t.body) for t in stores.catalog.transcripts(row.id)]
-    utterances = group_utterances(assemble_words(documents))
-    if as_json:
-        print(json.dumps(utterances, ensure_ascii=False))
-        return
-    for u in utterances:
-        console.print(
-            f"[dim]{u['start']}[/] [cyan]+{u['offset']:8.2f}s[/]  {u['text']}", highlight=False
-        )
-
-
-@commands.command()
-@clean_errors
-def search(
-    query: Annotated[
-        str, typer.Argument(help="What was said; may be empty with --claim or --product.")
-    ],
-    stream: Annotated[str | None, typer.Option(help="Only this stream.")] = None,
-    streamer: Annotated[str | None, typer.Option(help="Only this streamer's streams.")] = None,
-    product: Annotated[
-        str | None, typer.Option(help="Only utterances naming this product.")
-    ] = None,
-    claim: Annotated[
-        str | None, typer.Option(help="Only this claim type (price, returns, ...).")
-    ] = None,
-    banned: Annotated[
-        str | None, typer.Option(help="Only utterances with a banned word of this category.")
-    ] = None,
-    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
-    until: Annotated[str | None, typer.Option(help="Until this time (ISO 8601).")] = None,
-    sort: Annotated[str, typer.Option(help="relevance or time.")] = "relevance",
-    page: Annotated[int, typer.Option(help="Page number, from 1.")] = 1,
-    size: Annotated[int, typer.Option(help="Hits per page.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
-) -> None:
-    """Search what was said: exact and sound-alike matches, with their moments."""
-    from indexer.factory import open_search_index
-    from indexer.protocol import SearchQuery
-    from indexer.service import Indexer
-
-    if sort not in ("relevance", "time"):
-        raise InvalidInputError("sort must be 'relevance' or 'time'")
-    request = SearchQuery(
-        text=query,
-        stream=stream,
-        streamer=streamer,
-        product=product,
-        claim=claim,
-        banned=banned,
-        since=parse_iso(since) if since else None,
-        until=parse_iso(until) if until else None,
-        sort=sort,  # type: ignore[arg-type]
-        page=page,
-        size=size,
-    )
-    with open_cli_stores() as stores:
-        index = open_search_index(stores)
-        try:
-            Indexer(stores, index).index_pending()
-            result = index.search(request)
-        finally:
-            index.close()
-    if as_json:
-        print(json.dumps([hit_json(h) for h in result.hits], ensure_ascii=False))
-        return
-    more = "+" if result.total_relation == "gte" else ""
-    console.print(f"{result.total}{more} hits", highlight=False)
-    for hit in result.hits:
-        marked = hit.highlighted.replace("<mark>", "[bold yellow]").replace("</mark>", "[/]")
-        kind = "" if hit.match == "exact" else " [magenta](sound-alike)[/]"
-        console.print(
-            f"[cyan]{hit.stream}[/] {hit.start} +{hit.offset:.1f}s{kind}  {marked}",
-            highlight=False,
-        )
-
-
-def hit_json(hit: Hit) -> dict[str, Any]:
-    """A hit as the CLI prints it: every field but the internal document id."""
-    return {k: v for k, v in asdict(hit).items() if k != "id"}
-
-
-@commands.command()
-@clean_errors
-def reindex() -> None:
-    """Rebuild the search index from the stored transcripts."""
-    from indexer.factory import open_search_index
-    from indexer.service import Indexer
-
-    with open_cli_stores() as stores:
-        index = open_search_index(stores)
-        try:
-            with Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
-            ) as progress:
-                task = progress.add_task("reindexing transcripts", total=None)
-                done = Indexer(stores, index).reindex(
-                    lambda n, total: progress.update(task, completed=n, total=total)
-                )
-            console.print(f"reindexed {done} transcripts, {index.count()} utterances")
-        finally:
-            index.close()
+            transcribe_backlog(stores, stream)
+            index_pending(stores)
 
 
 products_app = typer.Typer(help="A stream's product list (names, aliases, SKU, price).")

@@ -1,0 +1,207 @@
+"""Transcription and search commands: transcribe queued segments, print a transcript,
+search what was said, rebuild the index."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from cli.base import clean_errors, console, open_cli_stores, stop_on_signals
+from core.errors import InvalidInputError
+from core.jobs import TRANSCRIBE_JOB
+from core.settings import Settings
+from core.timeutil import parse_iso
+from core.transcript import SegmentTranscript, assemble_words, utterances_of
+from indexer.protocol import Hit
+from storage.stores import Stores, open_stores
+
+commands = typer.Typer()  # registered on the app by cli.main
+
+
+def index_pending(stores: Stores) -> None:
+    from indexer.factory import open_search_index
+    from indexer.service import Indexer
+
+    index = open_search_index(stores)
+    try:
+        Indexer(stores, index).index_pending()
+    finally:
+        index.close()
+
+
+def transcribe_backlog(stores: Stores, stream: str | None) -> None:
+    from transcriber.factory import open_transcriber
+    from transcriber.worker import TranscriptionWorker
+
+    pending = [
+        job
+        for row in stores.catalog.list_streams()
+        if stream is None or row.name == stream
+        for job in stores.catalog.jobs(row.id, TRANSCRIBE_JOB)
+        if job.status != "done"
+    ]
+    worker = TranscriptionWorker(stores, open_transcriber(stores))
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("transcribing", total=len(pending))
+        audio = wall = 0.0
+        while (result := worker.run_once()) is not None:
+            audio += result.audio_seconds
+            wall += result.wall_seconds
+            progress.advance(task)
+    if wall:
+        console.print(f"transcribed {audio:.1f}s of audio at {audio / wall:.1f}x real time")
+
+
+@commands.command("transcribe")
+@clean_errors
+def transcribe_command(
+    workers: Annotated[int | None, typer.Option(help="Worker threads.")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep waiting for new segments.")
+    ] = False,
+) -> None:
+    """Transcribe queued segments (all streams): until the queue is empty, or --follow."""
+    settings = Settings()
+    if workers is not None:
+        settings = settings.model_copy(update={"transcribe_workers": workers})
+    stores = open_stores(settings)
+    try:
+        if not follow:
+            transcribe_backlog(stores, None)
+            return
+        from transcriber.pool import TranscriberPool
+
+        pool = TranscriberPool(stores)
+        stop_on_signals(pool.stop)
+        pool.run()
+    finally:
+        stores.close()
+
+
+@commands.command()
+@clean_errors
+def transcript(
+    stream: Annotated[str, typer.Option("--stream", help="Stream name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print utterances as JSON.")] = False,
+) -> None:
+    """Print a stream's transcript with times."""
+    with open_cli_stores() as stores:
+        row = stores.catalog.get_stream(stream)
+        stored = [
+            SegmentTranscript.from_json(json.loads(t.body))
+            for t in stores.catalog.transcripts(row.id)
+        ]
+    utterances = utterances_of(assemble_words(stored))
+    if as_json:
+        print(json.dumps([u.to_json() for u in utterances], ensure_ascii=False))
+        return
+    for u in utterances:
+        console.print(f"[dim]{u.start}[/] [cyan]+{u.offset:8.2f}s[/]  {u.text}", highlight=False)
+
+
+@commands.command()
+@clean_errors
+def search(
+    query: Annotated[
+        str, typer.Argument(help="What was said; may be empty with --claim or --product.")
+    ],
+    stream: Annotated[str | None, typer.Option(help="Only this stream.")] = None,
+    streamer: Annotated[str | None, typer.Option(help="Only this streamer's streams.")] = None,
+    product: Annotated[
+        str | None, typer.Option(help="Only utterances naming this product.")
+    ] = None,
+    claim: Annotated[
+        str | None, typer.Option(help="Only this claim type (price, returns, ...).")
+    ] = None,
+    banned: Annotated[
+        str | None, typer.Option(help="Only utterances with a banned word of this category.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Until this time (ISO 8601).")] = None,
+    sort: Annotated[str, typer.Option(help="relevance or time.")] = "relevance",
+    page: Annotated[int, typer.Option(help="Page number, from 1.")] = 1,
+    size: Annotated[int, typer.Option(help="Hits per page.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
+) -> None:
+    """Search what was said: exact and sound-alike matches, with their moments."""
+    from indexer.factory import open_search_index
+    from indexer.protocol import SearchQuery
+    from indexer.service import Indexer
+
+    if sort not in ("relevance", "time"):
+        raise InvalidInputError("sort must be 'relevance' or 'time'")
+    request = SearchQuery(
+        text=query,
+        stream=stream,
+        streamer=streamer,
+        product=product,
+        claim=claim,
+        banned=banned,
+        since=parse_iso(since) if since else None,
+        until=parse_iso(until) if until else None,
+        sort=sort,  # type: ignore[arg-type]
+        page=page,
+        size=size,
+    )
+    with open_cli_stores() as stores:
+        index = open_search_index(stores)
+        try:
+            Indexer(stores, index).index_pending()
+            result = index.search(request)
+        finally:
+            index.close()
+    if as_json:
+        print(json.dumps([search_hit_json(h) for h in result.hits], ensure_ascii=False))
+        return
+    more = "+" if result.total_relation == "gte" else ""
+    console.print(f"{result.total}{more} hits", highlight=False)
+    for hit in result.hits:
+        marked = hit.highlighted.replace("<mark>", "[bold yellow]").replace("</mark>", "[/]")
+        kind = "" if hit.match == "exact" else " [magenta](sound-alike)[/]"
+        console.print(
+            f"[cyan]{hit.stream}[/] {hit.start} +{hit.offset:.1f}s{kind}  {marked}",
+            highlight=False,
+        )
+
+
+def search_hit_json(hit: Hit) -> dict[str, Any]:
+    """A hit as the CLI prints it: every field but the internal document id."""
+    return {k: v for k, v in asdict(hit).items() if k != "id"}
+
+
+@commands.command()
+@clean_errors
+def reindex() -> None:
+    """Rebuild the search index from the stored transcripts."""
+    from indexer.factory import open_search_index
+    from indexer.service import Indexer
+
+    with open_cli_stores() as stores:
+        index = open_search_index(stores)
+        try:
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+            ) as progress:
+                task = progress.add_task("reindexing transcripts", total=None)
+                done = Indexer(stores, index).reindex(
+                    lambda n, total: progress.update(task, completed=n, total=total)
+                )
+            console.print(f"reindexed {done} transcripts, {index.count()} utterances")
+        finally:
+            index.close()

@@ -1,0 +1,278 @@
+"""Checking an evidence package offline: every file against SHA256SUMS and its signature,
+the segments against the manifest, the chain and the signed head (``verify-package``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from core.errors import IntegrityError, InvalidInputError
+from core.timeutil import parse_iso
+from evidence.package_format import (
+    _ENTRY_NAME,
+    _SEGMENT_NAME,
+    _SUM_LINE,
+    FORMAT,
+    PACKAGE_JSON,
+    PUBLIC_KEY,
+    REQUIRED,
+    SUMS,
+    SUMS_SIG,
+    PackageReport,
+    entry_file,
+    segment_file,
+    signature_files,
+)
+from storage.blobs.protocol import CHUNK, sha256_bytes
+from storage.signing import canonical_json, check_signature, signing_key_id
+
+
+def verify_package(path: Path, public_key: Ed25519PublicKey | None = None) -> PackageReport:
+    """Check a package offline; ``public_key`` pins the key it must be signed with."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise InvalidInputError(f"no such file: {path}") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InvalidInputError(f"{path} is not a LiveWitness evidence package ({exc})") from None
+    with archive:
+        return _PackageCheck(path, archive).run(public_key)
+
+
+class _PackageCheck:
+    """One pass over an open package. The file list and its signature come first, as they
+    cover every file; the chain checks after them still catch what a holder of the key
+    could re-sign (a changed segment, a broken link, another head)."""
+
+    def __init__(self, path: Path, archive: zipfile.ZipFile) -> None:
+        self.path = path
+        self.archive = archive
+        self.names = archive.namelist()
+        if PACKAGE_JSON not in self.names:
+            raise InvalidInputError(
+                f"{path} is not a LiveWitness evidence package (it has no {PACKAGE_JSON})"
+            )
+        seen: set[str] = set()
+        for name in self.names:
+            if name in seen:
+                raise IntegrityError(name, "is in the zip twice")
+            seen.add(name)
+        self.digests = {name: self._hash(name) for name in self.names}
+
+    def _hash(self, name: str) -> str:
+        digest = hashlib.sha256()
+        try:
+            with self.archive.open(name) as member:
+                while chunk := member.read(CHUNK):
+                    digest.update(chunk)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+            raise IntegrityError(name, "is damaged in the zip (its CRC does not match)") from None
+        return digest.hexdigest()
+
+    def read(self, name: str) -> bytes:
+        if name not in self.digests:
+            raise IntegrityError(name, "is missing")
+        try:
+            return self.archive.read(name)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):  # pragma: no cover
+            raise IntegrityError(name, "is damaged in the zip") from None
+
+    def run(self, pinned: Ed25519PublicKey | None) -> PackageReport:
+        key = self._check_sums(pinned)
+        description = self._description()
+        entries, head_sha256 = self._check_chain(description)
+        segments = self._check_segments(description, entries)
+        self._check_signature(description, key, max(entries), head_sha256)
+        return PackageReport(
+            path=self.path,
+            stream=description["stream"],
+            since=parse_iso(description["since"]),
+            until=parse_iso(description["until"]),
+            created_at=parse_iso(description["created_at"]),
+            requested_by=description.get("requested_by"),
+            files=len(self.names),
+            segments=segments,
+            entries=(min(entries), max(entries)),
+            head_sha256=head_sha256,
+            key_id=signing_key_id(key),
+            bytes_checked=sum(i.file_size for i in self.archive.infolist()),
+        )
+
+    def _check_sums(self, pinned: Ed25519PublicKey | None) -> Ed25519PublicKey:
+        """Every file against SHA256SUMS, and SHA256SUMS against its signature."""
+        sums = self.read(SUMS)
+        listed: dict[str, str] = {}
+        for number, line in enumerate(sums.decode(errors="replace").split("\n")[:-1], start=1):
+            found = _SUM_LINE.match(line)
+            if found is None or found.group(2) in listed:
+                raise IntegrityError(SUMS, f"line {number} is not '<sha256>  <file>'")
+            listed[found.group(2)] = found.group(1)
+        if sums != "".join(f"{h}  {n}\n" for n, h in listed.items()).encode():
+            raise IntegrityError(SUMS, "is not one '<sha256>  <file>' line per file")
+        key = _load_key(self.read(PUBLIC_KEY))
+        signed = key is not None and _verifies(key, self.read(SUMS_SIG), sums)
+        changed = [n for n in listed if n in self.digests and self.digests[n] != listed[n]]
+        missing = [n for n in listed if n not in self.digests]
+        unlisted = [n for n in self.names if n not in listed and n not in (SUMS, SUMS_SIG)]
+        if key is None:
+            raise IntegrityError(PUBLIC_KEY, "is not an Ed25519 public key")
+        if not signed:
+            if PUBLIC_KEY in changed:
+                raise IntegrityError(PUBLIC_KEY, "is not the key that signed this package")
+            if changed or missing or unlisted:
+                raise IntegrityError(SUMS, "does not match the files, nor its signature")
+            raise IntegrityError(SUMS_SIG, "does not verify SHA256SUMS with public_key.pem")
+        if changed:
+            raise IntegrityError(changed[0], "does not match its SHA-256 in SHA256SUMS")
+        if missing:
+            raise IntegrityError(missing[0], "is listed in SHA256SUMS but missing")
+        if unlisted:
+            raise IntegrityError(unlisted[0], "is not listed in SHA256SUMS")
+        if pinned is not None and _raw(pinned) != _raw(key):
+            raise IntegrityError(PUBLIC_KEY, f"is key {signing_key_id(key)}, not the trusted key")
+        return key
+
+    def _description(self) -> dict[str, Any]:
+        try:
+            description = json.loads(self.read(PACKAGE_JSON))
+            if description["format"] != FORMAT or description["version"] != 1:
+                raise ValueError
+            for field in ("since", "until", "created_at"):
+                parse_iso(description[field])
+            files = set(description["files"])
+        except (ValueError, TypeError, KeyError, InvalidInputError):
+            raise IntegrityError(PACKAGE_JSON, "is not a LiveWitness package description") from None
+        present = set(self.names) - {PACKAGE_JSON}
+        for name in sorted(files ^ present):
+            problem = "is not in package.json's file list" if name in present else "is missing"
+            raise IntegrityError(name, problem)
+        for name in REQUIRED:
+            if name not in self.digests:
+                raise IntegrityError(name, "is missing")
+        return dict(description)
+
+    def _check_chain(self, description: dict[str, Any]) -> tuple[dict[int, Any], str]:
+        """Entries by index, each linking to the one before; returns them and the head's
+        SHA-256."""
+        found: dict[int, str] = {}
+        for name in self.names:
+            if name.startswith("manifest/"):
+                matched = _ENTRY_NAME.match(name)
+                if matched is None:
+                    raise IntegrityError(name, "is not named like a manifest entry")
+                found[int(matched.group(1))] = name
+        if not found:
+            raise IntegrityError("manifest/", "has no entries")
+        entries: dict[int, Any] = {}
+        previous: str | None = None
+        for idx in range(min(found), max(found) + 1):
+            name = found.get(idx, entry_file(idx))
+            raw = self.read(name)
+            try:
+                record = json.loads(raw)
+                kind = record["kind"]
+                in_place = record["index"] == idx and record["stream"] == description["stream"]
+            except (ValueError, TypeError, KeyError):
+                raise IntegrityError(name, "is not a manifest entry") from None
+            if not in_place:
+                raise IntegrityError(name, "is out of place (another index or stream)")
+            if previous is not None and record.get("prev") != previous:
+                raise IntegrityError(name, "does not link to the entry before it")
+            if kind not in ("segment", "gap"):
+                raise IntegrityError(name, f"has an unknown kind {kind!r}")
+            entries[idx] = record
+            previous = sha256_bytes(raw)
+        assert previous is not None
+        return entries, previous
+
+    def _check_segments(self, description: dict[str, Any], entries: dict[int, Any]) -> list[int]:
+        """Each segment file matches its entry; every segment entry up to the range's last
+        one has its file."""
+        by_seq = {
+            r["segment"]["seq"]: (idx, r["segment"])
+            for idx, r in entries.items()
+            if r["kind"] == "segment"
+        }
+        seqs = []
+        for name in self.names:
+            if not name.startswith("segments/"):
+                continue
+            matched = _SEGMENT_NAME.match(name)
+            seq = int(matched.group(1)) if matched else -1
+            if seq not in by_seq:
+                raise IntegrityError(name, "has no manifest entry in this package")
+            idx, body = by_seq[seq]
+            size = self.archive.getinfo(name).file_size
+            if self.digests[name] != body.get("sha256") or size != body.get("size"):
+                raise IntegrityError(name, f"does not match its manifest entry {entry_file(idx)}")
+            seqs.append(seq)
+        try:
+            last = int(description["manifest"]["last_covering_index"])
+        except (KeyError, TypeError, ValueError):
+            raise IntegrityError(PACKAGE_JSON, "does not say which entries the range has") from None
+        for seq, (idx, _body) in sorted(by_seq.items()):
+            if idx <= last and seq not in seqs:
+                raise IntegrityError(segment_file(seq), "is missing (its entry is in the range)")
+        if not seqs:
+            raise IntegrityError("segments/", "has no segments")
+        return sorted(seqs)
+
+    def _check_signature(
+        self, description: dict[str, Any], key: Ed25519PublicKey, head: int, head_sha256: str
+    ) -> None:
+        record_name, message_name, signature_name = signature_files(head)
+        raw = self.read(record_name)
+        try:
+            record = json.loads(raw)
+            payload = record["payload"]
+            signed = base64.b64decode(record["signature"], validate=True)
+        except (ValueError, TypeError, KeyError, binascii.Error):
+            raise IntegrityError(record_name, "is not a signature record") from None
+        if not check_signature(record, key):
+            raise IntegrityError(record_name, "does not verify with public_key.pem")
+        if (
+            payload.get("head_index") != head
+            or payload.get("head_sha256") != head_sha256
+            or payload.get("stream") != description["stream"]
+        ):
+            raise IntegrityError(record_name, f"does not sign the chain head {entry_file(head)}")
+        said = description.get("signed_head")
+        if not isinstance(said, dict) or said.get("index") != head:
+            raise IntegrityError(PACKAGE_JSON, f"does not name {entry_file(head)} as signed head")
+        if payload.get("key_id") != signing_key_id(key) or description.get(
+            "key_id"
+        ) != signing_key_id(key):
+            raise IntegrityError(record_name, "names another signing key")
+        if self.read(message_name) != canonical_json(payload):
+            raise IntegrityError(message_name, f"is not the message signed in {record_name}")
+        if self.read(signature_name) != signed:
+            raise IntegrityError(signature_name, f"is not the signature in {record_name}")
+
+
+def _load_key(pem: bytes) -> Ed25519PublicKey | None:
+    try:
+        loaded = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError):
+        return None
+    return loaded if isinstance(loaded, Ed25519PublicKey) else None
+
+
+def _verifies(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    try:
+        key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _raw(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
