@@ -27,10 +27,10 @@ from collections.abc import Callable
 from bench.search_corpus import CorpusGenerator, word_list
 from compliance.matcher import (
     SEVERITIES,
-    BannedHit,
     BannedWordMatcher,
     Lexicon,
     LexiconTerm,
+    TermMatch,
     load_lexicon,
 )
 from core.phonetic import Syllable, syllables
@@ -127,9 +127,9 @@ def main() -> None:
     matcher.find(texts[0])  # pypinyin's and OpenCC's own lazy start-up, not per text
 
     results: dict[str, dict[str, float]] = {}
-    found: list[list[BannedHit]] = []
+    found: list[list[TermMatch]] = []
     heard: list[list[Syllable]] = []
-    again: list[list[BannedHit]] = []
+    again: list[list[TermMatch]] = []
     results["heard=None"] = measure(texts, size, lambda _, t: found.append(matcher.find(t)))
     results["heard=None, shipped lexicon"] = measure(texts, size, lambda _, t: shipped.find(t))
     results["syllables() alone"] = measure(texts, size, lambda _, t: heard.append(syllables(t)))

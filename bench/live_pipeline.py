@@ -53,17 +53,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli.demo_source import DEMO_PRODUCTS, LiveHlsSource, make_test_video
+from cli.demo_source import DEMO_PRODUCTS, LiveHlsSource
 from core.jobs import TRANSCRIBE_JOB
 from core.settings import Settings
 from core.timeutil import parse_iso
+from core.transcript import SegmentTranscript
 from indexer.factory import open_search_index
 from indexer.protocol import SearchQuery
 from indexer.service import Indexer
 from recorder.supervisor import RecordingSupervisor
 from storage.products import parse_products
 from storage.stores import Stores, open_stores
-from tests.speech import clip, clip_path
+from tests.support.media import make_test_video
+from tests.support.speech import clip, clip_path
 from transcriber import audio
 from transcriber.pool import TranscriberPool
 from transcriber.protocol import SAMPLE_RATE
@@ -379,11 +381,11 @@ def heard_near(stores: Stores, stream_id: int, at: float, seconds: float = 3.0) 
     for transcript in stores.catalog.transcripts(stream_id):
         words = [
             w
-            for w in json.loads(transcript.body)["words"]
-            if abs(parse_iso(w["start"]).timestamp() - at) <= seconds
+            for w in SegmentTranscript.from_json(json.loads(transcript.body)).words
+            if abs(parse_iso(w.start).timestamp() - at) <= seconds
         ]
         if words:
-            text = "".join(f"[{w['text']}]" if w["ctx"] else w["text"] for w in words)
+            text = "".join(f"[{w.text}]" if w.context else w.text for w in words)
             out.append(f"{transcript.segment_seq}:{text}")
     return " ".join(out)
 
@@ -452,7 +454,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stream_ids = []
     for name, source in zip(names, sources, strict=True):
         stream_id = stores.chain.open_stream(name, source.url)
-        stores.catalog.describe(stream_id, language="zh")
+        stores.catalog.set_stream_details(stream_id, language="zh")
         stores.catalog.set_products(stream_id, parse_products(DEMO_PRODUCTS))
         stream_ids.append(stream_id)
 

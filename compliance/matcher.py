@@ -216,7 +216,7 @@ def _compact(folded: str) -> str:
 
 # -- matching ------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class BannedHit:
+class TermMatch:
     term: str  # the lexicon term (also when an alias or a sound-alike was heard)
     category: str
     severity: Severity
@@ -297,7 +297,7 @@ class BannedWordMatcher:
 
     def find(
         self, text: str, heard: Sequence[Syllable] | HasSyllables | None = None
-    ) -> list[BannedHit]:
+    ) -> list[TermMatch]:
         """Banned terms in text, in order. ``heard``: the text's syllables
         (:func:`core.phonetic.syllables`) when the caller has them already."""
         folded = fold(text)
@@ -401,9 +401,9 @@ class BannedWordMatcher:
     def _preference(self, c: _Candidate) -> tuple[bool, int, int]:
         return not c.exact, -self._rank[c.term], c.term
 
-    def _hit(self, folded: str, c: _Candidate) -> BannedHit:
+    def _hit(self, folded: str, c: _Candidate) -> TermMatch:
         term = self.lexicon.terms[c.term]
-        return BannedHit(
+        return TermMatch(
             term=term.term,
             category=term.category,
             severity=term.severity,

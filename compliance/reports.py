@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from compliance.alerts import moment_link
+from compliance.hits import banned_hit_json
 from compliance.matcher import SEVERITIES, load_lexicon
 from core.errors import InvalidInputError, NotFoundError
 from core.timeutil import iso, utc_now
-from indexer.service import hit_json
 from storage.stores import Stores
 
 CSV_FIELDS = (
@@ -61,7 +61,7 @@ def compliance_report(
     rows = [
         {
             "stream": names[h.stream_id],
-            **hit_json(h),
+            **banned_hit_json(h),
             "link": moment_link(stores.settings, names[h.stream_id], h.offset),
         }
         for h in hits

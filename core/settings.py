@@ -187,7 +187,7 @@ class Settings(BaseSettings):
         return self.home / "work"
 
     @property
-    def keys_dir(self) -> Path:
+    def signing_keys_dir(self) -> Path:
         return self.home / "keys"
 
     @cached_property

@@ -16,15 +16,11 @@ from functools import lru_cache
 from typing import Any
 
 from compliance.alerts import moment_link, payload_body
+from compliance.hits import banned_hit_json
 from compliance.matcher import BannedWordMatcher, Lexicon, load_lexicon
-from core.timeutil import iso, parse_iso, utc_now
-from indexer.documents import (
-    BANNED_FIELDS,
-    UtteranceDoc,
-    carried_words,
-    indexed_until,
-    utterance_docs,
-)
+from core.timeutil import parse_iso, utc_now
+from core.transcript import SegmentTranscript, carried_words, indexed_until
+from indexer.documents import UtteranceDoc, utterance_docs
 from indexer.protocol import SearchIndex
 from storage.catalog import TRANSCRIPTS_STORED
 from storage.metrics import observe_index_lag
@@ -57,19 +53,6 @@ def banned_row(doc: UtteranceDoc, banned: dict[str, Any], lexicon_version: str) 
         words=json.dumps(banned["words"], ensure_ascii=False),
         lexicon_version=lexicon_version,
     )
-
-
-def hit_json(hit: BannedHit) -> dict[str, Any]:
-    """A stored hit for alerts and reports (stream and link are the caller's)."""
-    return {
-        **{name: getattr(hit, name) for name in BANNED_FIELDS},
-        "at": iso(hit.at),
-        "offset": round(hit.offset, 3),
-        "end_offset": round(hit.end_offset, 3),
-        "text": hit.text,
-        "words": json.loads(hit.words),
-        "lexicon_version": hit.lexicon_version,
-    }
 
 
 class Indexer:
@@ -124,12 +107,12 @@ class Indexer:
     ) -> None:
         products = self.stores.catalog.products(stream.id)
 
-        def body_of(seq: int) -> dict[str, Any] | None:
+        def stored(seq: int) -> SegmentTranscript | None:
             found = by_seq.get(seq)
-            return None if found is None else dict(json.loads(found.body))
+            return None if found is None else SegmentTranscript.from_json(json.loads(found.body))
 
         seq = transcript.segment_seq
-        body, previous, following = body_of(seq), body_of(seq - 1), body_of(seq + 1)
+        body, previous, following = stored(seq), stored(seq - 1), stored(seq + 1)
         assert body is not None
         self._replace(stream, body, previous, following, products, alert=True)
         observe_index_lag(transcript.created_at)
@@ -137,17 +120,17 @@ class Indexer:
         # one's last words (and may carry its last utterance), and the next one, stored
         # first by another worker, may carry this one's last utterance.
         if previous is not None:
-            self._replace(stream, previous, body_of(seq - 2), body, products)
+            self._replace(stream, previous, stored(seq - 2), body, products)
         if following is not None:
-            self._replace(stream, following, body, body_of(seq + 2), products)
+            self._replace(stream, following, body, stored(seq + 2), products)
         self._indexed.add((stream.id, seq))
 
     def _replace(
         self,
         stream: Stream,
-        body: dict[str, Any],
-        previous: dict[str, Any] | None,
-        following: dict[str, Any] | None,
+        body: SegmentTranscript,
+        previous: SegmentTranscript | None,
+        following: SegmentTranscript | None,
         products: Any,
         alert: bool = False,
     ) -> None:
@@ -161,9 +144,9 @@ class Indexer:
             banned_words=matcher_for(lexicon),
             leading=carried_words(previous, body),
         )
-        self.index.replace_segment(stream.name, body["segment"], docs)
+        self.index.replace_segment(stream.name, body.segment, docs)
         hits = [banned_row(doc, banned, lexicon.version) for doc in docs for banned in doc.banned]
-        self.stores.catalog.replace_banned_hits(stream.id, body["segment"], hits)
+        self.stores.catalog.replace_banned_hits(stream.id, body.segment, hits)
         if alert:
             self._alert(stream, hits)
 
@@ -180,7 +163,7 @@ class Indexer:
                 "event": BANNED_WORD_EVENT,
                 "stream": stream.name,
                 "streamer": stream.streamer,
-                **hit_json(hit),
+                **banned_hit_json(hit),
                 "link": moment_link(settings, stream.name, hit.offset),
             }
             catalog.add_alert(
@@ -215,12 +198,15 @@ class Indexer:
             transcripts = self.stores.catalog.transcripts(stream.id)
             products = self.stores.catalog.products(stream.id)
             # From the blob store, the system of record, not the catalog's copies.
-            bodies = [json.loads(self.stores.blobs.get_bytes(t.blob_key)) for t in transcripts]
+            bodies = [
+                SegmentTranscript.from_json(json.loads(self.stores.blobs.get_bytes(t.blob_key)))
+                for t in transcripts
+            ]
             for position, body in enumerate(bodies):
                 previous = bodies[position - 1] if position > 0 else None
                 following = bodies[position + 1] if position + 1 < len(bodies) else None
                 self._replace(stream, body, previous, following, products)
-                self._indexed.add((stream.id, body["segment"]))
+                self._indexed.add((stream.id, body.segment))
                 done += 1
                 if progress:
                     progress(done, total)

@@ -16,11 +16,11 @@ ROLES: tuple[Role, ...] = get_args(Role)
 KEY_PREFIX = "lw_"
 
 
-def key_digest(key: str) -> str:
+def api_key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(catalog: Catalog, role: str, name: str) -> tuple[str, ApiKey]:
+def create_api_key(catalog: Catalog, role: str, name: str) -> tuple[str, ApiKey]:
     """A new key of ``role``: (the key, shown once; its catalog row)."""
     if role not in ROLES:
         raise InvalidInputError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
@@ -28,7 +28,7 @@ def create_key(catalog: Catalog, role: str, name: str) -> tuple[str, ApiKey]:
         raise InvalidInputError("a key needs a name of 1 to 128 characters")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = catalog.add_api_key(
-        ApiKey(prefix=key[:10], sha256=key_digest(key), role=role, name=name.strip())
+        ApiKey(prefix=key[:10], sha256=api_key_digest(key), role=role, name=name.strip())
     )
     return key, row
 
@@ -37,11 +37,11 @@ def authenticate(catalog: Catalog, key: str) -> ApiKey | None:
     """The live key row for ``key``, or None (unknown or revoked)."""
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
-    row = catalog.api_key_by_hash(key_digest(key))
+    row = catalog.api_key_by_hash(api_key_digest(key))
     if row is None or row.revoked_at is not None:
         return None
     return row
 
 
-def describe_key(row: ApiKey) -> str:
+def api_key_actor(row: ApiKey) -> str:
     return f"key {row.id} ({row.name}, {row.role})"

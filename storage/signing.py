@@ -22,7 +22,7 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
+def signing_key_id(public_key: Ed25519PublicKey) -> str:
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -30,18 +30,18 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 class Signer:
     """Loads the data directory's signing key, creating it (mode 0600) on first use."""
 
-    def __init__(self, keys_dir: Path) -> None:
-        keys_dir.mkdir(parents=True, exist_ok=True)
-        private_path = keys_dir / PRIVATE_NAME
+    def __init__(self, signing_keys_dir: Path) -> None:
+        signing_keys_dir.mkdir(parents=True, exist_ok=True)
+        private_path = signing_keys_dir / PRIVATE_NAME
         if not private_path.exists():
-            _create_key(keys_dir)
+            _create_signing_key(signing_keys_dir)
         loaded = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
         if not isinstance(loaded, Ed25519PrivateKey):
             raise TypeError(f"{private_path} is not an Ed25519 key")
         self.private_key = loaded
         self.public_key = loaded.public_key()
-        self.key_id = key_id(self.public_key)
-        public_path = keys_dir / PUBLIC_NAME
+        self.key_id = signing_key_id(self.public_key)
+        public_path = signing_keys_dir / PUBLIC_NAME
         public_pem = self.public_key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -53,14 +53,14 @@ class Signer:
         return {"payload": payload, "signature": base64.b64encode(signature).decode()}
 
 
-def _create_key(keys_dir: Path) -> None:
+def _create_signing_key(signing_keys_dir: Path) -> None:
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    tmp = keys_dir / f".{PRIVATE_NAME}.tmp"
+    tmp = signing_keys_dir / f".{PRIVATE_NAME}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(private_pem)
@@ -68,15 +68,15 @@ def _create_key(keys_dir: Path) -> None:
         os.fsync(out.fileno())
     # link, not rename: two processes starting at once must not replace each other's key.
     try:
-        os.link(tmp, keys_dir / PRIVATE_NAME)
+        os.link(tmp, signing_keys_dir / PRIVATE_NAME)
     except FileExistsError:
         pass
     finally:
         tmp.unlink()
 
 
-def load_public_key(keys_dir: Path) -> Ed25519PublicKey:
-    loaded = serialization.load_pem_public_key((keys_dir / PUBLIC_NAME).read_bytes())
+def load_public_key(signing_keys_dir: Path) -> Ed25519PublicKey:
+    loaded = serialization.load_pem_public_key((signing_keys_dir / PUBLIC_NAME).read_bytes())
     if not isinstance(loaded, Ed25519PublicKey):
         raise TypeError("the public signing key is not Ed25519")
     return loaded

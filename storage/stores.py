@@ -59,13 +59,13 @@ def open_signer(settings: Settings, catalog: Catalog, blobs: BlobStore) -> Signe
     """The data directory's signing key, made anew only while nothing is signed yet: a
     stage started on a new host without the deployment's key would otherwise sign with,
     and check against, a key of its own that no earlier signature matches."""
-    if not (settings.keys_dir / PRIVATE_NAME).exists():
+    if not (settings.signing_keys_dir / PRIVATE_NAME).exists():
         signed = catalog.last_signature()
         if signed is not None:
             record = json.loads(blobs.get_bytes(signed.blob_key))
             raise ConfigError(
-                f"no signing key in {settings.keys_dir}, but the catalog's chains are signed"
-                f" with key {record['payload'].get('key_id', '?')}: copy the deployment's"
+                f"no signing key in {settings.signing_keys_dir}, but the catalog's chains are"
+                f" signed with key {record['payload'].get('key_id', '?')}: copy the deployment's"
                 f" keys directory ({PRIVATE_NAME}, {PUBLIC_NAME}) there"
             )
-    return Signer(settings.keys_dir)
+    return Signer(settings.signing_keys_dir)

@@ -20,11 +20,10 @@ from indexer.service import Indexer
 from recorder.supervisor import RecordingSupervisor
 from storage.api_keys import ROLES
 from storage.stores import Stores, open_stores
-from tests.apiserver import ApiServer, running_api
-from tests.conftest import run_cli
-from tests.livesource import LiveHlsSource
-from tests.searchdata import add_stream
-from tests.test_search import SHOP
+from tests.support.apiserver import ApiServer, running_api
+from tests.support.cli import run_cli
+from tests.support.livesource import LiveHlsSource
+from tests.support.searchdata import SHOP, add_stream
 
 PARAMS = {"name": "shop", "seq": "0", "key_id": "1", "webhook_id": "1"}
 

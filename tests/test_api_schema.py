@@ -17,9 +17,8 @@ from core.settings import Settings
 from indexer.factory import open_search_index
 from indexer.service import Indexer
 from storage.stores import open_stores
-from tests.apiserver import ApiServer, running_api
-from tests.searchdata import add_stream
-from tests.test_search import MISHEARD, SHOP
+from tests.support.apiserver import ApiServer, running_api
+from tests.support.searchdata import MISHEARD, SHOP, add_stream
 
 
 @pytest.fixture(scope="module")

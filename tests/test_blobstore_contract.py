@@ -34,7 +34,7 @@ from storage.blobs.local import LocalBlobStore
 from storage.blobs.protocol import BlobInfo, BlobStore, sha256_bytes
 from storage.blobs.s3 import S3BlobStore
 from storage.blobs.spool import SpoolingBlobStore
-from tests.s3server import MotoS3Server
+from tests.support.s3server import MotoS3Server
 
 SettingsFactory = Callable[..., Settings]
 

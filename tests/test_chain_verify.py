@@ -46,7 +46,7 @@ def build_chain(stores: Stores, tmp_path: Path, name: str = "shop") -> int:
 
 
 def verify(stores: Stores, name: str = "shop") -> object:
-    return verify_stream(stores.catalog, stores.blobs, stores.settings.keys_dir, name)
+    return verify_stream(stores.catalog, stores.blobs, stores.settings.signing_keys_dir, name)
 
 
 def blob_path(settings: Settings, key: str) -> Path:
@@ -259,7 +259,7 @@ def test_a_stage_without_the_deployments_key_refuses_to_make_its_own(
         open_stores(settings)
     assert not (other / "keys" / PRIVATE_NAME).exists()
     # With the deployment's keys copied there it opens and verifies.
-    shutil.copytree(stores.settings.keys_dir, other / "keys", dirs_exist_ok=True)
+    shutil.copytree(stores.settings.signing_keys_dir, other / "keys", dirs_exist_ok=True)
     with open_stores(settings) as stores:
         assert stores.chain.signer.key_id == key_id
-        verify_stream(stores.catalog, stores.blobs, stores.settings.keys_dir, "shop")
+        verify_stream(stores.catalog, stores.blobs, stores.settings.signing_keys_dir, "shop")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.livesource import free_port
+from tests.support.cli import run_cli
+from tests.support.media import free_port
 
 
 @pytest.fixture

@@ -33,9 +33,9 @@ from indexer.factory import open_search_index
 from indexer.protocol import SearchQuery
 from indexer.service import Indexer
 from storage.stores import Stores, open_stores
-from tests.conftest import run_cli
-from tests.searchdata import SEGMENT, T0, add_stream
-from tests.webhook_receiver import WebhookReceiver
+from tests.support.cli import run_cli
+from tests.support.searchdata import SEGMENT, T0, add_stream
+from tests.support.webhook_receiver import WebhookReceiver
 
 SALES = [
     [(0.5, "这款精华是国家级配方"), (4.0, "全网最低价只要九十九")],
@@ -141,7 +141,7 @@ def test_report_as_json_and_csv(home: Path, tmp_path: Path) -> None:
         add_stream(stores, tmp_path, "shop", SALES)
         add_stream(stores, tmp_path, "other", SALES[:1], T0 + timedelta(hours=2))
         for name in ("shop", "other"):
-            stores.catalog.describe(stores.catalog.get_stream(name).id, streamer="小美")
+            stores.catalog.set_stream_details(stores.catalog.get_stream(name).id, streamer="小美")
     done = run_cli(home, "compliance", "report", "--stream", "shop")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)

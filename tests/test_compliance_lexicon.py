@@ -11,9 +11,9 @@ import pytest
 from compliance.matcher import (
     LEXICON_FILE,
     SEVERITIES,
-    BannedHit,
     BannedWordMatcher,
     Lexicon,
+    TermMatch,
     load_lexicon,
 )
 from core.errors import ConfigError
@@ -187,7 +187,7 @@ def matcher() -> BannedWordMatcher:
     return BannedWordMatcher(load_lexicon())
 
 
-def found(hits: list[BannedHit]) -> list[tuple[str, str]]:
+def found(hits: list[TermMatch]) -> list[tuple[str, str]]:
     return [(h.term, h.match) for h in hits]
 
 

@@ -15,20 +15,15 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
 
 from core.jobs import TRANSCRIBE_JOB
 from storage.catalog import JOBS_QUEUED, Catalog
-
-POSTGRES_URL_VARIABLE = "LIVEWITNESS_TEST_POSTGRES_URL"
-POSTGRES_SKIP = f"PostgreSQL tests not run: set {POSTGRES_URL_VARIABLE} (postgresql+psycopg://…)"
+from tests.support.postgres import POSTGRES_SKIP, POSTGRES_URL_VARIABLE, postgres_schema
 
 CLAIMER = """
 import sys, json
@@ -40,23 +35,6 @@ while (job := catalog.claim_job("transcribe", sys.argv[2], 60)) is not None:
     catalog.finish_job(job.id, sys.argv[2], audio_seconds=1.0, rtf=1.0)
 print(json.dumps(taken))
 """
-
-
-@contextmanager
-def postgres_schema(base_url: str) -> Iterator[str]:
-    """A URL like ``base_url`` whose connections work in a new, empty schema (their
-    ``search_path``), so tests never see each other's tables; the schema is dropped after."""
-    schema = f"lw_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base_url)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

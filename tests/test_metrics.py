@@ -29,8 +29,8 @@ from storage.metrics import (
     serve_metrics,
 )
 from storage.stores import Stores, open_stores
-from tests.searchdata import SEGMENT, add_stream
-from tests.test_jobs import POSTGRES_SKIP, POSTGRES_URL_VARIABLE, postgres_schema
+from tests.support.postgres import POSTGRES_SKIP, POSTGRES_URL_VARIABLE, postgres_schema
+from tests.support.searchdata import SEGMENT, add_stream
 
 SALES = [
     [(0.5, "这款精华是国家级配方"), (4.0, "全网最低价只要九十九")],

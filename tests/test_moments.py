@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
 
 from core.errors import IntegrityError, InvalidInputError, LiveWitnessError, NotFoundError
 from core.settings import Settings
@@ -31,83 +28,20 @@ from evidence.moments import (
     stream_offset_to_time,
     time_to_stream_offset,
 )
-from recorder.recorder import StreamRecorder
 from storage.blobs.protocol import sha256_file
 from storage.chain import ClosedSegment
 from storage.models import Segment
 from storage.stores import Stores, open_stores
-from tests.conftest import cli_env, run_cli
+from tests.support.cli import cli_in_process, run_cli
+from tests.support.media import assert_plays, mp4_boxes
+from tests.support.moments import T0, append_after_gap, one_line, record
 
-T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 FPS = 25
 KEY_FRAME_SECONDS = 2.0
 # The source's first picture comes 0.064 s after its first (audio) packet, which is what
 # the recorder anchors at T0: AAC's 1024-sample priming at 16 kHz. Frame times are
 # compared within this much.
 FRAME_TOLERANCE = 0.1
-
-
-# -- helpers shared with test_package.py -------------------------------------------------
-def record(
-    stores: Stores, video: Path, name: str = "shop", started_at: datetime = T0
-) -> list[Segment]:
-    """Record a local file into ~6 s segments (as fast as it reads) and stop."""
-    StreamRecorder(
-        stores.settings, stores.chain, name, str(video), segment_seconds=6.0, started_at=started_at
-    ).run()
-    return list(stores.catalog.segments(stores.catalog.get_stream(name).id))
-
-
-def append_after_gap(stores: Stores, tmp_path: Path, name: str, gap_seconds: float) -> Segment:
-    """A gap, then a real segment again (segment 1's bytes, captured in a new session)."""
-    stream_id = stores.catalog.get_stream(name).id
-    last = stores.catalog.last_segment(stream_id)
-    assert last is not None
-    copy = tmp_path / "again.ts"
-    stores.blobs.download(_segment_row(stores, name, 1).blob_key, copy)
-    gap_from = last.starts_at + timedelta(seconds=last.duration)
-    gap_to = gap_from + timedelta(seconds=gap_seconds)
-    stores.chain.append_gap(stream_id, name, gap_from, gap_to, "source dropped: test")
-    closed = ClosedSegment(
-        copy,
-        sha256_file(copy),
-        copy.stat().st_size,
-        gap_to,
-        _segment_row(stores, name, 1).duration,
-        "later-session/seg00000000.ts",
-    )
-    return stores.chain.append_segment(stream_id, name, closed)
-
-
-def _segment_row(stores: Stores, name: str, seq: int) -> Segment:
-    found = stores.catalog.segment(stores.catalog.get_stream(name).id, seq)
-    assert found is not None
-    return found
-
-
-def mp4_boxes(path: Path) -> list[str]:
-    """The top-level box types of an MP4 file, in file order."""
-    boxes, data, at = [], path.read_bytes(), 0
-    while at + 8 <= len(data):
-        size, kind = struct.unpack(">I4s", data[at : at + 8])
-        if size == 1:
-            size = struct.unpack(">Q", data[at + 8 : at + 16])[0]
-        elif size == 0:
-            size = len(data) - at
-        assert size >= 8, f"bad box at {at}"
-        boxes.append(kind.decode("latin-1"))
-        at += size
-    return boxes
-
-
-def assert_plays(ffmpeg: str, path: Path) -> None:
-    result = subprocess.run(
-        [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
 
 def frame_checksums(ffmpeg: str, path: Path) -> list[str]:
@@ -139,19 +73,6 @@ class SourceFrames:
     def time_of(self, checksum: str) -> datetime:
         assert self.checksums.count(checksum) == 1, "the picture is not unique in the source"
         return self.started_at + timedelta(seconds=self.checksums.index(checksum) / FPS)
-
-
-def cli_in_process(home: Path, *args: str) -> Result:
-    """A ``livewitness`` command without starting a process (the slow part of a CLI test)."""
-    from cli.main import app
-
-    return CliRunner().invoke(app, list(args), env=cli_env(home))
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error)
-    assert text and "\n" not in text, repr(text)
-    return text
 
 
 # -- fixtures ----------------------------------------------------------------------------

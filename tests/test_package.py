@@ -16,27 +16,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from api.routes.stores import transcript_window
 from cryptography.hazmat.primitives import serialization
 
+from api.routes.evidence import transcript_window
 from core.errors import IntegrityError, InvalidInputError, LiveWitnessError, NotFoundError
 from core.settings import Settings
 from core.timeutil import parse_iso
-from core.transcript import assemble_words, group_utterances
-from evidence.package import PackageInfo, build_package, verify_package
+from core.transcript import SegmentTranscript, assemble_words, utterances_of
+from evidence.package import PackageInfo, build_package
+from evidence.package_verify import verify_package
 from storage.models import Segment, Transcript
 from storage.signing import Signer, canonical_json
 from storage.stores import Stores, open_stores
-from tests.conftest import run_cli
-from tests.test_moments import (
-    T0,
-    append_after_gap,
-    assert_plays,
-    cli_in_process,
-    mp4_boxes,
-    one_line,
-    record,
-)
+from tests.support.cli import cli_in_process, run_cli
+from tests.support.media import assert_plays, mp4_boxes
+from tests.support.moments import T0, append_after_gap, one_line, record
 from transcriber.protocol import Word
 from transcriber.worker import build_document, store_transcript
 
@@ -513,8 +507,11 @@ def test_a_moments_transcript_reads_only_the_segments_around_it(
 ) -> None:
     stores = packaged.stores
     stream = stores.catalog.get_stream("shop")
-    everything = group_utterances(
-        assemble_words(json.loads(t.body) for t in stores.catalog.transcripts(stream.id))
+    everything = utterances_of(
+        assemble_words(
+            SegmentTranscript.from_json(json.loads(t.body))
+            for t in stores.catalog.transcripts(stream.id)
+        )
     )
     asked: list[set[int] | None] = []
     read_transcripts = stores.catalog.transcripts
@@ -527,8 +524,8 @@ def test_a_moments_transcript_reads_only_the_segments_around_it(
     assert len(packaged.segments) >= 5
     for start, end in [(-30.0, 3.0), (5.0, 7.5), (11.9, 12.1), (20.0, 29.0), (40.0, 70.0)]:
         window = transcript_window(stores, "shop", start, end)
-        wanted = [u for u in everything if u["end_offset"] > start and u["offset"] <= end]
-        assert [(u.text, u.offset) for u in window] == [(u["text"], u["offset"]) for u in wanted]
+        wanted = [u for u in everything if u.end_offset > start and u.offset <= end]
+        assert [(u.text, u.offset) for u in window] == [(u.text, u.offset) for u in wanted]
         assert all(len(u.words) == len(u.text) for u in window)
     # Each window read its covering segments' transcripts and their neighbours', never
     # the whole stream's; past the recording nothing was read.

@@ -14,21 +14,13 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
-from storage.models import ManifestEntry, Segment
+from storage.models import ManifestEntry
 from storage.stores import open_stores
-from tests.conftest import LIVEWITNESS, cli_env, run_cli
-from tests.livesource import LiveHlsSource
+from tests.support.chain import assert_no_unexplained_holes, chain_of
+from tests.support.cli import LIVEWITNESS, cli_env, run_cli
+from tests.support.livesource import LiveHlsSource
 
 pytestmark = pytest.mark.slow
-
-
-def chain_of(home: Path, stream: str) -> tuple[list[Segment], list[ManifestEntry]]:
-    stores = open_stores(Settings(home=home))
-    try:
-        row = stores.catalog.get_stream(stream)
-        return list(stores.catalog.segments(row.id)), list(stores.catalog.entries(row.id))
-    finally:
-        stores.close()
 
 
 def verify_ok(home: Path, stream: str) -> dict[str, object]:
@@ -46,11 +38,6 @@ def assert_contiguous(entries: list[ManifestEntry], tolerance: float = 0.1) -> N
             before.ends_at,
             after.starts_at,
         )
-
-
-def assert_no_unexplained_holes(entries: list[ManifestEntry]) -> None:
-    for before, after in itertools.pairwise(entries):
-        assert (after.starts_at - before.ends_at).total_seconds() <= 1.0, (before.idx, after.idx)
 
 
 def test_records_sixty_seconds_of_live_hls(home: Path, live_source: LiveHlsSource) -> None:

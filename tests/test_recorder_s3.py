@@ -11,10 +11,10 @@ import pytest
 from mypy_boto3_s3 import S3Client
 
 from core.settings import Settings
-from tests.conftest import LIVEWITNESS, cli_env, run_cli
-from tests.livesource import LiveHlsSource
-from tests.s3server import MotoS3Server
-from tests.test_recorder_live import assert_no_unexplained_holes, chain_of
+from tests.support.chain import assert_no_unexplained_holes, chain_of
+from tests.support.cli import LIVEWITNESS, cli_env, run_cli
+from tests.support.livesource import LiveHlsSource
+from tests.support.s3server import MotoS3Server
 
 pytestmark = pytest.mark.slow
 

@@ -19,19 +19,8 @@ from indexer.service import Indexer
 from storage.catalog import TRANSCRIPTS_STORED
 from storage.products import parse_products
 from storage.stores import Stores
-from tests.conftest import run_cli
-from tests.searchdata import T0, add_stream
-
-SHOP = [
-    [(0.5, "欢迎来到直播间"), (3.0, "今天这款羽绒服只要九十九元")],
-    [(0.2, "全网最低价假一赔十"), (4.0, "七天无理由退货放心买")],
-    [(1.0, "下单就包邮买一送一"), (5.0, "这款手镯是纯银的")],
-]
-MISHEARD = [
-    [(0.5, "今天这款与荣福只要99元"), (4.0, "假一陪时七天无理由退货")],
-    [(0.5, "下单就包油这款手桌品质国家极"), (5.0, "最近很多人问第一次买怎么办")],
-]
-
+from tests.support.cli import run_cli
+from tests.support.searchdata import MISHEARD, SHOP, T0, add_stream
 
 NO_CLUSTER = (
     "Elasticsearch conformance not run: set LIVEWITNESS_ES_URL to a cluster"
@@ -81,7 +70,7 @@ def index(stores: Stores, tmp_path: Path) -> Iterator[SearchIndex]:
     add_stream(stores, tmp_path, "shop", SHOP)
     add_stream(stores, tmp_path, "misheard", MISHEARD, T0 + timedelta(hours=1))
     for name, streamer in (("shop", "小美"), ("misheard", "阿强")):
-        stores.catalog.describe(stores.catalog.get_stream(name).id, streamer=streamer)
+        stores.catalog.set_stream_details(stores.catalog.get_stream(name).id, streamer=streamer)
         products = parse_products(
             [{"name": "羽绒服", "sku": "YR-1"}, {"name": "手镯", "aliases": ["银镯"]}]
         )

@@ -42,8 +42,7 @@ from indexer.query import bigrams
 from indexer.service import Indexer
 from storage.products import parse_products
 from storage.stores import Stores
-from tests.searchdata import T0, add_stream
-from tests.test_search import MISHEARD, SHOP
+from tests.support.searchdata import MISHEARD, SHOP, T0, add_stream
 
 NO_CLUSTER = (
     "Elasticsearch conformance not run: set LIVEWITNESS_ES_URL to a cluster"

@@ -17,7 +17,7 @@ from indexer import embedded
 from indexer.documents import UtteranceDoc
 from indexer.embedded import EmbeddedSearchIndex, time_key
 from indexer.protocol import TOTAL_CAP, SearchQuery
-from tests.searchdata import T0
+from tests.support.searchdata import T0
 
 
 def utterance(n: int, text: str, seconds: float, stream: str = "shop") -> UtteranceDoc:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from cli.demo_source import make_test_video
 from core.text import to_simplified
-from tests.conftest import run_cli
-from tests.speech import clip, clip_path, normal, similarity
+from tests.support.cli import run_cli
+from tests.support.media import make_test_video
+from tests.support.speech import clip, clip_path, normal, similarity
 
 pytestmark = pytest.mark.slow
 

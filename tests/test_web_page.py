@@ -14,8 +14,8 @@ import pytest
 
 from core.settings import Settings
 from storage.stores import Stores, open_stores
-from tests.apiserver import running_api
-from tests.speech import clip
+from tests.support.apiserver import running_api
+from tests.support.speech import clip
 from transcriber.protocol import Word
 from transcriber.worker import build_document, store_transcript
 
@@ -102,7 +102,7 @@ def served(tmp_path: Path, test_video: Path) -> Iterator[Served]:
         stores.settings, stores.chain, STREAM, str(test_video), segment_seconds=5.0, started_at=T0
     ).run()
     stream = stores.catalog.get_stream(STREAM)
-    stores.catalog.describe(stream.id, language="zh", streamer="小王")
+    stores.catalog.set_stream_details(stream.id, language="zh", streamer="小王")
     stores.catalog.set_products(stream.id, parse_products([{"name": "羽绒服"}, {"name": "手镯"}]))
     clauses = spoken_clauses("sales_1")
     store_spoken_transcript(stores, STREAM, clauses)
@@ -154,7 +154,7 @@ def play_first_hit(page: Any) -> tuple[float, float]:
 def test_a_reviewer_finds_plays_and_exports_a_promise(
     browser: Any, served: Served, tmp_path: Path
 ) -> None:
-    from evidence.package import verify_package
+    from evidence.package_verify import verify_package
 
     context = browser.new_context(
         locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1440, "height": 900}
