@@ -18,11 +18,15 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/livewitness
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY core core
 COPY storage storage
 COPY recorder recorder
 COPY transcriber transcriber
+COPY compliance compliance
 COPY indexer indexer
+COPY evidence evidence
 COPY api api
+COPY cli cli
 ARG CUDA_LIBS=0
 RUN /opt/livewitness/bin/pip install '.[postgres,elasticsearch,streamlink]' \
     && if [ "$CUDA_LIBS" = 1 ]; then \

@@ -5,6 +5,8 @@ check on a port nothing listens on, a scrape target on the wrong port)."""
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +96,12 @@ def test_prometheus_scrapes_each_stage_on_its_metrics_port() -> None:
     assert scraped["api"] == str(api[api.index("--port") + 1])
     paths = [job["metrics_path"] for job in PROMETHEUS["scrape_configs"] if "metrics_path" in job]
     assert paths == ["/api/v1/metrics"]
+
+
+def test_the_image_copies_every_package_the_project_ships() -> None:
+    # The image builds from a copy of the tree: a room left out would install without it.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    shipped = {name.rstrip("*") for name in include}
+    copied = set(re.findall(r"^COPY (\w+) \1$", (ROOT / "Dockerfile").read_text(), flags=re.M))
+    assert shipped <= copied, f"Dockerfile does not copy {sorted(shipped - copied)}"
