@@ -34,7 +34,7 @@ def make_demo_source(settings: Settings, target: Path) -> Path:
         return target
     clips = [SPEECH / name for name in DEMO_CLIPS]
     if not all(c.exists() for c in clips):
-        return _encode(settings.ffmpeg, target, audio=None)
+        return encode_picture_video(settings.ffmpeg, target, DEMO_SECONDS, DEMO_FPS)
     target.parent.mkdir(parents=True, exist_ok=True)
     joined = target.with_suffix(".wav")
     inputs = [arg for c in clips for arg in ("-i", str(c))]
@@ -47,15 +47,17 @@ def make_demo_source(settings: Settings, target: Path) -> Path:
     if result.returncode != 0:
         raise ConfigError(f"ffmpeg could not join the demo speech: {result.stderr.decode()[-300:]}")
     try:
-        return _encode(settings.ffmpeg, target, audio=joined)
+        return encode_picture_video(settings.ffmpeg, target, DEMO_SECONDS, DEMO_FPS, joined)
     finally:
         joined.unlink()
 
 
-def _encode(ffmpeg: str, target: Path, audio: Path | None) -> Path:
-    """DEMO_SECONDS of H.264/AAC MP4: a moving test picture with a key frame every 2 s
-    (where the HLS publisher cuts), its sound ``audio`` padded with silence, or a beeping
-    tone where the speech fixtures are not installed."""
+def encode_picture_video(
+    ffmpeg: str, target: Path, seconds: float, fps: int = 25, audio: Path | None = None
+) -> Path:
+    """An H.264/AAC MP4 of ``seconds``: a moving test picture with a key frame every 2 s
+    (where an HLS publisher cuts), its sound ``audio`` padded with silence, or a beeping
+    tone when there is none (the demo without its speech fixtures)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp.mp4")
     sound = (
@@ -63,11 +65,11 @@ def _encode(ffmpeg: str, target: Path, audio: Path | None) -> Path:
         if audio is not None
         else ["-f", "lavfi", "-i", "sine=frequency=440:beep_factor=4:sample_rate=16000"]
     )
-    key_frames = str(2 * DEMO_FPS)
+    key_frames = str(2 * fps)
     result = subprocess.run(
         [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
-        + ["-f", "lavfi", "-i", f"testsrc2=size=426x240:rate={DEMO_FPS}", *sound]
-        + ["-map", "0:v", "-map", "1:a", "-t", str(DEMO_SECONDS)]
+        + ["-f", "lavfi", "-i", f"testsrc2=size=426x240:rate={fps}", *sound]
+        + ["-map", "0:v", "-map", "1:a", "-t", f"{seconds:g}"]
         + ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency"]
         + ["-g", key_frames, "-keyint_min", key_frames, "-sc_threshold", "0"]
         + ["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart"]
@@ -76,7 +78,7 @@ def _encode(ffmpeg: str, target: Path, audio: Path | None) -> Path:
         check=False,
     )
     if result.returncode != 0:
-        raise ConfigError(f"ffmpeg could not make the demo video: {result.stderr.decode()[-300:]}")
+        raise ConfigError(f"ffmpeg could not make a video: {result.stderr.decode()[-300:]}")
     tmp.replace(target)
     return target
 

@@ -9,36 +9,15 @@ import struct
 import subprocess
 from pathlib import Path
 
-from core.errors import ConfigError
+from cli.demo_source import encode_picture_video
 
 
 def make_test_video(
     ffmpeg: str, target: Path, seconds: float, fps: int = 25, audio: Path | None = None
 ) -> Path:
-    """An H.264/AAC MP4 with a moving test picture and a key frame every 2 s; its sound is
-    ``audio`` (padded with silence to ``seconds``) or a beeping tone."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp.mp4")
-    sound = (
-        ["-i", str(audio), "-af", "apad"]
-        if audio is not None
-        else ["-f", "lavfi", "-i", "sine=frequency=440:beep_factor=4:sample_rate=16000"]
-    )
-    result = subprocess.run(
-        [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
-        + ["-f", "lavfi", "-i", f"testsrc2=size=426x240:rate={fps}", *sound]
-        + ["-map", "0:v", "-map", "1:a", "-t", f"{seconds:g}"]
-        + ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency"]
-        + ["-g", str(2 * fps), "-keyint_min", str(2 * fps), "-sc_threshold", "0"]
-        + ["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart"]
-        + [str(tmp)],
-        capture_output=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise ConfigError(f"ffmpeg could not make a test video: {result.stderr.decode()[-300:]}")
-    tmp.replace(target)
-    return target
+    """Test media: the demo's encoder (a moving test picture, a key frame every 2 s, the
+    sound ``audio`` or a beeping tone), so tests record what a live room would send."""
+    return encode_picture_video(ffmpeg, target, seconds, fps, audio)
 
 
 def mp4_boxes(path: Path) -> list[str]:
