@@ -25,6 +25,7 @@ from recorder.recorder import StreamRecorder
 from recorder.sources import resolve_source
 from storage.models import Segment
 from storage.products import load_products, parse_products
+from storage.receipts import HeadReceipt, parse_receipts
 
 commands = typer.Typer()  # registered on the app by cli.main
 
@@ -41,12 +42,19 @@ def record(
         float | None, typer.Option(help="Stop after this many seconds.")
     ] = None,
     realtime: Annotated[
-        bool, typer.Option("--realtime", help="Read a file at native speed, as live.")
+        bool,
+        typer.Option(
+            "--realtime",
+            help="Read a file at native speed, as if live (without it a file is refused:"
+            " `livewitness ingest` imports recordings).",
+        ),
     ] = False,
     language: Annotated[str | None, typer.Option(help="Spoken language (zh, en).")] = None,
     streamer: Annotated[str | None, typer.Option(help="Who streams it.")] = None,
 ) -> None:
-    """Record a live source into hashed, hash-chained segments."""
+    """Record a live source into hashed, hash-chained segments, until it ends (or a stop,
+    or --max-duration). A VOD playlist, a file or media arriving faster than real time is
+    refused: `livewitness ingest` imports recordings."""
     resolved = resolve_source(source)
     with open_cli_stores() as stores:
         if language or streamer:
@@ -66,7 +74,8 @@ def record(
         summary = recorder.run()
     console.print(
         f"recorded {summary.segments} segments ({summary.seconds:.1f}s) of {stream!r}"
-        f" with {summary.gaps} gaps; ended by {summary.ended_by}",
+        f" with {summary.gaps} gaps; ended by {summary.ended_by}"
+        + (f"; {summary.repeated} repeated segments not chained" if summary.repeated else ""),
         highlight=False,
     )
 
@@ -84,11 +93,25 @@ def _print_segment(segment: Segment) -> None:
 def verify(
     stream: Annotated[str, typer.Option("--stream", help="Stream name.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    receipts: Annotated[
+        Path | None,
+        typer.Option(
+            "--receipts",
+            help="chain.head webhook payloads a witness received (JSON lines or a JSON"
+            " array): the chain must still hold every one of those heads.",
+        ),
+    ] = None,
 ) -> None:
     """Re-read every stored byte of a stream and check hashes, chain and signatures."""
+    witnessed = read_receipts(receipts) if receipts is not None else []
     with open_cli_stores() as stores:
         report = verify_stream(
-            stores.catalog, stores.blobs, stores.settings.signing_keys_dir, stream
+            stores.catalog,
+            stores.blobs,
+            stores.settings.signing_keys_dir,
+            stream,
+            witnessed,
+            tsa_ca_bundle=stores.settings.tsa_ca_bundle,
         )
     if as_json:
         print(json.dumps(_report_dict(report), ensure_ascii=False))
@@ -97,7 +120,14 @@ def verify(
         f"[bold green]OK[/] {stream}: {report.entries} entries, {report.segments} segments"
         f" ({report.recorded_seconds:.1f}s), {report.gaps} gaps ({report.gap_seconds:.1f}s),"
         f" {report.signatures} signatures, head signed at entry {report.signed_head},"
-        f" {report.bytes_checked} bytes checked",
+        f" {report.bytes_checked} bytes checked"
+        + (f", {report.receipts} witnessed heads found" if receipts is not None else "")
+        + (
+            f", {report.timestamps} time-stamps (head {report.stamped_head} stamped at"
+            f" {iso(report.stamped_at)})"
+            if report.stamped_at is not None
+            else ""
+        ),
         highlight=False,
     )
     for note in report.notes:
@@ -105,21 +135,15 @@ def verify(
 
 
 def _report_dict(report: VerifyReport) -> dict[str, Any]:
-    return {
-        "stream": report.stream,
-        "ok": True,
-        "entries": report.entries,
-        "segments": report.segments,
-        "gaps": report.gaps,
-        "recorded_seconds": round(report.recorded_seconds, 3),
-        "gap_seconds": round(report.gap_seconds, 3),
-        "signatures": report.signatures,
-        "signed_head": report.signed_head,
-        "first_start": iso(report.first_start) if report.first_start else None,
-        "last_end": iso(report.last_end) if report.last_end else None,
-        "bytes_checked": report.bytes_checked,
-        "notes": report.notes,
-    }
+    return report.to_json()
+
+
+def read_receipts(path: Path) -> list[HeadReceipt]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read receipts from {path}: {exc}") from None
+    return parse_receipts(text, str(path))
 
 
 @commands.command()
@@ -137,7 +161,10 @@ def ingest(
     streamer: Annotated[str | None, typer.Option(help="Who streams it.")] = None,
     transcribe: Annotated[bool, typer.Option(help="Transcribe after chaining.")] = True,
 ) -> None:
-    """Import an existing recording: segment, hash and chain it, then transcribe it."""
+    """Import an existing recording: segment, hash and chain it, then transcribe it.
+
+    Run again after an interruption, it resumes after the last segment chained; a file
+    ingested whole is refused, as is one whose time the stream already holds."""
     anchor = parse_iso(started_at)
     resolved = resolve_source(file)
     if not Path(resolved).is_file():
@@ -158,7 +185,13 @@ def ingest(
             )
             summary = recorder.run()
         console.print(
-            f"chained {summary.segments} segments ({summary.seconds:.1f}s) of {stream!r}",
+            f"chained {summary.segments} segments ({summary.seconds:.1f}s) of {stream!r}"
+            + (
+                f", resuming an interrupted ingest of this file after its first"
+                f" {summary.resumed} segments"
+                if summary.resumed
+                else ""
+            ),
             highlight=False,
         )
         if transcribe:

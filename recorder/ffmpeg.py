@@ -31,6 +31,10 @@ _UNREACHABLE = re.compile(
     r"Network is unreachable|Operation timed out|Connection reset|End of file|Permission denied",
     re.IGNORECASE,
 )
+_LEVEL = re.compile(r"\[(trace|debug|verbose|info|warning|error|fatal|panic)\] ")
+_QUIET_LEVELS = ("trace", "debug", "verbose", "info")
+_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_MEDIA_STREAM = re.compile(r"Stream #\d+:\d+.*: (Video|Audio):")
 _NO_MEDIA = re.compile(
     r"Invalid data found when processing input|does not contain any stream|"
     r"could not find codec parameters|Output file .* does not contain any stream|"
@@ -63,15 +67,24 @@ def segmenter_command(
     segment_seconds: float,
     realtime: bool,
     timeout_seconds: float,
+    follow: Path | None = None,
 ) -> list[str]:
-    command = [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "warning"]
+    """ffmpeg segmenting ``source``; with ``follow``, the local copy of an HLS source's
+    playlist (recorder/hls.py) is read instead, from its first segment, and the log says
+    (at info level, each line tagged with its level) which source segments were opened."""
+    loglevel = "warning" if follow is None else "level+info"
+    command = [ffmpeg, "-hide_banner", "-nostats", "-loglevel", loglevel]
     if is_network_source(source):
         command += ["-rw_timeout", str(int(timeout_seconds * 1_000_000))]
+    if follow is not None:
+        # A local playlist may name http(s) segments only when these are allowed.
+        command += ["-protocol_whitelist", "file,http,https,tcp,tls,crypto,data"]
+        command += ["-live_start_index", "0"]
     if realtime:
         command += ["-re"]
     command += [
         "-i",
-        source,
+        source if follow is None else str(follow),
         "-map",
         "0:v?",
         "-map",
@@ -100,9 +113,15 @@ def segmenter_command(
 class FfmpegProcess:
     """One ffmpeg run with its progress and stderr read by background threads."""
 
-    def __init__(self, command: list[str], on_progress: Callable[[float], None]) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        on_progress: Callable[[float], None],
+        on_log: Callable[[str], None] | None = None,
+    ) -> None:
         self.command = command
         self._on_progress = on_progress
+        self._on_log = on_log
         self.stderr_tail: deque[str] = deque(maxlen=40)
         self.process = subprocess.Popen(
             command,
@@ -129,8 +148,16 @@ class FfmpegProcess:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             text = line.decode(errors="replace").strip()
-            if text:
-                self.stderr_tail.append(text)
+            if not text:
+                continue
+            tagged = _LEVEL.search(text)
+            if tagged is not None:  # -loglevel level+...: informative lines are not errors
+                text = text[: tagged.start()] + text[tagged.end() :]
+                if self._on_log is not None:
+                    self._on_log(text)
+                if tagged.group(1) in _QUIET_LEVELS:
+                    continue
+            self.stderr_tail.append(text)
 
     @property
     def pid(self) -> int:
@@ -236,3 +263,33 @@ def probe_duration(ffmpeg: str, path: Path, timeout: float = 60.0) -> float:
         if key == "out_time_us" and value.lstrip("-").isdigit():
             seconds = max(seconds, int(value) / 1_000_000)
     return seconds
+
+
+@dataclass(frozen=True)
+class FileProbe:
+    duration: float | None  # as the container says; None when it does not
+    has_media: bool
+    stderr_lines: list[str]
+
+
+def probe_file(ffmpeg: str, path: Path, timeout: float = 30.0) -> FileProbe:
+    """What a local file's header says (no decoding): its duration and whether it holds
+    audio or video."""
+    try:
+        result = subprocess.run(
+            [ffmpeg, "-hide_banner", "-nostdin", "-i", str(path)],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return FileProbe(None, False, [f"ffmpeg could not read it within {timeout:.0f}s"])
+    text = result.stderr.decode(errors="replace")
+    found = _DURATION.search(text)
+    duration = None
+    if found is not None:
+        hours, minutes, seconds = found.groups()
+        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if "At least one output file" not in line]
+    return FileProbe(duration, bool(_MEDIA_STREAM.search(text)), lines)

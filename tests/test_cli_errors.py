@@ -130,7 +130,10 @@ def test_a_stream_another_machine_records_is_refused_until_its_lease_runs_out(
         assert stores.catalog.hold_recording(gone, f"{socket.gethostname()}:4194305:cd34", 600)
     result = run_cli(home, "record", str(test_video), "--stream", "elsewhere")
     assert_one_clean_line(result, "being recorded by recorder-7.internal:41:ab12", "lease")
-    taken = run_cli(home, "record", str(test_video), "--stream", "orphaned", "--max-duration", "3")
+    # --realtime: a file is refused as live without it (tests/test_timeline.py).
+    taken = run_cli(
+        home, "record", str(test_video), "--stream", "orphaned", "--max-duration", "3", "--realtime"
+    )
     assert taken.returncode == 0, taken.stderr
     with open_stores(Settings(home=home)) as stores:
         assert stores.catalog.get_stream("elsewhere").recorder == "recorder-7.internal:41:ab12"

@@ -19,6 +19,7 @@ from storage.stores import open_stores
 from tests.support.chain import assert_no_unexplained_holes, chain_of
 from tests.support.cli import LIVEWITNESS, cli_env, run_cli
 from tests.support.livesource import LiveHlsSource
+from tests.support.media import make_test_video
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +47,9 @@ def test_records_sixty_seconds_of_live_hls(home: Path, live_source: LiveHlsSourc
     ended = datetime.now(UTC)
     assert result.returncode == 0, result.stderr
     segments, entries = chain_of(home, "live-1")
-    assert all(e.kind == "segment" for e in entries)
+    # The session ends with an end entry saying why (issue 13), where its time ends.
+    assert [e.kind for e in entries] == ["segment"] * len(segments) + ["end"]
+    assert entries[-1].reason == "max duration"
     assert_contiguous(entries)
     assert 6 <= len(segments) <= 8
     assert all(s.duration <= 10.5 for s in segments[:-1])
@@ -98,13 +101,17 @@ def wait_for(predicate: object, timeout: float, what: str) -> None:
 
 
 def test_source_drop_becomes_a_gap_and_recording_resumes(
-    home: Path, live_source: LiveHlsSource
+    home: Path, live_source: LiveHlsSource, ffmpeg: str, tmp_path: Path
 ) -> None:
+    # The streamer comes back with new media: a restart replaying the bytes already
+    # chained would be repeated media, which is never chained again (issue 13).
+    new_media = make_test_video(ffmpeg, tmp_path / "new-media.mp4", seconds=30)
     recorder = start_recorder(home, live_source.url, "drop", "--segment-seconds", "4")
     wait_for(lambda: len(stored_segments(home, "drop")) >= 2, 40, "two segments")
     live_source.stop()
     killed = datetime.now(UTC)
     time.sleep(8)
+    live_source.video = new_media
     live_source.start()
     restarted = datetime.now(UTC)
     wait_for(lambda: len(chain_of(home, "drop")[1]) >= 5, 60, "segments after the restart")
@@ -121,7 +128,8 @@ def test_source_drop_becomes_a_gap_and_recording_resumes(
     # and ends near the moment the source came back.
     assert abs((gap.starts_at - killed).total_seconds()) <= 4, (gap.starts_at, killed)
     assert abs((gap.ends_at - restarted).total_seconds()) <= 4, (gap.ends_at, restarted)
-    assert entries.index(gap) >= 2 and entries[-1].kind == "segment"
+    assert entries.index(gap) >= 2 and entries[-2].kind == "segment"
+    assert entries[-1].kind == "end" and entries[-1].reason == "stopped"  # issue 13
     assert_contiguous(entries)
     report = verify_ok(home, "drop")
     # The live head was signed every few seconds (interval 5 s here), and at the stop.
@@ -191,7 +199,7 @@ def test_sigkill_of_ffmpeg_is_a_drop_and_the_partial_segment_is_kept(
     assert recorder.returncode == 0, errors
     segments, entries = chain_of(home, "ffkill")
     assert any(s.recovered for s in segments)
-    assert entries[-1].kind == "segment"
+    assert entries[-2].kind == "segment" and entries[-1].kind == "end"  # issue 13
     assert_no_unexplained_holes(entries)
     verify_ok(home, "ffkill")
 

@@ -88,9 +88,11 @@ def test_the_server_refuses_to_delete_a_locked_segment(
     home: Path, test_video: Path, s3_client: S3Client, s3_settings: Callable[..., Settings]
 ) -> None:
     env = s3_env(s3_settings())
+    # A file is imported with ingest (record refuses a file as live, issue 13).
     result = run_cli(
-        home, "record", str(test_video), "--stream", "locked", "--segment-seconds", "10", **env
-    )
+        home, "ingest", str(test_video), "--stream", "locked", "--segment-seconds", "10",
+        "--started-at", "2026-11-20T12:00:00Z", "--no-transcribe", **env,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     bucket = env["LIVEWITNESS_S3_BUCKET"]
     key = "streams/locked/segments/00000000.ts"
