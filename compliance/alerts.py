@@ -1,9 +1,15 @@
-"""Webhook alerts: queued in the catalog, posted as signed JSON, retried with backoff.
+"""Webhook events: queued in the catalog, posted as signed JSON, retried with backoff.
 
-An alert is stored first (with one delivery row per active webhook), then posted by
-:class:`WebhookNotifier`, so a crash or a receiver that is down loses nothing: pending
-deliveries are retried with exponential backoff until ``webhook_max_attempts``, and every
-attempt is logged on its delivery row (the delivery log).
+Every body is a typed event: its ``event`` field (and the ``X-LiveWitness-Event``
+header) is one of :data:`EVENTS`: ``banned_word`` (an alert: a banned word on a live
+stream), ``chain.head`` and ``audit.head`` (receipts: a signed head of a stream's chain
+or of the audit log, for a witness outside the installation to keep; see
+``storage/receipts.py``). Each is stored first, where it happens (the indexer stores
+alerts, storage queues receipts where it signs a head), with one delivery row per active
+webhook, then posted by :class:`WebhookNotifier`, so a crash or a receiver that is down
+loses nothing: pending deliveries are retried with exponential backoff until
+``webhook_max_attempts``, and every attempt is logged on its delivery row (the delivery
+log).
 
 Each body is signed like Stripe's and GitHub's webhooks, so receivers can use what they
 know: ``X-LiveWitness-Signature: sha256=HEX``, the HMAC-SHA256 with the webhook's secret
@@ -19,8 +25,9 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -28,6 +35,11 @@ import httpx
 from core.settings import Settings
 from core.timeutil import utc_now
 from storage.catalog import ALERTS_RAISED, Catalog
+from storage.models import Webhook
+from storage.receipts import AUDIT_HEAD_EVENT, CHAIN_HEAD_EVENT
+
+BANNED_WORD_EVENT = "banned_word"
+EVENTS = (BANNED_WORD_EVENT, CHAIN_HEAD_EVENT, AUDIT_HEAD_EVENT)
 
 SIGNATURE_HEADER = "X-LiveWitness-Signature"
 TIMESTAMP_HEADER = "X-LiveWitness-Timestamp"
@@ -54,6 +66,19 @@ def payload_body(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
 
 
+@dataclass(frozen=True)
+class DueDelivery:
+    """One event due to one webhook: an alert's delivery or a receipt's."""
+
+    log: Literal["alert", "receipt"]  # which delivery log the attempt goes to
+    delivery_id: int
+    attempts: int
+    next_attempt_at: datetime
+    event: str
+    body: bytes
+    webhook: Webhook
+
+
 class WebhookNotifier:
     def __init__(
         self,
@@ -73,37 +98,73 @@ class WebhookNotifier:
         initial = self.settings.webhook_retry_initial_seconds
         return float(min(initial * 2 ** (attempts - 1), self.settings.webhook_retry_max_seconds))
 
+    def due(self) -> list[DueDelivery]:
+        """Alerts' and receipts' deliveries that are due, oldest first."""
+        now = self.clock()
+        found = [
+            DueDelivery(
+                "alert",
+                d.id,
+                d.attempts,
+                d.next_attempt_at,
+                alert.kind,
+                alert.payload.encode(),
+                webhook,
+            )
+            for d, alert, webhook in self.catalog.due_deliveries(now)
+        ]
+        found += [
+            DueDelivery(
+                "receipt",
+                d.id,
+                d.attempts,
+                d.next_attempt_at,
+                receipt.event,
+                receipt.payload.encode(),
+                webhook,
+            )
+            for d, receipt, webhook in self.catalog.due_receipt_deliveries(now)
+        ]
+        return sorted(found, key=lambda due: (due.next_attempt_at, due.log, due.delivery_id))
+
     def deliver_due(self) -> int:
         """Post every delivery that is due; returns how many were delivered."""
         delivered = 0
-        for delivery, alert, webhook in self.catalog.due_deliveries(self.clock()):
-            body = alert.payload.encode()
+        for due in self.due():
             timestamp = str(int(time.time()))
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": "LiveWitness-Webhook/1",
-                EVENT_HEADER: alert.kind,
-                DELIVERY_HEADER: str(delivery.id),
+                EVENT_HEADER: due.event,
+                # Alerts and receipts count their deliveries apart: "r" keeps ids unique.
+                DELIVERY_HEADER: str(due.delivery_id)
+                if due.log == "alert"
+                else f"r{due.delivery_id}",
                 TIMESTAMP_HEADER: timestamp,
-                SIGNATURE_HEADER: sign(webhook.secret, timestamp, body),
+                SIGNATURE_HEADER: sign(due.webhook.secret, timestamp, due.body),
             }
             began = time.perf_counter()
             status: int | None = None
             error: str | None = None
             try:
-                response = self._client.post(webhook.url, content=body, headers=headers)
+                response = self._client.post(due.webhook.url, content=due.body, headers=headers)
                 status = response.status_code
                 if not 200 <= status < 300:
                     error = f"HTTP {status}"
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}".rstrip(": ")
             elapsed_ms = (time.perf_counter() - began) * 1000
-            attempts = delivery.attempts + 1
+            attempts = due.attempts + 1
             retry_at = None
             if error is not None and attempts < self.settings.webhook_max_attempts:
                 retry_at = self.clock() + timedelta(seconds=self.backoff(attempts))
-            self.catalog.record_attempt(
-                delivery.id,
+            record = (
+                self.catalog.record_attempt
+                if due.log == "alert"
+                else self.catalog.record_receipt_attempt
+            )
+            record(
+                due.delivery_id,
                 delivered=error is None,
                 status=status,
                 error=error,
