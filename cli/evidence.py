@@ -1,5 +1,9 @@
 """``livewitness clip|package|verify-package``: take moments and evidence away, and check
-an evidence package anywhere (``verify-package`` needs no data directory)."""
+an evidence package anywhere (``verify-package`` needs no data directory).
+
+``verify-package`` exits 0 when the package is consistent and signed by a trusted key,
+1 when evidence does not match or the signer is not the trusted key, 2 on bad input and
+3 when the package is consistent but nothing says its signer is trusted."""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cli.base import clean_errors, console, open_cli_stores
 from core.errors import InvalidInputError
+from core.settings import Settings
 from core.timeutil import iso, parse_iso
+
+# A package consistent in itself whose signer nothing vouches for: not OK, not tampered.
+UNTRUSTED_EXIT = 3
 
 Output = Annotated[Path, typer.Option("--output", "-o", help="File to write.")]
 StreamName = Annotated[str, typer.Option("--stream", help="Stream name.")]
@@ -85,18 +91,47 @@ def verify_package_command(
         Path | None,
         typer.Option(help="PEM public key the package must be signed with (pins the key)."),
     ] = None,
+    key_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Key id (16 hex digits) the package must be signed with, as the"
+            " installation's `keys signing` or GET /api/v1/signing-key prints it."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check an evidence package offline: every file against SHA256SUMS and its
-    signature, the segments against the manifest, the chain and the signed head."""
-    from evidence.package_verify import verify_package
+    signature, the segments against the manifest, the chain and the signed head; and its
+    signer against --public-key, --key-id or the trusted_signing_keys setting. Exit
+    codes: 0 consistent and trusted, 1 evidence does not match or another signer, 2 bad
+    input, 3 consistent but its signer is not trusted (no key to check it against)."""
+    from evidence.package_verify import (
+        TrustAnchor,
+        key_id_anchor,
+        public_key_anchor,
+        trust_store_anchor,
+        verify_package,
+    )
 
-    report = verify_package(file, _load_public_key(public_key) if public_key else None)
+    if public_key is not None and key_id is not None:
+        raise InvalidInputError("give --public-key or --key-id, not both")
+    anchor: TrustAnchor | None
+    if public_key is not None:
+        anchor = public_key_anchor(public_key)
+    elif key_id is not None:
+        anchor = key_id_anchor(key_id)
+    else:
+        store = Settings().trusted_signing_keys
+        anchor = trust_store_anchor(store) if store is not None else None
+    report = verify_package(file, anchor)
     if as_json:
         print(
             json.dumps(
                 {
-                    "ok": True,
+                    "ok": report.trusted,
+                    "consistent": True,
+                    "trusted": report.trusted,
+                    "anchor": report.anchor,
                     "stream": report.stream,
                     "since": iso(report.since),
                     "until": iso(report.until),
@@ -112,25 +147,28 @@ def verify_package_command(
                 ensure_ascii=False,
             )
         )
-        return
-    console.print(
-        f"[bold green]OK[/] {file}: stream {report.stream}, {iso(report.since)} to"
-        f" {iso(report.until)}; {report.files} files, segments {_seqs(report.segments)},"
-        f" manifest entries {report.entries[0]}-{report.entries[1]}, head signed by key"
-        f" {report.key_id}; {report.bytes_checked} bytes checked",
-        highlight=False,
-    )
+    else:
+        what = (
+            f"{file}: stream {report.stream}, {iso(report.since)} to {iso(report.until)};"
+            f" {report.files} files, segments {_seqs(report.segments)}, manifest entries"
+            f" {report.entries[0]}-{report.entries[1]}, head signed by key {report.key_id}"
+        )
+        if report.trusted:
+            console.print(
+                f"[bold green]OK[/] {what} (trusted: {report.anchor});"
+                f" {report.bytes_checked} bytes checked",
+                highlight=False,
+            )
+        else:
+            console.print(
+                f"[bold yellow]UNTRUSTED[/] {what}: consistent in itself, but nothing says"
+                f" key {report.key_id} is the installation's; pin it with --key-id or"
+                " --public-key from its `livewitness keys signing` or GET /api/v1/signing-key",
+                highlight=False,
+            )
+    if not report.trusted:
+        raise typer.Exit(UNTRUSTED_EXIT)
 
 
 def _seqs(seqs: list[int]) -> str:
     return f"{seqs[0]}-{seqs[-1]}" if len(seqs) > 1 else str(seqs[0])
-
-
-def _load_public_key(path: Path) -> Ed25519PublicKey:
-    try:
-        loaded = serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError, TypeError):
-        raise InvalidInputError(f"cannot read a PEM public key from {path}") from None
-    if not isinstance(loaded, Ed25519PublicKey):
-        raise InvalidInputError(f"{path} is not an Ed25519 public key")
-    return loaded

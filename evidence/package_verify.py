@@ -1,5 +1,11 @@
 """Checking an evidence package offline: every file against SHA256SUMS and its signature,
-the segments against the manifest, the chain and the signed head (``verify-package``)."""
+the segments against the manifest, the chain and the signed head (``verify-package``).
+
+A package carries its own public key, so on its own it only proves it is consistent: a
+forger could re-sign a changed package with a key of their own. It proves who signed it
+against a :class:`TrustAnchor`, the installation's key obtained another way (its key id
+or public key, as ``livewitness keys signing`` or ``GET /api/v1/signing-key`` publish).
+"""
 
 from __future__ import annotations
 
@@ -7,37 +13,114 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import zipfile
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from core.errors import IntegrityError, InvalidInputError
+from core.errors import ConfigError, IntegrityError, InvalidInputError, TimestampError
 from core.timeutil import parse_iso
 from evidence.package_format import (
     _ENTRY_NAME,
     _SEGMENT_NAME,
     _SUM_LINE,
+    _TOKEN_NAME,
     FORMAT,
     PACKAGE_JSON,
     PUBLIC_KEY,
     REQUIRED,
     SUMS,
     SUMS_SIG,
+    TIMESTAMPS,
+    TSA_CA,
     PackageReport,
     entry_file,
     segment_file,
     signature_files,
 )
 from storage.blobs.protocol import CHUNK, sha256_bytes
-from storage.signing import canonical_json, check_signature, signing_key_id
+from storage.signing import (
+    check_key_id,
+    check_signature,
+    format_version,
+    signed_message,
+    signing_key_id,
+)
+from storage.timestamping import check_token, parse_pem_certificates
+
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN PUBLIC KEY-----\r?\n.*?-----END PUBLIC KEY-----\r?\n?", re.DOTALL
+)
 
 
-def verify_package(path: Path, public_key: Ed25519PublicKey | None = None) -> PackageReport:
-    """Check a package offline; ``public_key`` pins the key it must be signed with."""
+@dataclass(frozen=True)
+class TrustAnchor:
+    """The keys a package must be signed with: raw Ed25519 public keys and key ids,
+    obtained apart from the package. ``source`` says where from, for reports and errors."""
+
+    source: str
+    keys: tuple[bytes, ...] = ()
+    key_ids: tuple[str, ...] = ()
+
+    def trusts(self, key: Ed25519PublicKey) -> bool:
+        return _raw(key) in self.keys or signing_key_id(key) in self.key_ids
+
+
+def key_anchor(key: Ed25519PublicKey, source: str = "the given public key") -> TrustAnchor:
+    return TrustAnchor(source, keys=(_raw(key),))
+
+
+def key_id_anchor(key_id: str) -> TrustAnchor:
+    """An anchor from a key id as a person typed it (bad input: InvalidInputError)."""
+    checked = check_key_id(key_id)
+    return TrustAnchor(f"key id {checked}", key_ids=(checked,))
+
+
+def public_key_anchor(path: Path) -> TrustAnchor:
+    """An anchor from a file holding one PEM Ed25519 public key."""
+    keys = _pem_keys(path, InvalidInputError)
+    if len(keys) != 1:
+        raise InvalidInputError(f"{path} holds {len(keys)} public keys, not one")
+    return key_anchor(keys[0], f"public key {path}")
+
+
+def trust_store_anchor(path: Path) -> TrustAnchor:
+    """An anchor from a trust store: a file of one or more PEM Ed25519 public keys (the
+    ``trusted_signing_keys`` setting); text outside the PEM blocks is ignored."""
+    keys = _pem_keys(path, ConfigError)
+    return TrustAnchor(f"trust store {path}", keys=tuple(_raw(k) for k in keys))
+
+
+def _pem_keys(path: Path, error: type[InvalidInputError | ConfigError]) -> list[Ed25519PublicKey]:
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read public keys from {path} ({exc.strerror})") from None
+    blocks = _PEM_BLOCK.findall(text)
+    if not blocks:
+        raise error(f"{path} holds no PEM public key (-----BEGIN PUBLIC KEY-----)")
+    keys = []
+    for number, block in enumerate(blocks, start=1):
+        key = _load_key(block)
+        if key is None:
+            raise error(f"public key {number} in {path} is not an Ed25519 public key")
+        keys.append(key)
+    return keys
+
+
+def verify_package(
+    path: Path, trusted: TrustAnchor | Ed25519PublicKey | None = None
+) -> PackageReport:
+    """Check a package offline. ``trusted`` pins the key it must be signed with; without
+    it the report's ``anchor`` is None: consistent in itself, its signer not trusted."""
+    anchor = key_anchor(trusted) if isinstance(trusted, Ed25519PublicKey) else trusted
     try:
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
@@ -45,7 +128,7 @@ def verify_package(path: Path, public_key: Ed25519PublicKey | None = None) -> Pa
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise InvalidInputError(f"{path} is not a LiveWitness evidence package ({exc})") from None
     with archive:
-        return _PackageCheck(path, archive).run(public_key)
+        return _PackageCheck(path, archive).run(anchor)
 
 
 class _PackageCheck:
@@ -86,12 +169,13 @@ class _PackageCheck:
         except (zipfile.BadZipFile, OSError, EOFError, ValueError):  # pragma: no cover
             raise IntegrityError(name, "is damaged in the zip") from None
 
-    def run(self, pinned: Ed25519PublicKey | None) -> PackageReport:
-        key = self._check_sums(pinned)
+    def run(self, anchor: TrustAnchor | None) -> PackageReport:
+        key = self._check_sums(anchor)
         description = self._description()
         entries, head_sha256 = self._check_chain(description)
         segments = self._check_segments(description, entries)
         self._check_signature(description, key, max(entries), head_sha256)
+        stamped_at = self._check_timestamps(max(entries))
         return PackageReport(
             path=self.path,
             stream=description["stream"],
@@ -105,9 +189,11 @@ class _PackageCheck:
             head_sha256=head_sha256,
             key_id=signing_key_id(key),
             bytes_checked=sum(i.file_size for i in self.archive.infolist()),
+            anchor=anchor.source if anchor else None,
+            stamped_at=stamped_at,
         )
 
-    def _check_sums(self, pinned: Ed25519PublicKey | None) -> Ed25519PublicKey:
+    def _check_sums(self, anchor: TrustAnchor | None) -> Ed25519PublicKey:
         """Every file against SHA256SUMS, and SHA256SUMS against its signature."""
         sums = self.read(SUMS)
         listed: dict[str, str] = {}
@@ -126,7 +212,7 @@ class _PackageCheck:
         if key is None:
             raise IntegrityError(PUBLIC_KEY, "is not an Ed25519 public key")
         if not signed:
-            if PUBLIC_KEY in changed:
+            if PUBLIC_KEY in changed and not self._describes(key, changed):
                 raise IntegrityError(PUBLIC_KEY, "is not the key that signed this package")
             if changed or missing or unlisted:
                 raise IntegrityError(SUMS, "does not match the files, nor its signature")
@@ -137,9 +223,22 @@ class _PackageCheck:
             raise IntegrityError(missing[0], "is listed in SHA256SUMS but missing")
         if unlisted:
             raise IntegrityError(unlisted[0], "is not listed in SHA256SUMS")
-        if pinned is not None and _raw(pinned) != _raw(key):
-            raise IntegrityError(PUBLIC_KEY, f"is key {signing_key_id(key)}, not the trusted key")
+        if anchor is not None and not anchor.trusts(key):
+            raise IntegrityError(
+                PUBLIC_KEY, f"is key {signing_key_id(key)}, not the trusted key ({anchor.source})"
+            )
         return key
+
+    def _describes(self, key: Ed25519PublicKey, changed: list[str]) -> bool:
+        """Whether an unchanged package.json names ``key``: then the key in the zip is the
+        one the package was made with, and it is SHA256SUMS's line for it that changed."""
+        if PACKAGE_JSON in changed:
+            return False
+        try:
+            described = json.loads(self.read(PACKAGE_JSON)).get("key_id")
+        except (ValueError, AttributeError):
+            return False
+        return bool(described == signing_key_id(key))
 
     def _description(self) -> dict[str, Any]:
         try:
@@ -187,8 +286,12 @@ class _PackageCheck:
                 raise IntegrityError(name, "is out of place (another index or stream)")
             if previous is not None and record.get("prev") != previous:
                 raise IntegrityError(name, "does not link to the entry before it")
-            if kind not in ("segment", "gap"):
+            if kind not in ("segment", "gap", "end"):  # end: a recording session's end
                 raise IntegrityError(name, f"has an unknown kind {kind!r}")
+            try:  # hashed as stored whatever its version, but only known versions
+                format_version(record)
+            except ValueError:
+                raise IntegrityError(name, "has an unknown format version") from None
             entries[idx] = record
             previous = sha256_bytes(raw)
         assert previous is not None
@@ -252,10 +355,36 @@ class _PackageCheck:
             "key_id"
         ) != signing_key_id(key):
             raise IntegrityError(record_name, "names another signing key")
-        if self.read(message_name) != canonical_json(payload):
+        if self.read(message_name) != signed_message(payload):
             raise IntegrityError(message_name, f"is not the message signed in {record_name}")
         if self.read(signature_name) != signed:
             raise IntegrityError(signature_name, f"is not the signature in {record_name}")
+
+    def _check_timestamps(self, head: int) -> tuple[datetime, ...]:
+        """Each RFC 3161 token stamps the signed head's message and, given the packaged
+        TSA CA certificates, verifies against them; returns the tokens' TSA times."""
+        tokens = sorted(n for n in self.names if n.startswith(TIMESTAMPS) and n != TSA_CA)
+        if not tokens:
+            return ()
+        ca: list[x509.Certificate] = []
+        if TSA_CA in self.names:
+            try:
+                ca = parse_pem_certificates(self.read(TSA_CA))
+            except ValueError:
+                raise IntegrityError(TSA_CA, "holds no PEM certificates") from None
+        message = self.read(signature_files(head)[1])  # checked against its record above
+        times = []
+        for name in tokens:
+            matched = _TOKEN_NAME.match(name)
+            if matched is None:
+                raise IntegrityError(name, "is not named like a time-stamp token")
+            if int(matched.group(1)) != head:
+                raise IntegrityError(name, f"is not a token of the signed head {entry_file(head)}")
+            try:
+                times.append(check_token(self.read(name), message, ca).gen_time)
+            except TimestampError as exc:
+                raise IntegrityError(name, str(exc)) from None
+        return tuple(times)
 
 
 def _load_key(pem: bytes) -> Ed25519PublicKey | None:

@@ -16,7 +16,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import rfc8785
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.routes.evidence import transcript_window
 from core.errors import IntegrityError, InvalidInputError, LiveWitnessError, NotFoundError
@@ -26,8 +28,9 @@ from core.transcript import SegmentTranscript, assemble_words, utterances_of
 from evidence.package import PackageInfo, build_package
 from evidence.package_verify import verify_package
 from storage.models import Segment, Transcript
-from storage.signing import Signer, canonical_json
+from storage.signing import Signer, rfc8785_json, signed_message
 from storage.stores import Stores, open_stores
+from tests.support.apiserver import running_api
 from tests.support.cli import cli_in_process, run_cli
 from tests.support.media import assert_plays, mp4_boxes
 from tests.support.moments import T0, append_after_gap, one_line, record
@@ -114,11 +117,13 @@ def reseal(src: Path, dst: Path, changes: dict[str, bytes | None], signer: Signe
 def test_a_fresh_package_verifies_and_holds_the_evidence(packaged: Packaged) -> None:
     stores, info = packaged.stores, packaged.info
     report = verify_package(packaged.zip)
+    assert report.anchor is None and not report.trusted  # consistent; nothing pinned
     covering = [s for s in packaged.segments if s.seq in info.segments]
     assert report.stream == "shop" and (report.since, report.until) == (SINCE, UNTIL)
     assert report.requested_by == "case-7@reviewer"
     assert report.segments == info.segments == [1, 2, 3]
-    head = len(packaged.segments) - 1  # the recording stopped: its last entry is signed
+    # The recording ended: its last entry, the session's end entry, is signed.
+    head = len(packaged.segments)
     assert report.entries == info.entries == (covering[0].entry_idx, head)
     assert report.key_id == info.key_id == stores.chain.signer.key_id
     assert info.sha256 == hashlib.sha256(packaged.zip.read_bytes()).hexdigest()
@@ -151,7 +156,12 @@ def test_a_fresh_package_verifies_and_holds_the_evidence(packaged: Packaged) -> 
     assert files[f"{sig}.json"] == stores.blobs.get_bytes(
         f"streams/shop/signatures/{head:08d}.json"
     )
-    assert files[f"{sig}.msg"] == canonical_json(record_["payload"])
+    assert record_["payload"]["v"] == 2  # RFC 8785, docs/formats.md
+    assert (
+        files[f"{sig}.msg"]
+        == signed_message(record_["payload"])
+        == rfc8785.dumps(record_["payload"])
+    )
     assert files[f"{sig}.sig"] == base64.b64decode(record_["signature"])
     assert len(files[f"{sig}.sig"]) == 64
     assert files["public_key.pem"] == stores.chain.signer.public_key.public_bytes(
@@ -274,6 +284,15 @@ def test_resealed_changes_are_caught_by_the_chain(packaged: Packaged, tmp_path: 
             "does not link to the entry before it",
         ),
         ({f"manifest/{first + 1:08d}.json": None}, f"manifest/{first + 1:08d}.json", "is missing"),
+        (
+            {
+                f"manifest/{head:08d}.json": files[f"manifest/{head:08d}.json"].replace(
+                    b'"v":2', b'"v":3'
+                )
+            },
+            f"manifest/{head:08d}.json",
+            "has an unknown format version",
+        ),
         ({"segments/00000002.ts": None}, "segments/00000002.ts", "is missing"),
         (
             {f"signatures/{head:08d}.msg": b"{}"},
@@ -310,8 +329,8 @@ def test_a_package_forged_with_another_key_fails_when_the_key_is_pinned(
         packaged.zip,
         tmp_path / "forged.zip",
         {
-            f"signatures/{head:08d}.json": canonical_json(record_),
-            f"signatures/{head:08d}.msg": canonical_json(record_["payload"]),
+            f"signatures/{head:08d}.json": rfc8785_json(record_),
+            f"signatures/{head:08d}.msg": rfc8785_json(record_["payload"]),
             f"signatures/{head:08d}.sig": base64.b64decode(record_["signature"]),
             "public_key.pem": forger.public_key.public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -373,7 +392,7 @@ def test_the_readme_procedure_works_with_standard_tools(packaged: Packaged, tmp_
     assert failed.returncode != 0 and "segments/00000002.ts is NOT in the manifest" in failed.stdout
     segment.write_bytes(original)
     entry = root / "manifest" / f"{packaged.info.entries[0]:08d}.json"
-    entry.write_bytes(entry.read_bytes().replace(b'"v":1', b'"v":2'))
+    entry.write_bytes(entry.read_bytes().replace(b'"chained_at":"2', b'"chained_at":"1'))
     failed = sh(commands[4], root)
     assert failed.returncode != 0 and "does NOT link" in failed.stdout
     message = root / "signatures" / f"{head:08d}.msg"
@@ -389,9 +408,11 @@ def stderr_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 def test_cli_verify_package(packaged: Packaged, tmp_path: Path) -> None:
     home = tmp_path / "elsewhere"  # verifying needs no data directory of its own
-    ok = run_cli(home, "verify-package", str(packaged.zip))
+    key_id = packaged.info.key_id
+    ok = run_cli(home, "verify-package", "--key-id", key_id.upper(), str(packaged.zip))
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("OK ") and "segments 1-3" in ok.stdout
+    assert f"(trusted: key id {key_id})" in ok.stdout
 
     clip = members(packaged.zip)["clip.mp4"]
     bad = rewrite_zip(packaged.zip, tmp_path / "bad.zip", {"clip.mp4": flipped(clip, "middle")})
@@ -406,8 +427,11 @@ def test_cli_verify_package(packaged: Packaged, tmp_path: Path) -> None:
     lines = stderr_lines(result)
     assert len(lines) == 1 and "is not a LiveWitness evidence package" in lines[0], lines
 
-    as_json = cli_in_process(home, "verify-package", str(packaged.zip), "--json")
+    as_json = cli_in_process(
+        home, "verify-package", str(packaged.zip), "--json", "--key-id", key_id
+    )
     assert as_json.exit_code == 0 and json.loads(as_json.stdout)["segments"] == [1, 2, 3]
+    assert json.loads(as_json.stdout)["ok"] is True
     text = tmp_path / "notes.txt"
     text.write_text("not a package\n")
     plain_zip = tmp_path / "plain.zip"
@@ -531,3 +555,246 @@ def test_a_moments_transcript_reads_only_the_segments_around_it(
     # the whole stream's; past the recording nothing was read.
     assert asked and None not in asked
     assert all(len(seqs) <= 4 for seqs in asked if seqs is not None)
+
+
+# -- pinned trust ------------------------------------------------------------------------
+def jcs_or_legacy(value: object, version: int) -> bytes:
+    """A record's bytes as a writer of format ``version`` makes them (1: the previous
+    release), written out with the libraries rather than with LiveWitness's helpers."""
+    if version == 2:
+        return rfc8785.dumps(value)  # type: ignore[arg-type]
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def rebuilt(
+    src: Path,
+    dst: Path,
+    key: Ed25519PrivateKey,
+    version: int = 2,
+    segments: dict[int, bytes] | None = None,
+    said: tuple[str, str] | None = None,
+) -> Path:
+    """A package rebuilt as whoever holds its files and ``key`` could: segments replaced
+    (their entries rewritten and every later entry re-chained), what was said rewritten,
+    the head re-signed, public_key.pem, package.json, README.txt and SHA256SUMS made to
+    match and signed. Entries and the signed payload are written in format ``version``."""
+    files = members(src)
+    segments = segments or {}
+    public = key.public_key()
+    raw_key = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    key_id = hashlib.sha256(raw_key).hexdigest()[:16]
+    old_key_id = json.loads(files["package.json"])["key_id"]
+    for seq, data in segments.items():
+        files[f"segments/{seq:08d}.ts"] = data
+    prev: str | None = None
+    for name in sorted(n for n in files if n.startswith("manifest/")):
+        record = json.loads(files[name])
+        record["v"] = version
+        if record["kind"] == "segment" and record["segment"]["seq"] in segments:
+            data = segments[record["segment"]["seq"]]
+            record["segment"].update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        if prev is not None:
+            record["prev"] = prev
+        files[name] = jcs_or_legacy(record, version)
+        prev = hashlib.sha256(files[name]).hexdigest()
+    (record_name,) = [n for n in files if n.startswith("signatures/") and n.endswith(".json")]
+    payload = dict(json.loads(files[record_name])["payload"], head_sha256=prev, key_id=key_id)
+    payload.pop("v")
+    if version == 2:
+        payload["v"] = 2
+    message = jcs_or_legacy(payload, version)
+    signature = key.sign(message)
+    files[record_name] = jcs_or_legacy(
+        {"payload": payload, "signature": base64.b64encode(signature).decode()}, version
+    )
+    files[record_name.replace(".json", ".msg")] = message
+    files[record_name.replace(".json", ".sig")] = signature
+    files["public_key.pem"] = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    description = json.loads(files["package.json"])
+    description["key_id"] = key_id
+    description["signed_head"]["sha256"] = prev
+    for segment in description["segments"]:
+        if segment["seq"] in segments:
+            data = segments[segment["seq"]]
+            segment.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    files["package.json"] = (json.dumps(description, ensure_ascii=False, indent=2) + "\n").encode()
+    if said is not None:
+        for name in ("transcript.json", "transcript.srt"):
+            files[name] = files[name].decode().replace(*said).encode()
+    files["README.txt"] = files["README.txt"].replace(old_key_id.encode(), key_id.encode())
+    listed = sorted(n for n in files if n not in ("SHA256SUMS", "SHA256SUMS.sig"))
+    sums = "".join(f"{hashlib.sha256(files[n]).hexdigest()}  {n}\n" for n in listed).encode()
+    files["SHA256SUMS"] = sums
+    files["SHA256SUMS.sig"] = key.sign(sums)
+    with zipfile.ZipFile(dst, "w") as archive:
+        for name in sorted(files, key=lambda n: n != "README.txt"):
+            archive.writestr(name, files[name])
+    return dst
+
+
+@pytest.fixture(scope="module")
+def forged(packaged: Packaged, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The package with segment 2 swapped for segment 3's bytes and the transcript
+    rewritten, re-chained and re-signed throughout with a key of the forger's own."""
+    key = Ed25519PrivateKey.generate()
+    files = members(packaged.zip)
+    out = rebuilt(
+        packaged.zip,
+        tmp_path_factory.mktemp("forged") / "forged.zip",
+        key,
+        segments={2: files["segments/00000003.ts"]},
+        said=(SAID[0], "全场一折包邮送"),
+    )
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return out, hashlib.sha256(raw).hexdigest()[:16]
+
+
+def installation_pem(packaged: Packaged, tmp_path: Path) -> Path:
+    path = tmp_path / "installation.pem"
+    path.write_bytes(
+        packaged.stores.chain.signer.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
+
+
+def test_a_forged_package_is_consistent_but_never_ok_without_an_anchor(
+    packaged: Packaged, forged: tuple[Path, str], tmp_path: Path
+) -> None:
+    path, forger_id = forged
+    report = verify_package(path)  # every check inside the package passes...
+    assert (report.key_id, report.anchor, report.trusted) == (forger_id, None, False)
+    assert SAID[0] not in members(path)["transcript.json"].decode()
+    home = tmp_path / "elsewhere"
+    result = run_cli(home, "verify-package", str(path))  # ...so only trust can tell
+    assert result.returncode == 3, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("UNTRUSTED ") and forger_id in lines[0]
+    assert not any(line.startswith("OK") for line in lines) and stderr_lines(result) == []
+    as_json = cli_in_process(home, "verify-package", "--json", str(path))
+    assert as_json.exit_code == 3
+    shown = json.loads(as_json.stdout)
+    assert (shown["ok"], shown["trusted"], shown["consistent"]) == (False, False, True)
+    assert (shown["key_id"], shown["anchor"]) == (forger_id, None)
+    # The genuine package, unpinned, is not OK either: nothing vouches for its signer.
+    genuine = cli_in_process(home, "verify-package", str(packaged.zip))
+    assert genuine.exit_code == 3 and genuine.stdout.startswith("UNTRUSTED ")
+
+
+def test_a_forged_package_fails_against_the_installations_key(
+    packaged: Packaged, forged: tuple[Path, str], tmp_path: Path
+) -> None:
+    path, forger_id = forged
+    home = tmp_path / "elsewhere"
+    pem = installation_pem(packaged, tmp_path)
+    installation_id = packaged.stores.chain.signer.key_id
+    with pytest.raises(IntegrityError) as caught:
+        verify_package(path, packaged.stores.chain.signer.public_key)
+    assert caught.value.artifact == "public_key.pem"
+    for anchor in (["--public-key", str(pem)], ["--key-id", installation_id]):
+        failed = run_cli(home, "verify-package", *anchor, str(path))
+        assert failed.returncode == 1, (anchor, failed.stdout, failed.stderr)
+        (line,) = stderr_lines(failed)
+        assert line.startswith(f"FAILED public_key.pem: is key {forger_id}, not the trusted key")
+        assert "OK" not in failed.stdout
+        genuine = cli_in_process(home, "verify-package", *anchor, str(packaged.zip))
+        assert genuine.exit_code == 0 and genuine.stdout.startswith("OK "), genuine.stdout
+    # --key-id pins whichever key it names: the forger's own id accepts the forgery.
+    theirs = cli_in_process(home, "verify-package", "--key-id", forger_id, str(path))
+    assert theirs.exit_code == 0 and f"trusted: key id {forger_id}" in theirs.stdout
+    refused = cli_in_process(home, "verify-package", "--key-id", forger_id, str(packaged.zip))
+    assert refused.exit_code == 1 and "public_key.pem" in refused.stderr
+
+
+def test_a_trust_store_setting_pins_the_key(
+    packaged: Packaged, forged: tuple[Path, str], tmp_path: Path
+) -> None:
+    path, forger_id = forged
+    other = Ed25519PrivateKey.generate().public_key()
+    store = tmp_path / "trusted.pem"
+    store.write_bytes(
+        b"# installations whose packages we accept\n"
+        + other.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        + installation_pem(packaged, tmp_path).read_bytes()
+    )
+    home = tmp_path / "elsewhere"
+    setting = {"LIVEWITNESS_TRUSTED_SIGNING_KEYS": str(store)}
+    genuine = run_cli(home, "verify-package", str(packaged.zip), **setting)
+    assert genuine.returncode == 0 and f"(trusted: trust store {store})" in genuine.stdout
+    failed = run_cli(home, "verify-package", str(path), **setting)
+    assert failed.returncode == 1 and stderr_lines(failed)[0].startswith("FAILED public_key.pem")
+    # An explicit anchor is used instead of the setting.
+    forger = run_cli(home, "verify-package", "--key-id", forger_id, str(path), **setting)
+    assert forger.returncode == 0, forger.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--key-id", "xyz"], "is not a signing key id"),
+        (["--key-id", "0123456789abcdef0"], "is not a signing key id"),
+        (["--key-id", "0123456789abcdef", "--public-key", "k.pem"], "not both"),
+        (["--public-key", "missing.pem"], "cannot read public keys from missing.pem"),
+        (["--public-key", "notes.txt"], "holds no PEM public key"),
+    ],
+)
+def test_bad_anchors_get_one_line_and_exit_2(
+    packaged: Packaged,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    fragment: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a key\n")
+    result = cli_in_process(tmp_path / "home", "verify-package", *args, str(packaged.zip))
+    assert result.exit_code == 2, result.stdout
+    assert result.stderr.count("\n") == 1 and fragment in result.stderr, result.stderr
+
+
+def test_a_package_in_the_previous_releases_format_still_verifies(
+    packaged: Packaged, tmp_path: Path
+) -> None:
+    """Entries with "v": 1 and a payload without "v", hashed and signed in the legacy
+    form, as packages made before RFC 8785 are."""
+    signer = packaged.stores.chain.signer
+    old = rebuilt(packaged.zip, tmp_path / "old.zip", signer.private_key, version=1)
+    files = members(old)
+    head = packaged.info.entries[1]
+    assert b'"v":1' in files[f"manifest/{head:08d}.json"]
+    assert b'"v"' not in files[f"signatures/{head:08d}.msg"]
+    report = verify_package(old, signer.public_key)
+    assert (report.trusted, report.key_id, report.segments) == (True, signer.key_id, [1, 2, 3])
+    # Tampering is caught as in the new format: a changed entry breaks the next link.
+    first = packaged.info.entries[0]
+    name = f"manifest/{first + 1:08d}.json"
+    changed = files[name].replace(b'"chained_at":"2', b'"chained_at":"1')
+    assert changed != files[name]
+    resealed = reseal(old, tmp_path / "old-resealed.zip", {name: changed}, signer)
+    with pytest.raises(IntegrityError) as caught:
+        verify_package(resealed, signer.public_key)
+    assert caught.value.artifact == f"manifest/{first + 2:08d}.json"
+
+
+def test_the_published_signing_key_is_the_one_packages_carry(packaged: Packaged) -> None:
+    home = packaged.stores.settings.home
+    key_id = packaged.info.key_id
+    pem = members(packaged.zip)["public_key.pem"].decode()
+    shown = run_cli(home, "keys", "signing")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == f"key id {key_id} (Ed25519)\n{pem}"
+    as_json = cli_in_process(home, "keys", "signing", "--json")
+    assert json.loads(as_json.stdout) == {
+        "key_id": key_id,
+        "algorithm": "Ed25519",
+        "public_key_pem": pem,
+    }
+    with running_api(packaged.stores) as api, api.client() as anonymous:
+        served = anonymous.get("/api/v1/signing-key")
+    assert served.status_code == 200
+    assert served.json() == {"key_id": key_id, "algorithm": "Ed25519", "public_key_pem": pem}
