@@ -26,6 +26,7 @@ API = "/api/v1"
 Action = Literal[
     "read-streams",
     "manage-streams",
+    "verify-streams",
     "search",
     "view-evidence",
     "read-compliance",
@@ -39,6 +40,7 @@ ROLE_TABLE: dict[Action, tuple[Role, ...]] = {
     # action             who may do it
     "read-streams":    ("admin", "reviewer", "compliance", "case-system"),  # list, status, products
     "manage-streams":  ("admin",),                        # start, stop, set products
+    "verify-streams":  ("admin", "reviewer", "case-system"),  # re-check a chain, receipts
     "search":          ("reviewer", "compliance", "case-system"),
     "view-evidence":   ("reviewer", "case-system"),       # moments, clips, playback, exports
     "read-compliance": ("compliance",),                   # banned-word reports, the lexicon
@@ -105,9 +107,14 @@ class Services:
     limiter: TokenBuckets
 
 
+def audit_log(stores: Stores) -> audit.AuditLog:
+    """The audit log with its signed heads (cheap: it holds references only)."""
+    return audit.AuditLog(stores.catalog, stores.blobs, stores.chain.signer, stores.settings)
+
+
 def log_action(found: Services, caller: Caller, action: str, details: dict[str, Any]) -> None:
-    """Record who did what in the audit log."""
-    audit.record(found.stores.catalog, caller.actor, caller.role, action, details)
+    """Record who did what in the audit log (signing its head every N events)."""
+    audit_log(found.stores).record(caller.actor, caller.role, action, details)
 
 
 def get_services(request: Request) -> Services:
@@ -169,6 +176,7 @@ def may(action: Action) -> Any:
 
 StreamReader = Annotated[Caller, may("read-streams")]
 StreamManager = Annotated[Caller, may("manage-streams")]
+StreamVerifier = Annotated[Caller, may("verify-streams")]
 Searcher = Annotated[Caller, may("search")]
 EvidenceViewer = Annotated[Caller, may("view-evidence")]
 ComplianceReader = Annotated[Caller, may("read-compliance")]

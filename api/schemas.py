@@ -33,7 +33,10 @@ class StreamStart(BaseModel):
 
 class StreamOut(BaseModel):
     name: str
-    status: str = Field(description="idle, recording or stopped (as the recorder reports).")
+    status: str = Field(
+        description="idle, recording, stopped (by a person, a time limit or an error) or"
+        " ended (its source ended), as the recorder reports."
+    )
     wanted: bool = Field(description="Whether a recorder has been asked to record it.")
     source: str | None
     streamer: str | None
@@ -214,6 +217,10 @@ class AuditEventOut(BaseModel):
     details: dict[str, Any]
     prev_sha256: str
     sha256: str
+    v: int = Field(
+        description="Format version of the hash: 2 is RFC 8785, 1 the legacy form"
+        " (docs/formats.md)."
+    )
 
 
 class AuditCheckOut(BaseModel):
@@ -221,8 +228,55 @@ class AuditCheckOut(BaseModel):
     ok: bool
     first_bad_seq: int | None
     problem: str | None
+    heads: int = Field(
+        description="Signed audit heads checked (stored ones, and the receipts given)."
+    )
+    signed_seq: int | None = Field(description="The last event a checked signed head covers.")
+
+
+class ReceiptsIn(BaseModel):
+    """Webhook payloads a witness received; heads of other streams and other events are
+    skipped, so a witness can send what it kept."""
+
+    receipts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="chain.head (or, for the audit log, audit.head) payloads as received.",
+    )
+
+
+class VerifyOut(BaseModel):
+    stream: str
+    ok: bool
+    entries: int
+    segments: int
+    gaps: int
+    recorded_seconds: float
+    gap_seconds: float
+    signatures: int
+    signed_head: int | None
+    first_start: str | None
+    last_end: str | None
+    bytes_checked: int
+    receipts: int = Field(description="Witnessed heads found in the chain.")
+    timestamps: int = Field(default=0, description="RFC 3161 time-stamp tokens checked.")
+    stamped_head: int | None = Field(
+        default=None, description="The last chain head a time-stamping authority stamped."
+    )
+    stamped_at: str | None = Field(
+        default=None, description="The earliest TSA time of that head (UTC, ISO 8601)."
+    )
+    notes: list[str]
 
 
 class HealthOut(BaseModel):
     status: Literal["ok"]
     version: str
+
+
+class SigningKeyOut(BaseModel):
+    """The installation's signing key, published so packages can be pinned to it."""
+
+    key_id: str = Field(description="First 16 hex digits of the SHA-256 of the raw key.")
+    algorithm: Literal["Ed25519"]
+    public_key_pem: str = Field(description="The public key, PEM (SubjectPublicKeyInfo).")

@@ -56,6 +56,7 @@ def _stage_api(stores: Stores, host: str, port: int) -> Callable[[threading.Even
     import uvicorn
 
     from api.app import create_app
+    from api.deps import audit_log
     from indexer.factory import open_search_index
 
     index = open_search_index(stores)
@@ -65,16 +66,23 @@ def _stage_api(stores: Stores, host: str, port: int) -> Callable[[threading.Even
     # The stages share one signal handler (stop_on_signals), not uvicorn's own.
     server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
 
+    # The API appends the audit log, so it signs the log's head: every N events as they
+    # come, every interval here, and once more when it stops.
+    heads = audit_log(stores)
+
     def run(stop: threading.Event) -> None:
         def exit_on_stop() -> None:
             stop.wait()
             server.should_exit = True
 
         threading.Thread(target=exit_on_stop, daemon=True).start()
+        signing = threading.Thread(target=heads.follow, args=(stop,), daemon=True)
+        signing.start()
         try:
             server.run()
         finally:
             stop.set()
+            signing.join(30)
             index.close()
 
     return run
@@ -97,6 +105,16 @@ def _stage_transcriber(stores: Stores) -> Callable[[threading.Event], None]:
         pool.join()
 
     return run
+
+
+def _stage_stamper(stores: Stores) -> list[tuple[str, Callable[[threading.Event], None]]]:
+    """The RFC 3161 stamper, where TSAs are configured (made now, so that a bad CA bundle
+    stops the start with one line rather than a stage later)."""
+    if not stores.settings.tsa_urls:
+        return []
+    from storage.timestamping import Stamper
+
+    return [("stamper", Stamper(stores.settings, stores.catalog, stores.blobs).follow)]
 
 
 def _stage_indexer(stores: Stores) -> Callable[[threading.Event], None]:
@@ -146,6 +164,7 @@ def serve(
             ("recorder", _stage_recorder(stores)),
             ("transcriber", _stage_transcriber(stores)),
             ("indexer", _stage_indexer(stores)),
+            *_stage_stamper(stores),
         ]
         shown = None
         if demo:
@@ -206,7 +225,7 @@ def recorder_command(metrics_port: MetricsPort = 0) -> None:
     """Run the recording stage: record every stream the API asked for."""
     with open_cli_stores() as stores:
         _metrics(stores, metrics_port)
-        _run_threads([("recorder", _stage_recorder(stores))])
+        _run_threads([("recorder", _stage_recorder(stores)), *_stage_stamper(stores)])
 
 
 @commands.command("transcriber")

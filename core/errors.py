@@ -11,10 +11,12 @@ status codes are chosen in ``api/`` only; the CLI prints the message and exits n
     ├── ConflictError          the thing is busy: a stream already being recorded
     ├── SourceError            a live source that cannot be recorded
     │   ├── SourceUnreachableError   the URL or file cannot be opened
-    │   └── NoMediaError             it opens but carries no audio or video
+    │   ├── NoMediaError             it opens but carries no audio or video
+    │   └── NotLiveError             it delivers a recording, not live media (use ingest)
     ├── StorageError           the blob store or catalog failed
     │   ├── StorageUnavailableError  transient: the service is down; retry or spool
     │   └── ImmutableBlobError       a write would change stored evidence
+    ├── TimestampError         a time-stamping authority gave no usable token
     └── IntegrityError         stored evidence does not match its hashes, chain or signatures
 """
 
@@ -53,6 +55,11 @@ class NoMediaError(SourceError):
     pass
 
 
+class NotLiveError(SourceError):
+    """A VOD playlist, a file, or media arriving faster than real time: recorded as live
+    it would claim wall-clock time the source did not take."""
+
+
 class StorageError(LiveWitnessError):
     pass
 
@@ -63,6 +70,15 @@ class StorageUnavailableError(StorageError):
 
 class ImmutableBlobError(StorageError):
     pass
+
+
+class TimestampError(LiveWitnessError):
+    """A TSA did not answer with a token that checks; ``reason`` is one word for metrics
+    (unreachable, http, garbage, refused, mismatch, untrusted)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class IntegrityError(LiveWitnessError):

@@ -7,13 +7,16 @@ Switching from the embedded defaults to the scale-out services is configuration 
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -81,6 +84,71 @@ class Settings(BaseSettings):
     sign_interval_seconds: float = Field(
         default=300.0, gt=0, description="How often a live chain head is signed."
     )
+    live_lead_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        description="How far media may run ahead of the wall clock (beyond an HLS source's"
+        " listed backlog) before the source is refused as not live: a file or a recording"
+        " read faster than real time would claim time the source did not take.",
+    )
+    trusted_signing_keys: Path | None = Field(
+        default=None,
+        description="A trust store for `verify-package`: a file of PEM Ed25519 public keys"
+        " (installations whose packages are trusted). Used when neither --public-key nor"
+        " --key-id is given; unset, a package is only reported consistent, not trusted.",
+    )
+
+    audit_sign_every_events: int = Field(
+        default=100,
+        ge=1,
+        description="Sign the audit log's head after this many events (and every"
+        " audit_sign_interval_seconds, and when the API stops).",
+    )
+    audit_sign_interval_seconds: float = Field(
+        default=300.0, gt=0, description="How often a grown audit log's head is signed."
+    )
+
+    # Trusted time: RFC 3161 time-stamps of every signed head (docs/trusted-time.md)
+    tsa_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Time-stamping authorities (http or https URLs, comma-separated or a JSON"
+        " list); every signed chain head is stamped by each. Empty: no stamping (offline)."
+        " Set by the administrator only: these are the only outbound requests it makes.",
+    )
+    tsa_ca_bundle: Path | None = Field(
+        default=None,
+        description="PEM file of the CA certificates (roots, intermediates) that TSA"
+        " certificates must chain to; tokens are checked against it on arrival, by `verify`"
+        " and in evidence packages. Unset: tokens are checked against their heads only.",
+    )
+    tsa_timeout_seconds: float = Field(default=10.0, gt=0)
+    tsa_retry_initial_seconds: float = Field(
+        default=5.0, gt=0, description="First wait before asking a failed TSA again."
+    )
+    tsa_retry_max_seconds: float = Field(
+        default=300.0, gt=0, description="Longest wait between tries of a failed TSA."
+    )
+
+    @field_validator("tsa_urls", mode="before")
+    @classmethod
+    def _split_tsa_urls(cls, value: object) -> object:
+        if isinstance(value, str):  # from the environment: a JSON list or "url,url"
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part for part in re.split(r"[,\s]+", text) if part]
+        return value
+
+    @field_validator("tsa_urls")
+    @classmethod
+    def _check_tsa_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"a TSA URL must be http:// or https:// with a host, not {url!r}")
+        if len(set(urls)) != len(urls):
+            raise ValueError("a TSA URL is listed twice")
+        return urls
 
     # Transcriber
     transcriber_backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"

@@ -12,7 +12,10 @@ chain head ``H >= b``, a package holds::
     manifest/<idx>.json    the stored manifest entries a..H, byte for byte
     signatures/<H>.json    the stored signature record of head H
     signatures/<H>.msg     the exact bytes it signs: canonical JSON of its payload
+                           (RFC 8785 for "v": 2; docs/formats.md)
     signatures/<H>.sig     the raw 64-byte Ed25519 signature
+    timestamps/<H>.<n>.tsr RFC 3161 tokens of TSAs over signatures/<H>.msg, as stored
+    timestamps/tsa-ca.pem  the TSA CA certificates the installation trusts (if set)
     public_key.pem         the installation's public key
     package.json           what the package holds and where the proofs are
     README.txt             how to check it by hand, command by command
@@ -45,10 +48,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from core.errors import IntegrityError, InvalidInputError, NotFoundError, StorageError
+from core.errors import (
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+    StorageError,
+    TimestampError,
+)
 from core.timeutil import iso, parse_iso, utc_now
 from evidence.moments import (
     ClipInfo,
@@ -71,16 +80,19 @@ from evidence.package_format import (
     SUMS_SIG,
     TRANSCRIPT_JSON,
     TRANSCRIPT_SRT,
+    TSA_CA,
     PackageInfo,
     entry_file,
     segment_file,
     signature_files,
+    token_file,
 )
 from evidence.package_verify import verify_package
 from storage.blobs.protocol import CHUNK, sha256_bytes, sha256_file
 from storage.models import ManifestEntry, Segment, Signature, Stream
-from storage.signing import canonical_json, check_signature, signing_key_id
+from storage.signing import check_signature, signed_message, signing_key_id
 from storage.stores import Stores
+from storage.timestamping import check_token, load_ca_bundle, stamped_bytes
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,26 @@ class _Contents:
     entries: Sequence[ManifestEntry]
     signature: Signature
     utterances: int
+    stamps: _Stamps | None = None
+
+
+@dataclass(frozen=True)
+class _Token:
+    """A packaged RFC 3161 token and what it says."""
+
+    file: str
+    tsa: str
+    gen_time: str
+    serial: str
+
+
+@dataclass(frozen=True)
+class _Stamps:
+    """The tokens over the signed head and the TSA CA certificates packaged with them."""
+
+    files: dict[str, bytes | Path]
+    tokens: Sequence[_Token]
+    ca: Sequence[str]  # each packaged CA certificate: its subject and SHA-256 fingerprint
 
 
 # -- building ----------------------------------------------------------------------------
@@ -143,6 +175,8 @@ def build_package(
         files.update({segment_file(s.seq): p for s, p in zip(covering, paths, strict=True)})
         files.update(_entry_files(stores, entries))
         files.update(_signature_files(stores, signature, entries[-1], public_key))
+        stamps = _timestamp_files(stores, row, signature)
+        files.update(stamps.files)
         files[PUBLIC_KEY] = public_key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -162,6 +196,7 @@ def build_package(
             entries=entries,
             signature=signature,
             utterances=len(transcript["utterances"]),
+            stamps=stamps,
         )
         files[README] = _readme(contents).encode()
         names = sorted([*files, SUMS, SUMS_SIG])
@@ -230,7 +265,7 @@ def _signature_files(
     raw = _stored(stores, signature.blob_key, "signature")
     try:
         record = json.loads(raw)
-        message = canonical_json(record["payload"])
+        message = signed_message(record["payload"])
         signed = base64.b64decode(record["signature"], validate=True)
     except (ValueError, TypeError, KeyError):
         raise IntegrityError(signature.blob_key, "signature record is malformed") from None
@@ -240,6 +275,36 @@ def _signature_files(
         raise IntegrityError(signature.blob_key, "signature does not cover this chain")
     record_name, message_name, signature_name = signature_files(signature.head_idx)
     return {record_name: raw, message_name: message, signature_name: signed}
+
+
+def _timestamp_files(stores: Stores, row: Stream, signature: Signature) -> _Stamps:
+    """The RFC 3161 tokens over the signed head, each checked, and the TSA CA certificates
+    they chain to (when the installation has them configured)."""
+    tokens = stores.catalog.timestamp_tokens(row.id, signature.head_idx)
+    if not tokens:
+        return _Stamps({}, (), ())
+    bundle = stores.settings.tsa_ca_bundle
+    ca = load_ca_bundle(bundle) if bundle else []
+    message = stamped_bytes(_stored(stores, signature.blob_key, "signature"))
+    files: dict[str, bytes | Path] = {}
+    packaged = []
+    for number, token in enumerate(tokens, start=1):
+        raw = _stored(stores, token.blob_key, "time-stamp token")
+        try:
+            info = check_token(raw, message, ca)
+        except TimestampError as exc:
+            # Old tokens stay checkable only while the bundle keeps their TSA's CA.
+            raise IntegrityError(token.blob_key, f"time-stamp token {exc}") from None
+        name = token_file(signature.head_idx, number)
+        files[name] = raw
+        packaged.append(_Token(name, token.tsa_url, iso(info.gen_time), str(info.serial)))
+    if ca:
+        files[TSA_CA] = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in ca)
+    described = [
+        f"{c.subject.rfc4514_string()}\n  SHA-256 {c.fingerprint(hashes.SHA256()).hex(':').upper()}"
+        for c in ca
+    ]
+    return _Stamps(files, packaged, described)
 
 
 def _transcript(
@@ -362,12 +427,24 @@ def _description(contents: _Contents, names: Sequence[str]) -> dict[str, Any]:
         },
         "key_id": contents.key_id,
         "public_key": PUBLIC_KEY,
+        "timestamps": _timestamps_description(contents.stamps),
         "transcript": {
             "json": TRANSCRIPT_JSON,
             "srt": TRANSCRIPT_SRT,
             "utterances": contents.utterances,
         },
         "files": [n for n in names if n != PACKAGE_JSON],
+    }
+
+
+def _timestamps_description(stamps: _Stamps | None) -> dict[str, Any]:
+    tokens = stamps.tokens if stamps else ()
+    return {
+        "tsa_ca": TSA_CA if stamps and stamps.ca else None,
+        "tokens": [
+            {"file": t.file, "tsa": t.tsa, "gen_time": t.gen_time, "serial": t.serial}
+            for t in tokens
+        ],
     }
 
 
@@ -429,11 +506,17 @@ def _file_list(contents: _Contents) -> str:
             "manifest/*.json",
             f"the stream's hash-chain entries {entries[0].idx} to"
             f" {entries[-1].idx}: each names the SHA-256 of its segment (or a gap in the"
-            ' recording, with its reason) and, as "prev", the SHA-256 of the entry before it',
+            " recording, or the end of a recording session, with its reason) and, as"
+            ' "prev", the SHA-256 of the entry before it',
         ),
         (record, "the signature of the chain head (the last entry), as stored"),
-        (message, 'the exact bytes it signs: its "payload" as compact JSON, keys sorted'),
+        (
+            message,
+            'the exact bytes it signs: its "payload" as canonical JSON (RFC 8785 when its'
+            ' "v" is 2; records without "v": compact, keys sorted)',
+        ),
         (raw, 'the raw Ed25519 signature: 64 bytes, its base64 "signature" decoded'),
+        *_timestamp_rows(contents),
         (PUBLIC_KEY, "the public key of the LiveWitness installation that recorded it"),
         (PACKAGE_JSON, "a machine-readable description of all of this"),
         (SUMS, "the SHA-256 of every other file"),
@@ -476,9 +559,16 @@ the package, change into its directory and run each command shown after "$". Eac
 prints OK (or "Signature Verified Successfully") and exits with status 0 when the check
 passes; when it fails it says what is wrong and exits with a non-zero status.
 
-1. The key. Make sure public_key.pem is the key of the installation that recorded the
-   stream. Its key id is the first 16 hex digits of the SHA-256 of the raw 32-byte key;
-   this must print {contents.key_id}, the key id the installation publishes:
+1. The key: pin it first. Steps 2 to 5 only show that the files agree with
+   public_key.pem, which travels inside the package: whoever changes a package can sign
+   it again with a key of their own (and rewrite this README). So get the signing key
+   of the installation that recorded the stream apart from this package: its
+   administrator runs `livewitness keys signing`, or anyone asks its API for
+   GET /api/v1/signing-key (no API key needed). Its "key_id" must equal what this
+   command prints (the first 16 hex digits of the SHA-256 of the raw 32-byte key, here
+   {contents.key_id}), or its "public_key_pem" must equal public_key.pem. If they
+   differ, the installation did not sign this package: stop, the checks below prove
+   nothing about it.
 
     $ openssl pkey -pubin -in public_key.pem -outform DER | tail -c 32 | sha256sum | cut -c1-16
 
@@ -502,14 +592,72 @@ passes; when it fails it says what is wrong and exits with a non-zero status.
 
     $ {_head_check(last, message)}
     $ {_openssl_verify(message, raw)}
-
+{_timestamp_step(contents)}
 Together: the signature (made {iso(signature.signed_at)}) covers the head, the head's
 links cover every entry before it, and the entries name every segment's SHA-256, so no
 segment can have been changed, dropped or reordered since. The clip and the transcript
 were made from these segments when the package was built; SHA256SUMS.sig covers them.
 
-LiveWitness does all of this with: livewitness verify-package <this zip>
+LiveWitness does all of this, the key included, with:
+    livewitness verify-package --key-id <the installation's key id> <this zip>
 """
+
+
+def _timestamp_rows(contents: _Contents) -> list[tuple[str, str]]:
+    stamps = contents.stamps
+    if stamps is None or not stamps.tokens:
+        return []
+    rows = [
+        (
+            t.file,
+            f"an RFC 3161 time-stamp token over the signed message: {t.tsa} stamped it at"
+            f" {t.gen_time} (serial {t.serial})",
+        )
+        for t in stamps.tokens
+    ]
+    if stamps.ca:
+        rows.append((TSA_CA, "the CA certificates of the time-stamping authorities"))
+    return rows
+
+
+def _timestamp_step(contents: _Contents) -> str:
+    """Step 6, when time-stamping authorities stamped the signed head."""
+    stamps = contents.stamps
+    if stamps is None or not stamps.tokens:
+        return ""
+    message = signature_files(contents.signature.head_idx)[1]
+    intro = (
+        "6. Trusted time. Time-stamping authorities (TSAs) outside the installation stamped"
+        f" the signed message under RFC 3161: each token proves that the signed head, and"
+        " through the chain every entry and segment before it, existed at the TSA's time."
+        f" Each command checks that a token stamps the SHA-256 of {message} and that its"
+        " signature and certificate chain verify against the TSAs' CA certificates; it"
+        ' prints "Verification: OK". (openssl ts -reply -in <token> -text shows its'
+        ' "Time stamp".)'
+    )
+    lines = textwrap.wrap(intro, README_WIDTH - 3, subsequent_indent="   ")
+    if stamps.ca:
+        lines += [
+            "",
+            f"   Make sure the certificates in {TSA_CA} are those the TSAs publish",
+            "   (compare the fingerprints):",
+            *("     " + line for cert in stamps.ca for line in cert.split("\n")),
+            "",
+            *(f"    $ {_ts_verify(message, t.file, TSA_CA)}" for t in stamps.tokens),
+        ]
+    else:
+        lines += [
+            "",
+            "   The installation had no TSA CA certificates configured: get the TSA's CA",
+            "   certificate from the TSA, save it as tsa-ca.pem and run for each token:",
+            "",
+            *(f"      {_ts_verify(message, t.file, 'tsa-ca.pem')}" for t in stamps.tokens),
+        ]
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def _ts_verify(message: str, token: str, ca: str) -> str:
+    return f"openssl ts -verify -data {message} -in {token} -CAfile {ca}"
 
 
 _SEGMENTS_CHECK = (

@@ -25,6 +25,9 @@ REQUIRED = (CLIP, TRANSCRIPT_JSON, TRANSCRIPT_SRT, PUBLIC_KEY, README, PACKAGE_J
 _ENTRY_NAME = re.compile(r"^manifest/(\d{8})\.json$")
 _SEGMENT_NAME = re.compile(r"^segments/(\d{8})\.ts$")
 _SUM_LINE = re.compile(r"^([0-9a-f]{64})  (\S(?:.*\S)?)$")
+TIMESTAMPS = "timestamps/"
+TSA_CA = "timestamps/tsa-ca.pem"  # the TSA CA certificates the installation trusts
+_TOKEN_NAME = re.compile(r"^timestamps/(\d{8})\.(\d+)\.tsr$")
 _MEDIA = (".ts", ".mp4", ".sig")  # already compressed: stored as they are
 README_WIDTH = 88
 
@@ -60,6 +63,15 @@ class PackageReport:
     head_sha256: str
     key_id: str
     bytes_checked: int
+    # What the signer was checked against (e.g. "--public-key key.pem"); None: nothing,
+    # so the package is consistent in itself but its signer is not trusted.
+    anchor: str | None = None
+    # The TSA times of the RFC 3161 tokens over the signed head (none: not stamped).
+    stamped_at: tuple[datetime, ...] = ()
+
+    @property
+    def trusted(self) -> bool:
+        return self.anchor is not None
 
 
 def segment_file(seq: int) -> str:
@@ -74,3 +86,8 @@ def signature_files(idx: int) -> tuple[str, str, str]:
     """The stored record, the signed message and the raw signature of a head."""
     base = f"signatures/{idx:08d}"
     return f"{base}.json", f"{base}.msg", f"{base}.sig"
+
+
+def token_file(idx: int, number: int) -> str:
+    """The ``number``-th RFC 3161 token (from 1) over signed head ``idx``."""
+    return f"{TIMESTAMPS}{idx:08d}.{number}.tsr"

@@ -15,7 +15,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from compliance.alerts import moment_link, payload_body
+from compliance.alerts import BANNED_WORD_EVENT, moment_link, payload_body
 from compliance.hits import banned_hit_json
 from compliance.matcher import BannedWordMatcher, Lexicon, load_lexicon
 from core.timeutil import parse_iso, utc_now
@@ -26,8 +26,6 @@ from storage.catalog import TRANSCRIPTS_STORED
 from storage.metrics import observe_index_lag
 from storage.models import Alert, BannedHit, Stream, Transcript
 from storage.stores import Stores
-
-BANNED_WORD_EVENT = "banned_word"
 
 
 @lru_cache(maxsize=4)

@@ -36,3 +36,19 @@ def signature_key(stream: str, head_idx: int) -> str:
 
 def transcript_key(stream: str, seq: int) -> str:
     return f"streams/{stream}/transcripts/{seq:08d}.json"
+
+
+AUDIT_HEADS_PREFIX = "audit/heads/"
+
+
+def audit_head_key(seq: int) -> str:
+    return f"{AUDIT_HEADS_PREFIX}{seq:012d}.json"
+
+
+def timestamp_key(stream: str, head_idx: int, tsa_id: str) -> str:
+    """An RFC 3161 token (the TSA's whole response, DER) over signed head ``head_idx``."""
+    return f"streams/{stream}/timestamps/{head_idx:08d}.{tsa_id}.tsr"
+
+
+def timestamps_prefix(stream: str) -> str:
+    return f"streams/{stream}/timestamps/"

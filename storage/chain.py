@@ -1,9 +1,15 @@
-"""A stream's evidence chain: segments and gaps as hash-linked manifest entries.
+"""A stream's evidence chain: segments, gaps and session ends as hash-linked manifest
+entries.
 
 Every entry is its own immutable blob (``streams/NAME/manifest/00000007.json``) holding
 the SHA-256 of the entry before it, so the chain proves order and completeness. The
 catalog indexes the entries; at open, entries that reached the blob store but not the
 catalog (a crash between the two) are adopted, so every step can be repeated safely.
+
+The chain is also a timeline: each entry covers wall-clock time that starts no earlier
+than the entry before it ends and ends no later than it was chained (within
+``TIMELINE_TOLERANCE_SECONDS``); a recording session that stops cleanly ends with an
+``end`` entry (``{"reason": ..., "at": ...}``, ``at`` being where its time ends).
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ from core.jobs import SEGMENT_JOBS
 from core.timeutil import iso, parse_iso, utc_now
 from storage.blob_keys import check_stream_name, entry_key, segment_key, signature_key
 from storage.blobs.protocol import BlobStore, sha256_bytes
-from storage.catalog import Catalog
+from storage.catalog import SIGNATURES_STORED, Catalog
 from storage.models import ManifestEntry, Segment, Signature
-from storage.signing import Signer, canonical_json
+from storage.receipts import CHAIN_HEAD_EVENT, receipt_row
+from storage.signing import FORMAT, Signer, canonical_bytes
 
 GENESIS = "0" * 64
+TIMELINE_TOLERANCE_SECONDS = 0.5  # ms-rounded times and a frame of slack; verify uses it
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,9 @@ class ClosedSegment:
     duration: float
     capture: str  # session/file name it was captured as; unique within the stream
     recovered: bool = False
+    # First and last media sequence number of the HLS source segments it holds, so a
+    # later recorder of the stream continues after them (recorder/hls.py).
+    media_sequence: tuple[int, int] | None = None
 
 
 class EvidenceChain:
@@ -78,6 +89,11 @@ class EvidenceChain:
             ends_at = starts_at + timedelta(seconds=seg["duration"])
             seq = seg["seq"]
             reason = None
+        elif record["kind"] == "end":
+            end = record["end"]
+            starts_at = ends_at = parse_iso(end["at"])
+            seq = None
+            reason = end["reason"]
         else:
             gap = record["gap"]
             starts_at, ends_at = parse_iso(gap["from"]), parse_iso(gap["to"])
@@ -119,7 +135,7 @@ class EvidenceChain:
         head = self.catalog.head(stream_id)
         idx = 0 if head is None else head.idx + 1
         record = {
-            "v": 1,
+            "v": FORMAT,
             "stream": name,
             "index": idx,
             "prev": GENESIS if head is None else head.sha256,
@@ -127,9 +143,11 @@ class EvidenceChain:
             kind: body,
             "chained_at": iso(utc_now()),
         }
-        raw = canonical_json(record)
+        raw = canonical_bytes(record, FORMAT)
         self.blobs.put_bytes(entry_key(name, idx), raw)
-        self._index_entry(stream_id, name, record, sha256_bytes(raw))
+        # Indexed from the stored bytes, as a reader (or an adoption after a crash) sees
+        # them: RFC 8785 writes a duration of 10.0 as 10.
+        self._index_entry(stream_id, name, json.loads(raw), sha256_bytes(raw))
         return idx
 
     def append_segment(self, stream_id: int, name: str, closed: ClosedSegment) -> Segment:
@@ -151,6 +169,8 @@ class EvidenceChain:
             "recovered": closed.recovered,
             "capture": closed.capture,
         }
+        if closed.media_sequence is not None:
+            body["media_sequence"] = list(closed.media_sequence)
         self._append(stream_id, name, "segment", body)
         found = self.catalog.segment_by_capture(stream_id, closed.capture)
         if found is None:  # pragma: no cover - _append indexes it
@@ -162,6 +182,26 @@ class EvidenceChain:
     ) -> int:
         body = {"from": iso(start), "to": iso(end), "reason": reason}
         return self._append(stream_id, name, "gap", body)
+
+    def append_end(self, stream_id: int, name: str, reason: str, at: datetime) -> int:
+        """End a recording session: why it ended, and where its recorded time ends. Sign
+        the head after it."""
+        return self._append(stream_id, name, "end", {"reason": reason, "at": iso(at)})
+
+    def chained_media(self, stream_id: int, sha256: str) -> Segment | None:
+        """The segment of this stream that already holds these exact bytes, if any: the
+        recorder chains repeated media (a source replaying what it sent) only once."""
+        return self.catalog.segment_by_sha256(stream_id, sha256)
+
+    def last_media_sequence(self, stream_id: int, name: str) -> int | None:
+        """The last HLS media sequence number the stream's latest segment holds, if it
+        came from an HLS source."""
+        last = self.catalog.last_segment(stream_id)
+        if last is None:
+            return None
+        body = json.loads(self.blobs.get_bytes(entry_key(name, last.entry_idx))).get("segment", {})
+        held = body.get("media_sequence")
+        return int(held[1]) if isinstance(held, list) and len(held) == 2 else None
 
     def sign_head(self, stream_id: int, name: str) -> Signature | None:
         """Sign the current chain head (once per head); None for an empty chain."""
@@ -180,11 +220,11 @@ class EvidenceChain:
             }
         )
         try:
-            self.blobs.put_bytes(key, canonical_json(record))
+            self.blobs.put_bytes(key, canonical_bytes(record, FORMAT))
         except ImmutableBlobError:
             # This head was signed before (e.g. periodically, then at stop): keep that one.
-            stored = json.loads(self.blobs.get_bytes(key))
-            signed_at = parse_iso(stored["payload"]["signed_at"])
+            record = json.loads(self.blobs.get_bytes(key))
+            signed_at = parse_iso(record["payload"]["signed_at"])
         signature = Signature(
             stream_id=stream_id,
             head_idx=head.idx,
@@ -193,4 +233,10 @@ class EvidenceChain:
             signed_at=signed_at,
         )
         self.catalog.add_signature(signature)
+        # Wakes this process's stamper (storage/timestamping): RFC 3161 tokens are asked
+        # for in the background, so signing never waits for a TSA.
+        self.catalog.changes.mark(SIGNATURES_STORED)
+        # Queued for the webhooks (compliance/ posts it): a witness outside the
+        # installation then holds this head, so cutting the chain back shows.
+        self.catalog.add_receipt(receipt_row(CHAIN_HEAD_EVENT, name, record, key))
         return signature

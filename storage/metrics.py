@@ -10,10 +10,12 @@ Two kinds of numbers, kept apart on purpose:
   them with ``max`` (docs/deploy.md).
 - **In-process metrics** are observations only the process doing the work can make:
   how long a transcript waited before it was searchable (:data:`INDEX_LAG`, observed
-  by the indexer) and how long searches take (:data:`SEARCH_LATENCY`, observed by the
-  API). They live in module globals, like every prometheus_client metric, but in no
-  registry of their own: :func:`metrics_registry` puts them, the catalog collector and
-  the process collectors (CPU, memory, GC) into a fresh registry per server.
+  by the indexer), how long searches take (:data:`SEARCH_LATENCY`, observed by the
+  API) and the RFC 3161 tokens a stamper got or failed to get (:data:`TIMESTAMPS_STORED`,
+  :data:`TIMESTAMP_FAILURES`). They live in module globals, like every prometheus_client
+  metric, but in no registry of their own: :func:`metrics_registry` puts them, the
+  catalog collector and the process collectors (CPU, memory, GC) into a fresh registry
+  per server.
 
 A stage process exposes its registry with :func:`serve_metrics` (a small HTTP server on
 a thread); the API serves the same text on its own metrics route (``/api/v1/metrics``)
@@ -34,6 +36,7 @@ from prometheus_client import (
     PLATFORM_COLLECTOR,
     PROCESS_COLLECTOR,
     CollectorRegistry,
+    Counter,
     Histogram,
     start_http_server,
 )
@@ -66,6 +69,21 @@ INDEX_LAG = Histogram(
 SEARCH_LATENCY = Histogram(
     "livewitness_search_latency_seconds",
     "Seconds the search index took to answer one search request.",
+    registry=None,
+)
+
+TIMESTAMPS_STORED = Counter(
+    "livewitness_timestamps_stored",
+    "RFC 3161 time-stamp tokens this process got and stored, by TSA.",
+    ["tsa"],
+    registry=None,
+)
+
+TIMESTAMP_FAILURES = Counter(
+    "livewitness_timestamp_failures",
+    "Requests to a time-stamping authority that gave no usable token, by TSA and reason"
+    " (unreachable, http, garbage, refused, mismatch, untrusted); the stamper retries.",
+    ["tsa", "reason"],
     registry=None,
 )
 
@@ -247,7 +265,13 @@ def metrics_registry(catalog: Catalog) -> CollectorRegistry:
     process collectors (CPU, memory, open files, GC)."""
     registry = CollectorRegistry()
     registry.register(CatalogCollector(catalog))
-    for collector in (INDEX_LAG, LATEST_INDEX_LAG, SEARCH_LATENCY):
+    for collector in (
+        INDEX_LAG,
+        LATEST_INDEX_LAG,
+        SEARCH_LATENCY,
+        TIMESTAMPS_STORED,
+        TIMESTAMP_FAILURES,
+    ):
         registry.register(collector)
     for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(standard)

@@ -117,6 +117,26 @@ class Signature(Base):
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class TimestampToken(Base):
+    """An RFC 3161 token from a TSA over a signed head's exact signed bytes; the stored
+    blob (the TSA's response as received) is the record, this its index."""
+
+    __tablename__ = "timestamp_tokens"
+    __table_args__ = (UniqueConstraint("stream_id", "head_idx", "tsa_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
+    head_idx: Mapped[int] = mapped_column(Integer)
+    tsa_id: Mapped[str] = mapped_column(String(16))  # storage.timestamping.tsa_id(tsa_url)
+    tsa_url: Mapped[str] = mapped_column(Text)
+    blob_key: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))  # of the stored token
+    imprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of the stamped bytes
+    gen_time: Mapped[datetime] = mapped_column(UTCDateTime)  # the TSA's time
+    serial: Mapped[str] = mapped_column(String(64))  # the TSA's serial number (decimal)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
 class Job(Base):
     """Work queued for a later stage; workers claim jobs with a lease."""
 
@@ -270,3 +290,41 @@ class AuditEvent(Base):
     details: Mapped[str] = mapped_column(Text)  # canonical JSON
     prev_sha256: Mapped[str] = mapped_column(String(64))
     sha256: Mapped[str] = mapped_column(String(64))
+    # Which canonical JSON the hash covers (docs/formats.md); NULL: version 1, written
+    # before the column existed.
+    format_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Receipt(Base):
+    """A signed head (a stream's chain head, the audit log's head) queued for the webhooks,
+    so that witnesses outside the installation hold it (``storage/receipts.py``)."""
+
+    __tablename__ = "receipts"
+    __table_args__ = (UniqueConstraint("event", "subject", "head_idx"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event: Mapped[str] = mapped_column(String(32))  # "chain.head" | "audit.head"
+    subject: Mapped[str] = mapped_column(String(128))  # the stream's name, or "audit"
+    head_idx: Mapped[int] = mapped_column(Integer)  # chain entry index, or audit seq
+    head_sha256: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)  # the JSON body sent
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class ReceiptDelivery(Base):
+    """One receipt to one webhook, logged like an alert's delivery."""
+
+    __tablename__ = "receipt_deliveries"
+    __table_args__ = (UniqueConstraint("receipt_id", "webhook_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    receipt_id: Mapped[int] = mapped_column(ForeignKey("receipts.id"), index=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    log: Mapped[str] = mapped_column(Text, default="[]")  # JSON: [{at, status, error, ms}]
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)

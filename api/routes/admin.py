@@ -1,4 +1,5 @@
-"""Administration: API keys, the audit log, metrics; and the unauthenticated health."""
+"""Administration: API keys, the audit log, metrics; and the unauthenticated health and
+signing key."""
 
 from __future__ import annotations
 
@@ -7,13 +8,24 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from api.deps import Administrator, AnyRole, ServicesDep, log_action
-from api.schemas import AuditCheckOut, AuditEventOut, HealthOut, KeyCreated, KeyIn, KeyOut
+from api.deps import Administrator, AnyRole, Services, ServicesDep, log_action
+from api.schemas import (
+    AuditCheckOut,
+    AuditEventOut,
+    HealthOut,
+    KeyCreated,
+    KeyIn,
+    KeyOut,
+    ReceiptsIn,
+    SigningKeyOut,
+)
 from core.timeutil import iso
 from storage import audit
 from storage.api_keys import create_api_key
 from storage.metrics import metrics_registry, render_metrics
 from storage.models import ApiKey
+from storage.receipts import HeadReceipt, receipts_of
+from storage.signing import signing_key_info
 
 router = APIRouter(tags=["admin"])
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -22,6 +34,16 @@ RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 @router.get("/health", response_model=HealthOut)
 def health(request: Request) -> HealthOut:
     return HealthOut(status="ok", version=request.app.state.version)
+
+
+@router.get("/signing-key", response_model=SigningKeyOut)
+def signing_key(services: ServicesDep) -> SigningKeyOut:
+    """The key this installation signs chains and evidence packages with. No API key
+    needed: a public key is public, and whoever checks a package must be able to pin it."""
+    info = signing_key_info(services.stores.chain.signer.public_key)
+    return SigningKeyOut(
+        key_id=info.key_id, algorithm="Ed25519", public_key_pem=info.public_key_pem
+    )
 
 
 def key_out(row: ApiKey) -> KeyOut:
@@ -76,10 +98,31 @@ def audit_log(
 
 @router.get("/audit/verify", response_model=AuditCheckOut)
 def audit_verify(caller: Administrator, services: ServicesDep) -> AuditCheckOut:
-    """Re-check the audit log's hash chain from its first event."""
-    check = audit.verify_audit(services.stores.catalog)
+    """Re-check the audit log's hash chain from its first event, and the log against its
+    signed heads: cut-off events, a rewrite with recomputed hashes or a forged head fail."""
+    return _audit_check(services, [])
+
+
+@router.post("/audit/verify", response_model=AuditCheckOut)
+def audit_verify_receipts(
+    body: ReceiptsIn, caller: Administrator, services: ServicesDep
+) -> AuditCheckOut:
+    """As GET, and against the `audit.head` receipts a witness received too."""
+    return _audit_check(services, receipts_of(body.receipts, "receipts"))
+
+
+def _audit_check(services: Services, receipts: list[HeadReceipt]) -> AuditCheckOut:
+    stores = services.stores
+    check = audit.verify_audit(
+        stores.catalog, stores.blobs, stores.chain.signer.public_key, receipts
+    )
     return AuditCheckOut(
-        events=check.events, ok=check.ok, first_bad_seq=check.first_bad_seq, problem=check.problem
+        events=check.events,
+        ok=check.ok,
+        first_bad_seq=check.first_bad_seq,
+        problem=check.problem,
+        heads=check.heads,
+        signed_seq=check.signed_seq,
     )
 
 

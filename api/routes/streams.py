@@ -6,15 +6,17 @@ import json
 
 from fastapi import APIRouter
 
-from api.deps import ServicesDep, StreamManager, StreamReader, log_action
-from api.schemas import ProductIn, ProductOut, StreamOut, StreamStart
+from api.deps import ServicesDep, StreamManager, StreamReader, StreamVerifier, log_action
+from api.schemas import ProductIn, ProductOut, ReceiptsIn, StreamOut, StreamStart, VerifyOut
 from core.jobs import TRANSCRIBE_JOB
 from core.timeutil import iso, utc_now
+from evidence.verify import verify_stream
 from recorder.sources import check_source_allowed
 from storage.blob_keys import check_stream_name
 from storage.catalog import StreamSummary
 from storage.models import Stream
 from storage.products import parse_products
+from storage.receipts import receipts_of
 from storage.stores import Stores
 
 router = APIRouter(tags=["streams"])
@@ -85,6 +87,28 @@ def stop_recording(name: str, caller: StreamManager, services: ServicesDep) -> S
     stores.catalog.want_recording(stream.id, False)
     log_action(services, caller, "stream.stop", {"stream": name})
     return stream_out(stores, stores.catalog.stream_by_id(stream.id))
+
+
+@router.post("/streams/{name}/verify", response_model=VerifyOut)
+def verify(
+    name: str, caller: StreamVerifier, services: ServicesDep, body: ReceiptsIn | None = None
+) -> VerifyOut:
+    """Re-read every stored byte of the stream and check hashes, chain and signatures;
+    given the `chain.head` receipts a witness received, also that the chain still holds
+    each of those heads (409 names the first head it lost or changed)."""
+    stores = services.stores
+    name = check_stream_name(name)
+    receipts = receipts_of(body.receipts, "receipts") if body is not None else []
+    log_action(services, caller, "stream.verify", {"stream": name, "receipts": len(receipts)})
+    report = verify_stream(
+        stores.catalog,
+        stores.blobs,
+        stores.settings.signing_keys_dir,
+        name,
+        receipts,
+        tsa_ca_bundle=stores.settings.tsa_ca_bundle,
+    )
+    return VerifyOut(**report.to_json())
 
 
 @router.get("/streams/{name}/products", response_model=list[ProductOut])

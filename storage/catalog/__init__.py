@@ -13,6 +13,8 @@ One class, ``Catalog``, composed of one mixin per concern over a shared engine:
 - ``jobs.py``: the job queue and its leases (``WAITING``);
 - ``access.py``: API keys and the audit log's rows;
 - ``compliance.py``: banned-word hits, webhooks, alerts and deliveries;
+- ``receipts.py``: signed heads queued for the webhooks (receipts) and their deliveries;
+- ``timestamps.py``: RFC 3161 tokens over signed heads, and the heads still unstamped;
 - ``aggregates.py``: stream summaries (``StreamSummary``) and the counts for metrics.
 """
 
@@ -34,19 +36,23 @@ from storage.catalog.engine import (
     upgrade,
 )
 from storage.catalog.jobs import WAITING, JobsMixin
+from storage.catalog.receipts import ReceiptsMixin
 from storage.catalog.streams import StreamsMixin
+from storage.catalog.timestamps import SIGNATURES_STORED, TimestampsMixin, UnstampedHead
 from storage.catalog.transcripts import TranscriptsMixin
 
 __all__ = [
     "ALERTS_RAISED",
     "JOBS_QUEUED",
     "MIGRATIONS",
+    "SIGNATURES_STORED",
     "TRANSCRIPTS_STORED",
     "WAITING",
     "Catalog",
     "CatalogBase",
     "Changes",
     "StreamSummary",
+    "UnstampedHead",
     "_sqlite_pragmas",  # the schema tests open engines of their own with it
     "migrate",
     "upgrade",
@@ -60,6 +66,8 @@ class Catalog(
     JobsMixin,
     AccessMixin,
     ComplianceMixin,
+    ReceiptsMixin,
+    TimestampsMixin,
     AggregatesMixin,
 ):
     """The catalog: ``Catalog(url)`` opens it (see the module docstring for the parts)."""

@@ -54,6 +54,10 @@ class AccessMixin(CatalogBase):
                 continue
         raise StorageError("the audit log is too busy to append to")
 
+    def last_audit_event(self) -> AuditEvent | None:
+        with self.session() as s:
+            return s.scalar(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
+
     def audit_events(self, after_seq: int = 0, limit: int | None = None) -> Sequence[AuditEvent]:
         with self.session() as s:
             query = select(AuditEvent).where(AuditEvent.seq > after_seq).order_by(AuditEvent.seq)

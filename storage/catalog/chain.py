@@ -57,6 +57,16 @@ class ChainMixin(CatalogBase):
                 select(Segment).where(Segment.stream_id == stream_id, Segment.capture == capture)
             )
 
+    def segment_by_sha256(self, stream_id: int, sha256: str) -> Segment | None:
+        """The first segment of a stream with these exact bytes, if any."""
+        with self.session() as s:
+            return s.scalar(
+                select(Segment)
+                .where(Segment.stream_id == stream_id, Segment.sha256 == sha256)
+                .order_by(Segment.seq)
+                .limit(1)
+            )
+
     def last_segment(self, stream_id: int) -> Segment | None:
         with self.session() as s:
             return s.scalar(

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
 
 from core.errors import NotFoundError
-from core.timeutil import iso, utc_now
 from storage.catalog.engine import ALERTS_RAISED, CatalogBase
+from storage.catalog.receipts import log_attempt
 from storage.models import Alert, AlertDelivery, BannedHit, Webhook
 
 
@@ -124,22 +123,18 @@ class ComplianceMixin(CatalogBase):
         elapsed_ms: float,
     ) -> None:
         """Log one attempt; ``next_attempt_at`` None with no delivery means give up."""
-        now = utc_now()
         with self.session() as s:
             delivery = s.get(AlertDelivery, delivery_id)
             if delivery is None:
                 raise NotFoundError(f"no alert delivery {delivery_id}")
-            log = json.loads(delivery.log)
-            entry = {"at": iso(now), "status": status, "error": error, "ms": round(elapsed_ms, 1)}
-            delivery.log = json.dumps([*log, entry])
-            delivery.attempts += 1
-            delivery.last_status, delivery.last_error = status, error
-            if delivered:
-                delivery.status, delivery.delivered_at = "delivered", now
-            elif next_attempt_at is None:
-                delivery.status = "failed"
-            else:
-                delivery.next_attempt_at = next_attempt_at
+            log_attempt(
+                delivery,
+                delivered=delivered,
+                status=status,
+                error=error,
+                next_attempt_at=next_attempt_at,
+                elapsed_ms=elapsed_ms,
+            )
 
     def deliveries(self, webhook_id: int | None = None) -> Sequence[tuple[AlertDelivery, Alert]]:
         with self.session() as s:

@@ -12,6 +12,10 @@ from core.timeutil import utc_now
 from storage.catalog.engine import CatalogBase
 from storage.models import Stream
 
+# idle: never recorded; recording; stopped: by a person, a time limit or an error; ended:
+# its source ended (a live source closed, an ingested file was chained to its end).
+STREAM_STATUSES = ("idle", "recording", "stopped", "ended")
+
 
 class StreamsMixin(CatalogBase):
     """Streams by name or id, their details and status, and the recording leases."""
@@ -46,6 +50,8 @@ class StreamsMixin(CatalogBase):
             return s.scalars(select(Stream).order_by(Stream.name)).all()
 
     def set_status(self, stream_id: int, status: str) -> None:
+        if status not in STREAM_STATUSES:
+            raise ValueError(f"unknown stream status {status!r}")
         with self.session() as s:
             stream = s.get(Stream, stream_id)
             if stream is not None:
