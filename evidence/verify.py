@@ -113,6 +113,7 @@ def verify_stream(
 
     hashes: list[str] = []
     prev = GENESIS
+    last_version = 0
     timeline = _Timeline()
     for position, row in enumerate(indexed):
         key = entry_key(name, position)
@@ -126,7 +127,7 @@ def verify_stream(
         if record.get("prev") != prev:
             raise IntegrityError(key, "manifest entry does not link to the entry before it")
         try:  # the hash covers the stored bytes whatever their version; only known ones
-            format_version(record)
+            last_version = format_version(record)
         except ValueError:
             raise IntegrityError(key, "manifest entry has an unknown format version") from None
         timeline.check(key, position, record, *_check_body(blobs, key, record, report))
@@ -150,13 +151,13 @@ def verify_stream(
         raise IntegrityError(
             entry_key(name, len(hashes) - 1), "chain head of a stopped stream is not signed"
         )
-    # Every clean stop ends its session with an end entry; chains written before end
-    # entries existed have none at all, and are not held to it.
+    # Every clean stop ends its session with an end entry (since format 2, which came with
+    # them); older chains have none at all, and are held to it only once they have one.
     last_kind = indexed[-1].kind if indexed else None
     if (
         stream.status in ("stopped", "ended")
         and last_kind not in (None, "end")
-        and (report.ends or stream.status == "ended")
+        and (last_version >= 2 or report.ends or stream.status == "ended")
     ):
         raise IntegrityError(
             entry_key(name, len(indexed) - 1),

@@ -40,6 +40,7 @@ def build_chain(stores: Stores, tmp_path: Path, name: str = "shop") -> int:
     for n in range(3, 5):
         start = T0 + timedelta(seconds=45 + 10 * (n - 3))
         stores.chain.append_segment(sid, name, closed(tmp_path, n, start))
+    stores.chain.append_end(sid, name, "stopped", T0 + timedelta(seconds=65))
     stores.chain.sign_head(sid, name)
     stores.catalog.set_status(sid, "stopped")
     return sid
@@ -61,7 +62,7 @@ def rewrite(path: Path, data: bytes) -> None:
 def test_chain_links_entries_and_verifies(stores: Stores, tmp_path: Path) -> None:
     sid = build_chain(stores, tmp_path)
     entries = stores.catalog.entries(sid)
-    assert [e.kind for e in entries] == ["segment"] * 3 + ["gap"] + ["segment"] * 2
+    assert [e.kind for e in entries] == ["segment"] * 3 + ["gap"] + ["segment"] * 2 + ["end"]
     assert entries[0].prev_sha256 == "0" * 64
     for before, after in itertools.pairwise(entries):
         assert after.prev_sha256 == before.sha256
@@ -127,6 +128,7 @@ def test_entries_stored_but_not_catalogued_are_adopted_at_reopen(
     assert [e.idx for e in stores.catalog.entries(sid)] == [0, 1]
     assert [s.seq for s in stores.catalog.segments(sid)] == [0, 1]
     assert [j.segment_seq for j in stores.catalog.jobs(sid)] == [0, 1]
+    stores.chain.append_end(sid, "shop", "stopped", T0 + timedelta(seconds=20))
     stores.chain.sign_head(sid, "shop")
     stores.catalog.set_status(sid, "stopped")
     verify(stores)
@@ -179,7 +181,7 @@ def test_a_deleted_artifact_is_named(stores: Stores, tmp_path: Path, kind: str) 
     key = {
         "segment": segment_key("shop", 3),
         "entry": entry_key("shop", 4),
-        "signature": signature_key("shop", 5),
+        "signature": signature_key("shop", 6),
     }[kind]
     blob_path(stores.settings, key).unlink()
     with pytest.raises(IntegrityError) as caught:
@@ -223,7 +225,7 @@ def test_reordering_entries_and_their_index_together_breaks_the_links(
 
 def test_a_signature_from_another_key_is_rejected(stores: Stores, tmp_path: Path) -> None:
     build_chain(stores, tmp_path)
-    key = signature_key("shop", 5)
+    key = signature_key("shop", 6)
     path = blob_path(stores.settings, key)
     record = json.loads(path.read_bytes())
     from storage.signing import Signer
@@ -240,7 +242,11 @@ def test_an_unsigned_head_of_a_stopped_stream_fails(stores: Stores, tmp_path: Pa
     stores.chain.append_segment(sid, "shop", closed(tmp_path, 9, T0 + timedelta(minutes=5)))
     with pytest.raises(IntegrityError) as caught:
         verify(stores)
-    assert caught.value.artifact == entry_key("shop", 6)
+    assert caught.value.artifact == entry_key("shop", 7)
+    stores.chain.sign_head(sid, "shop")
+    with pytest.raises(IntegrityError, match="no end entry"):  # signed, but never ended
+        verify(stores)
+    stores.chain.append_end(sid, "shop", "stopped", T0 + timedelta(minutes=5, seconds=10))
     stores.chain.sign_head(sid, "shop")
     verify(stores)
 

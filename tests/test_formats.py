@@ -160,6 +160,9 @@ def write_v2_chain(stores: Stores, tmp_path: Path, name: str) -> int:
             path, sha256_file(path), path.stat().st_size, start, duration, f"s/{n}"
         )
         stores.chain.append_segment(sid, name, closed)
+    head = stores.catalog.head(sid)
+    assert head is not None
+    stores.chain.append_end(sid, name, "stopped", head.ends_at)  # as every clean stop
     stores.chain.sign_head(sid, name)
     stores.catalog.set_status(sid, "stopped")
     return sid
@@ -179,9 +182,9 @@ def rewrite_blob(stores: Stores, key: str, data: bytes) -> None:
 def test_v1_and_v2_chains_both_verify(stores: Stores, tmp_path: Path) -> None:
     old = write_v1_chain(stores, tmp_path, "old")
     new = write_v2_chain(stores, tmp_path, "new")
-    for name in ("old", "new"):
+    for name, head in (("old", 1), ("new", 2)):  # the new chain ends with its end entry
         report = verify(stores, name)
-        assert (report.segments, report.signatures, report.signed_head) == (2, 1, 1), name
+        assert (report.segments, report.signatures, report.signed_head) == (2, 1, head), name
         assert report.recorded_seconds == pytest.approx(19.966667)
 
     old_entry = stores.blobs.get_bytes(entry_key("old", 0))
@@ -196,7 +199,7 @@ def test_v1_and_v2_chains_both_verify(stores: Stores, tmp_path: Path) -> None:
     assert [s.duration for s in stores.catalog.segments(old)] == [10.0, 9.966667]
     assert [s.duration for s in stores.catalog.segments(new)] == [10.0, 9.966667]
 
-    signed = json.loads(stores.blobs.get_bytes(signature_key("new", 1)))
+    signed = json.loads(stores.blobs.get_bytes(signature_key("new", 2)))
     assert signed["payload"]["v"] == 2
     assert "v" not in json.loads(stores.blobs.get_bytes(signature_key("old", 1)))["payload"]
 
@@ -217,7 +220,7 @@ def test_tampering_fails_in_both_formats(stores: Stores, tmp_path: Path, name: s
     rewrite_blob(stores, entry, original)
     verify(stores, name)
 
-    key = signature_key(name, 1)
+    key = signature_key(name, 1 if name == "old" else 2)  # after "new"'s end entry
     record = json.loads(stores.blobs.get_bytes(key))
     record["payload"]["signed_at"] = "2026-11-21T13:00:00.000Z"
     rewrite_blob(stores, key, json.dumps(record).encode())

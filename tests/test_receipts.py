@@ -89,13 +89,22 @@ def append_segments(stores: Stores, tmp: Path, name: str, first: int, count: int
 
 
 def record_stream(stores: Stores, tmp: Path) -> None:
-    """Five entries, heads signed at 0 and 2 while live and at 4 when it stopped."""
+    """Five entries, heads signed at 0 and 2 while live and at 4 when it stopped: four
+    segments and the session's end entry, as every clean stop writes."""
     stream_id = stores.chain.open_stream("shop")
     stores.catalog.set_status(stream_id, "recording")
-    for first, count in ((0, 1), (1, 2), (3, 2)):
+    for first, count in ((0, 1), (1, 2), (3, 1)):
         append_segments(stores, tmp, "shop", first, count)
+        if first == 3:
+            end_entry(stores, stream_id)
         stores.chain.sign_head(stream_id, "shop")
     stores.catalog.set_status(stream_id, "stopped")
+
+
+def end_entry(stores: Stores, stream_id: int) -> None:
+    head = stores.catalog.head(stream_id)
+    assert head is not None
+    stores.chain.append_end(stream_id, "shop", "stopped", head.ends_at)
 
 
 def cut_back(stores: Stores, keep: int, *, blobs: bool = True) -> None:
@@ -109,7 +118,7 @@ def cut_back(stores: Stores, keep: int, *, blobs: bool = True) -> None:
         root = stores.settings.blobs_dir
         for idx in range(keep, last.idx + 1):
             (root / entry_key("shop", idx)).unlink()
-            (root / segment_key("shop", idx)).unlink()
+            (root / segment_key("shop", idx)).unlink(missing_ok=True)  # none for the end
         for head in heads:
             if head >= keep:
                 (root / signature_key("shop", head)).unlink()
@@ -192,10 +201,8 @@ def test_a_chain_cut_back_to_an_earlier_signed_head_fails_against_the_receipts(
     assert entry_key("shop", 4) in with_receipts.output  # the missing head, by name
     assert "chain.head 4 of 'shop'" in with_receipts.output
     assert "cut back to 3 entries" in with_receipts.output
-    if plain.exit_code == 0:
-        # Without end entries a clean cut leaves a signed, consistent prefix: only the
-        # witness can tell. (With end entries the missing one fails it on its own.)
-        assert json.loads(plain.output)["receipts"] == 0
+    # The cut took the session's end entry with it: that alone fails plain verify.
+    assert plain.exit_code == 1 and "no end entry" in plain.output, plain.output
 
     # The same receipts given to the API as a JSON array: 409 naming the head.
     array = json.dumps([json.loads(line) for line in receipts.read_text().splitlines()])
@@ -206,8 +213,8 @@ def test_a_chain_cut_back_to_an_earlier_signed_head_fails_against_the_receipts(
         assert entry_key("shop", 4) in refused.json()["error"]
         earlier = [r for r in json.loads(array) if r["head_index"] <= 2]
         kept = client.post("/api/v1/streams/shop/verify", json={"receipts": earlier})
-        assert kept.status_code == 200, kept.text
-        assert kept.json()["receipts"] == 2 and kept.json()["entries"] == 3
+        # The heads a witness holds up to 2 are all there; the missing end still fails.
+        assert kept.status_code == 409 and "no end entry" in kept.json()["error"], kept.text
         bad = client.post(
             "/api/v1/streams/shop/verify", json={"receipts": [{"event": "chain.head"}]}
         )
@@ -225,7 +232,8 @@ def test_a_rewritten_chain_fails_against_the_receipts(
     # Re-recorded from entry 3 with other bytes and signed again with the installation's
     # own key: a consistent chain, but not the one the witness saw.
     stream_id = witnessed.catalog.get_stream("shop").id
-    append_segments(witnessed, tmp_path, "shop", 3, 2)
+    append_segments(witnessed, tmp_path, "shop", 3, 1)
+    end_entry(witnessed, stream_id)
     witnessed.chain.sign_head(stream_id, "shop")
     assert cli_in_process(home, "verify", "--stream", "shop").exit_code == 0
     rewritten = cli_in_process(home, "verify", "--stream", "shop", "--receipts", str(receipts))

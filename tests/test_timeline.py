@@ -453,12 +453,13 @@ def test_verify_fails_on_time_told_wrong(
     assert f"FAILED {named}: " in result.stderr and problem in result.stderr
 
 
-def test_a_clean_stop_and_a_chain_from_before_end_entries_both_verify(
+def test_a_clean_stop_verifies_and_a_stop_without_its_end_entry_does_not(
     stores: Stores, tmp_path: Path
 ) -> None:
-    """The control: the same chain with its end entry verifies, and so does a stopped
-    chain without any end entry (written before end entries existed)."""
-    for name in ("ended", "older"):
+    """The control: the same chain with its end entry verifies; without it (format 2, which
+    came with end entries) it does not. A format-1 chain from before end entries still
+    verifies without one: tests/test_formats.py checks that."""
+    for name in ("ended", "unended"):
         (tmp_path / name).mkdir()
         sid = stores.chain.open_stream(name)
         stores.chain.append_segment(sid, name, closed(tmp_path / name, 0, T0, name.encode() * 99))
@@ -469,5 +470,10 @@ def test_a_clean_stop_and_a_chain_from_before_end_entries_both_verify(
             stores.chain.append_end(sid, name, "stopped", T0 + timedelta(seconds=20))
         stores.chain.sign_head(sid, name)
         stores.catalog.set_status(sid, "stopped")
+        if name == "unended":
+            with pytest.raises(IntegrityError, match="no end entry") as caught:
+                verify_stream(stores.catalog, stores.blobs, stores.settings.signing_keys_dir, name)
+            assert caught.value.artifact == entry_key(name, 1)
+            continue
         report = verify_stream(stores.catalog, stores.blobs, stores.settings.signing_keys_dir, name)
-        assert (report.segments, report.gaps, report.ends) == (1, 1, int(name == "ended"))
+        assert (report.segments, report.gaps, report.ends) == (1, 1, 1)
