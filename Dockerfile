@@ -37,10 +37,11 @@ FROM python:${PYTHON_VERSION}-slim
 ARG PYTHON_VERSION
 COPY --from=build /opt/livewitness /opt/livewitness
 # /data is the data home (work files, spool, models, keys); made here so that volumes
-# mounted on it and on /data/keys start out owned by the service user.
+# mounted on it and on /data/keys start out owned by, and private to, the service user.
 RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home livewitness \
     && mkdir -p /data/keys \
-    && chown -R livewitness:livewitness /data
+    && chown -R livewitness:livewitness /data \
+    && chmod -R 700 /data
 ENV PATH=/opt/livewitness/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     LIVEWITNESS_HOME=/data \

@@ -10,6 +10,7 @@ bucket), by body size, and by the query limits of each route.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -27,13 +28,17 @@ from api.deps import API, HttpError, RoleCheck, Services, TokenBuckets
 from api.schemas import ErrorOut
 from core.errors import (
     ConflictError,
+    DamagedFileError,
     IntegrityError,
     InvalidInputError,
     LiveWitnessError,
     NotFoundError,
     SourceError,
     StorageUnavailableError,
+    disk_full_error,
+    is_disk_full,
 )
+from indexer.factory import damaged_index_line
 from indexer.protocol import SearchIndex
 from storage.stores import Stores
 
@@ -47,6 +52,7 @@ ERROR_STATUS: list[tuple[type[LiveWitnessError], int]] = [
     (ConflictError, 409),
     (SourceError, 422),
     (StorageUnavailableError, 503),
+    (DamagedFileError, 503),
 ]
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text}
@@ -58,7 +64,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "Conflict"),
         (413, "Body too large"),
         (429, "Too many requests for this key"),
-        (503, "Storage or the search cluster is unavailable"),
+        (503, "Storage, its disk or the search index is unavailable or damaged"),
     )
 }
 
@@ -133,6 +139,7 @@ def create_app(stores: Stores, index: SearchIndex) -> FastAPI:
         app_version = version("livewitness")
     except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
         app_version = "0"
+
     app = FastAPI(
         title="LiveWitness",
         version=app_version,
@@ -158,6 +165,26 @@ def create_app(stores: Stores, index: SearchIndex) -> FastAPI:
     @app.exception_handler(HttpError)
     async def http_error(_request: Request, exc: HttpError) -> Any:
         return _error(exc.status, str(exc), "HttpError", exc.headers)
+
+    @app.exception_handler(OverflowError)
+    async def out_of_range(_request: Request, exc: OverflowError) -> Any:
+        # A time at the edge of the calendar (0001-01-01 east of UTC) or a number too
+        # large for the arithmetic done on it: bad input, not a server fault.
+        return _error(400, f"a time or number is out of range: {exc}", "InvalidInputError")
+
+    @app.exception_handler(OSError)
+    async def os_error(request: Request, exc: OSError) -> Any:
+        if is_disk_full(exc):
+            home = request.app.state.services.stores.settings.home
+            return _error(503, str(disk_full_error(exc, home)), "DiskFullError")
+        return _error(500, f"the server could not read or write a file: {exc}", "OSError")
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def index_error(request: Request, exc: sqlite3.DatabaseError) -> Any:
+        # Raw sqlite3 errors come from the embedded search index (the catalog's come
+        # through SQLAlchemy, as DamagedFileError); the index is derived data.
+        path = getattr(request.app.state.services.index, "path", "file")
+        return _error(503, damaged_index_line(path, exc), "DamagedFileError")
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> Any:

@@ -33,6 +33,7 @@ Action = Literal[
     "manage-webhooks",
     "administer",
     "whoami",
+    "see-secrets",
 ]
 
 # fmt: off
@@ -47,6 +48,7 @@ ROLE_TABLE: dict[Action, tuple[Role, ...]] = {
     "manage-webhooks": ("case-system",),                  # webhooks and their delivery log
     "administer":      ("admin",),                        # API keys, audit log, metrics
     "whoami":          ("admin", "reviewer", "compliance", "case-system"),
+    "see-secrets":     ("admin",),  # raw stream sources and errors (others: redacted)
 }
 # fmt: on
 
@@ -99,12 +101,36 @@ class TokenBuckets:
 
 
 @dataclass
+class RecentReads:
+    """When each key last had a read of a thing audited, so that a read repeated within
+    ``window`` seconds (a player reloading a live playlist every few seconds) is not
+    audited again. Per process: with several API processes a reload may be audited once
+    per process, never less than once per window."""
+
+    window: float = 300.0
+    _last: dict[tuple[int, str], float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def first_in_window(self, key_id: int, thing: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._last) > 10_000:  # forget what is outside the window anyway
+                self._last = {k: t for k, t in self._last.items() if now - t < self.window}
+            then = self._last.get((key_id, thing))
+            if then is not None and now - then < self.window:
+                return False
+            self._last[(key_id, thing)] = now
+            return True
+
+
+@dataclass
 class Services:
     """What the routes work with, on ``app.state.services``."""
 
     stores: Stores
     index: SearchIndex
     limiter: TokenBuckets
+    recent_reads: RecentReads = field(default_factory=RecentReads)
 
 
 def audit_log(stores: Stores) -> audit.AuditLog:
@@ -115,6 +141,12 @@ def audit_log(stores: Stores) -> audit.AuditLog:
 def log_action(found: Services, caller: Caller, action: str, details: dict[str, Any]) -> None:
     """Record who did what in the audit log (signing its head every N events)."""
     audit_log(found.stores).record(caller.actor, caller.role, action, details)
+
+
+def may_see_secrets(caller: Caller) -> bool:
+    """Whether the caller sees stream sources and errors raw; every other role sees them
+    through :func:`core.redact.redact_source` (credentials and stream keys masked)."""
+    return caller.role in ROLE_TABLE["see-secrets"]
 
 
 def get_services(request: Request) -> Services:

@@ -34,8 +34,9 @@ class StreamStart(BaseModel):
 class StreamOut(BaseModel):
     name: str
     status: str = Field(
-        description="idle, recording, stopped (by a person, a time limit or an error) or"
-        " ended (its source ended), as the recorder reports."
+        description="idle, recording, stopped (by a person, a time limit or an error),"
+        " ended (its source ended) or failed (storage failed under it, e.g. a full disk;"
+        " last_error says why), as the recorder reports."
     )
     wanted: bool = Field(description="Whether a recorder has been asked to record it.")
     source: str | None
@@ -60,7 +61,7 @@ class HitOut(BaseModel):
     stream: str
     text: str
     highlighted: str = Field(description="The text, HTML-escaped, the match in <mark>.")
-    match: Literal["exact", "sound-alike"]
+    match: Literal["exact", "sound-alike", "inferred"]
     start: str = Field(description="ISO 8601 UTC.")
     offset: float = Field(description="Seconds from the stream's start.")
     end_offset: float
@@ -69,8 +70,17 @@ class HitOut(BaseModel):
     products: list[str]
     claims: list[str]
     banned: list[str]
-    moment_url: str = Field(description="JSON: this moment with its transcript and clip link.")
-    clip_url: str = Field(description="MP4 from a few seconds before to after the hit.")
+    match_offset: float = Field(
+        description="Where the matched words begin (seconds from the stream's start): the"
+        " query's words, or the claim/product/banned mention browsed for."
+    )
+    match_end_offset: float = Field(description="Where the matched words end.")
+    match_start: str = Field(description="match_offset as ISO 8601 UTC.")
+    match_end: str = Field(description="match_end_offset as ISO 8601 UTC.")
+    moment_url: str = Field(
+        description="JSON: the moment of the matched words, with its transcript."
+    )
+    clip_url: str = Field(description="MP4 from a few seconds before to after the matched words.")
 
 
 class SearchOut(BaseModel):
@@ -177,10 +187,14 @@ class WebhookCreated(WebhookOut):
 
 
 class DeliveryOut(BaseModel):
+    """One event to one webhook: an alert, a signed head's receipt or a time-stamp."""
+
     delivery: int
     webhook: int
-    event: str
-    term: str
+    event: str = Field(description="banned_word, chain.head, audit.head or timestamp.")
+    subject: str = Field(description="The stream's name, or audit for the audit log.")
+    summary: str = Field(description="The term alerted, or the head (and the TSA).")
+    term: str | None = Field(description="The banned term (banned_word events only).")
     status: str
     attempts: int
     last_status: int | None
@@ -232,6 +246,9 @@ class AuditCheckOut(BaseModel):
         description="Signed audit heads checked (stored ones, and the receipts given)."
     )
     signed_seq: int | None = Field(description="The last event a checked signed head covers.")
+    timestamps: int = Field(
+        default=0, description="RFC 3161 time-stamp tokens over signed audit heads checked."
+    )
 
 
 class ReceiptsIn(BaseModel):
@@ -260,6 +277,9 @@ class VerifyOut(BaseModel):
     bytes_checked: int
     receipts: int = Field(description="Witnessed heads found in the chain.")
     timestamps: int = Field(default=0, description="RFC 3161 time-stamp tokens checked.")
+    timestamps_referenced: int = Field(
+        default=0, description="Of them, the tokens a later chain entry lists by SHA-256."
+    )
     stamped_head: int | None = Field(
         default=None, description="The last chain head a time-stamping authority stamped."
     )
@@ -269,9 +289,33 @@ class VerifyOut(BaseModel):
     notes: list[str]
 
 
+class StageOut(BaseModel):
+    """A stage thread of the answering process (``livewitness serve`` runs them all)."""
+
+    name: str
+    alive: bool
+    restarts: int = Field(description="Times it failed and was started again.")
+    last_error: str | None
+    last_error_at: str | None
+    backlog: int | None = Field(description="Work waiting for it (transcription jobs).")
+
+
 class HealthOut(BaseModel):
-    status: Literal["ok"]
+    """200 when every check passed, 503 (with this same body) when one did not."""
+
+    status: Literal["ok", "down"]
     version: str
+    problems: list[str] = Field(description="One line per failed check; empty when ok.")
+    stages: list[StageOut] = Field(
+        description="This process's stages; an API in a process of its own has none."
+    )
+    catalog_ok: bool = Field(description="The catalog answered a query.")
+    search_index_ok: bool = Field(description="The search index answered a count.")
+    transcription_backlog: int | None = Field(
+        description="Transcription jobs queued or running (from the catalog: all hosts)."
+    )
+    free_disk_bytes: int | None = Field(description="Free space of the data directory's disk.")
+    min_free_disk_bytes: int
 
 
 class SigningKeyOut(BaseModel):

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import Annotated, Any, ParamSpec, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
-from core.errors import IntegrityError, LiveWitnessError
-from core.settings import Settings
-from storage.stores import Stores, open_stores
+from core.errors import IntegrityError, LiveWitnessError, disk_full_error, is_disk_full
+from core.settings import load_settings, settings_error_line
+from storage.file_modes import private_umask
+
+if TYPE_CHECKING:
+    from storage.stores import Stores
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -37,6 +43,22 @@ def clean_errors(func: Callable[P, R]) -> Callable[P, R]:
         except LiveWitnessError as exc:
             err.print(f"error: {exc}", highlight=False, markup=False)
             raise typer.Exit(2) from None
+        except ValidationError as exc:
+            if exc.title != "Settings":
+                raise
+            # Settings() built directly by a command: the same one line as load_settings.
+            err.print(f"error: {settings_error_line(exc)}", highlight=False, markup=False)
+            raise typer.Exit(2) from None
+        except sqlite3.DatabaseError as exc:
+            # Raw sqlite3 errors come from the embedded search index (the catalog's are
+            # DamagedFileError already): derived data, rebuilt from storage.
+            err.print(f"error: {_damaged_index(exc)}", highlight=False, markup=False)
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            err.print(f"error: {disk_full_error(exc, '.')}", highlight=False, markup=False)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
@@ -44,9 +66,22 @@ def clean_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _damaged_index(exc: sqlite3.DatabaseError) -> str:
+    from indexer.factory import damaged_index_line, embedded_index_path
+
+    try:
+        path: Path | str = embedded_index_path(load_settings())
+    except LiveWitnessError:
+        path = "file"
+    return damaged_index_line(path, exc)
+
+
 @contextmanager
 def open_cli_stores() -> Iterator[Stores]:
-    opened = open_stores(Settings())
+    # Here, not at the top: `livewitness --help` and light commands skip SQLAlchemy.
+    from storage.stores import open_stores
+
+    opened = open_stores(load_settings())
     try:
         yield opened
     finally:
@@ -56,6 +91,8 @@ def open_cli_stores() -> Iterator[Stores]:
 def configure_logging(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
 ) -> None:
+    """Runs before every command: logging, and files private to the service user."""
+    private_umask()  # everything written under the data home: 0600 files, 0700 dirs
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

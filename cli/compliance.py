@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from cli.base import clean_errors, console, open_cli_stores
@@ -70,6 +69,8 @@ def compliance_rescan(
     stream: Annotated[str | None, typer.Option(help="Only this stream.")] = None,
 ) -> None:
     """Find banned words in stored transcripts again with the current lexicon."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from compliance.matcher import load_lexicon
     from indexer.factory import open_search_index
     from indexer.service import Indexer
@@ -120,16 +121,15 @@ def webhooks_add(
         str | None, typer.Option(help="HMAC secret; a new random one when not given.")
     ] = None,
 ) -> None:
-    """Register a webhook; prints its id and secret."""
-    from urllib.parse import urlsplit
+    """Register a webhook; prints its id and secret. The URL must pass the egress policy
+    (a public address, or one LIVEWITNESS_EGRESS_ALLOW names)."""
+    from core.egress import EgressPolicy
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidInputError(f"not an http(s) URL: {url!r}")
     chosen = secret or secrets.token_urlsafe(32)
     if len(chosen) < 16:
         raise InvalidInputError("a webhook secret needs at least 16 characters")
     with open_cli_stores() as stores:
+        EgressPolicy.for_settings(stores.settings).check_url(url, what="webhook")
         webhook = stores.catalog.add_webhook(url, chosen)
     console.print(f"webhook {webhook.id} {url}\nsecret {chosen}", highlight=False)
 
@@ -160,35 +160,23 @@ def webhooks_log(
     webhook: Annotated[int | None, typer.Option(help="Only this webhook.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The delivery log: each alert, its status and every attempt."""
+    """The delivery log: each event (alerts, receipts, time-stamps), its status and
+    every attempt."""
+    from compliance.alerts import delivery_json  # httpx only where it is needed
+
     with open_cli_stores() as stores:
-        rows = stores.catalog.deliveries(webhook)
-    entries = [
-        {
-            "delivery": d.id,
-            "webhook": d.webhook_id,
-            "event": a.kind,
-            "term": a.term,
-            "status": d.status,
-            "attempts": d.attempts,
-            "last_status": d.last_status,
-            "last_error": d.last_error,
-            "created_at": iso(d.created_at),
-            "delivered_at": iso(d.delivered_at) if d.delivered_at else None,
-            "log": json.loads(d.log),
-        }
-        for d, a in rows
-    ]
+        entries = [delivery_json(d) for d in stores.catalog.deliveries(webhook)]
     if as_json:
         print(json.dumps(entries, ensure_ascii=False))
         return
-    table = Table("delivery", "webhook", "term", "status", "attempts", "last")
+    table = Table("delivery", "webhook", "event", "about", "status", "attempts", "last")
     for e in entries:
         last = e["last_error"] or str(e["last_status"] or "")
         table.add_row(
             str(e["delivery"]),
             str(e["webhook"]),
-            str(e["term"]),
+            str(e["event"]),
+            f"{e['subject']} {e['summary']}",
             str(e["status"]),
             str(e["attempts"]),
             last,

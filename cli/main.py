@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import compliance, evidence, keys, recording, serve, transcripts
+from cli import compliance, doctor, evidence, keys, recording, serve, transcripts
 from cli.base import configure_logging
 
 app = typer.Typer(
@@ -25,4 +25,5 @@ app.add_typer(evidence.commands)
 app.add_typer(compliance.compliance_app, name="compliance")
 app.add_typer(compliance.webhooks_app, name="webhooks")
 app.add_typer(serve.commands)
+app.add_typer(doctor.commands)
 app.add_typer(keys.keys_app, name="keys")

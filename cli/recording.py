@@ -6,12 +6,9 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import (
-    Progress,
-)
 from rich.table import Table
 
 from cli.base import clean_errors, console, open_cli_stores, stop_on_signals
@@ -20,12 +17,13 @@ from core.errors import InvalidInputError
 from core.jobs import TRANSCRIBE_JOB
 from core.settings import Settings
 from core.timeutil import iso, parse_iso
-from evidence.verify import VerifyReport, verify_stream
-from recorder.recorder import StreamRecorder
-from recorder.sources import resolve_source
-from storage.models import Segment
-from storage.products import load_products, parse_products
-from storage.receipts import HeadReceipt, parse_receipts
+
+# The recorder, the verifier and storage are imported inside the commands that use them:
+# every `livewitness` call imports this module (`livewitness search` starts in < 1 s).
+if TYPE_CHECKING:
+    from evidence.verify import VerifyReport
+    from storage.models import Segment
+    from storage.receipts import HeadReceipt
 
 commands = typer.Typer()  # registered on the app by cli.main
 
@@ -55,6 +53,10 @@ def record(
     """Record a live source into hashed, hash-chained segments, until it ends (or a stop,
     or --max-duration). A VOD playlist, a file or media arriving faster than real time is
     refused: `livewitness ingest` imports recordings."""
+    from recorder.recorder import StreamRecorder
+    from recorder.sources import resolve_source
+    from storage.timestamping import stamping
+
     resolved = resolve_source(source)
     with open_cli_stores() as stores:
         if language or streamer:
@@ -71,7 +73,8 @@ def record(
             on_segment=_print_segment,
         )
         stop_on_signals(recorder.stop)
-        summary = recorder.run()
+        with stamping(stores.settings, stores.catalog, stores.blobs):
+            summary = recorder.run()
     console.print(
         f"recorded {summary.segments} segments ({summary.seconds:.1f}s) of {stream!r}"
         f" with {summary.gaps} gaps; ended by {summary.ended_by}"
@@ -103,6 +106,8 @@ def verify(
     ] = None,
 ) -> None:
     """Re-read every stored byte of a stream and check hashes, chain and signatures."""
+    from evidence.verify import verify_stream
+
     witnessed = read_receipts(receipts) if receipts is not None else []
     with open_cli_stores() as stores:
         report = verify_stream(
@@ -123,8 +128,8 @@ def verify(
         f" {report.bytes_checked} bytes checked"
         + (f", {report.receipts} witnessed heads found" if receipts is not None else "")
         + (
-            f", {report.timestamps} time-stamps (head {report.stamped_head} stamped at"
-            f" {iso(report.stamped_at)})"
+            f", {report.timestamps} time-stamps, {report.timestamps_referenced} listed in the"
+            f" chain (head {report.stamped_head} stamped at {iso(report.stamped_at)})"
             if report.stamped_at is not None
             else ""
         ),
@@ -139,6 +144,8 @@ def _report_dict(report: VerifyReport) -> dict[str, Any]:
 
 
 def read_receipts(path: Path) -> list[HeadReceipt]:
+    from storage.receipts import parse_receipts
+
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -165,6 +172,12 @@ def ingest(
 
     Run again after an interruption, it resumes after the last segment chained; a file
     ingested whole is refused, as is one whose time the stream already holds."""
+    from rich.progress import Progress
+
+    from recorder.recorder import StreamRecorder
+    from recorder.sources import resolve_source
+    from storage.timestamping import stamping
+
     anchor = parse_iso(started_at)
     resolved = resolve_source(file)
     if not Path(resolved).is_file():
@@ -183,7 +196,8 @@ def ingest(
                 started_at=anchor,
                 on_segment=lambda _segment: progress.advance(task),
             )
-            summary = recorder.run()
+            with stamping(stores.settings, stores.catalog, stores.blobs):
+                summary = recorder.run()
         console.print(
             f"chained {summary.segments} segments ({summary.seconds:.1f}s) of {stream!r}"
             + (
@@ -209,6 +223,8 @@ def products_set(
     file: Annotated[Path, typer.Argument(help="JSON or YAML list of products.")],
 ) -> None:
     """Replace a stream's product list from a file: [{name, aliases, sku, price}, ...]."""
+    from storage.products import load_products
+
     products = load_products(file)
     with open_cli_stores() as stores:
         stream_id = stores.chain.open_stream(stream)
@@ -253,6 +269,8 @@ def demo(
     import time
 
     from cli.demo_source import DEMO_PRODUCTS, make_demo_source
+    from recorder.recorder import StreamRecorder
+    from storage.products import parse_products
     from transcriber.pool import TranscriberPool
 
     settings = Settings()

@@ -5,15 +5,23 @@ storage, catalog and index.
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Callable
-from typing import Annotated
+from functools import partial
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.base import clean_errors, console, open_cli_stores, stop_on_signals
-from core.settings import Settings
-from storage.stores import Stores, open_stores
+from core.settings import load_settings
+
+# Storage and the stages are imported in the commands: every `livewitness` call (search,
+# --help) imports this module, and SQLAlchemy alone takes a quarter of a second.
+if TYPE_CHECKING:
+    from core.transcript import SegmentTranscript
+    from storage.stores import Stores
 
 commands = typer.Typer()  # registered on the app by cli.main
 
@@ -30,14 +38,33 @@ def _metrics(stores: Stores, port: int) -> None:
         console.print(f"metrics on http://{stores.settings.api_host}:{port}/metrics")
 
 
-def _run_threads(targets: list[tuple[str, Callable[[threading.Event], None]]]) -> None:
-    """Run each stage in a thread until SIGTERM or Ctrl-C, then stop them all."""
+def _run_threads(
+    targets: list[tuple[str, Callable[[threading.Event], None]]], stores: Stores
+) -> None:
+    """Run each stage in a thread until SIGTERM or Ctrl-C, then stop them all.
+
+    The API is the process's face (and reports on the others): when it stops, the process
+    stops. Every other stage is supervised (storage/stages.py): a failure is logged,
+    counted, shown by ``/health``, and the stage is restarted after a growing wait.
+    """
+    from storage.stages import STAGES, supervise
+
+    settings = stores.settings
     stop = threading.Event()
     stop_on_signals(stop.set)
-    threads = [
-        threading.Thread(target=target, args=(stop,), name=name, daemon=True)
-        for name, target in targets
-    ]
+    threads = []
+    for name, target in targets:
+        run = target
+        if name != "api":
+            STAGES.register(name, _backlog_of(name, stores))
+            run = partial(
+                supervise,
+                name,
+                target,
+                initial_seconds=settings.stage_restart_initial_seconds,
+                max_seconds=settings.stage_restart_max_seconds,
+            )
+        threads.append(threading.Thread(target=run, args=(stop,), name=name, daemon=True))
     for thread in threads:
         thread.start()
     try:
@@ -50,6 +77,17 @@ def _run_threads(targets: list[tuple[str, Callable[[threading.Event], None]]]) -
         stop.set()
         for thread in threads:
             thread.join(60)
+        for name, _target in targets:
+            STAGES.forget(name)
+
+
+def _backlog_of(name: str, stores: Stores) -> Callable[[], int] | None:
+    """What ``/health`` shows as a stage's backlog (read from the catalog when asked)."""
+    if name != "transcriber":
+        return None
+    from core.jobs import TRANSCRIBE_JOB
+
+    return lambda: stores.catalog.backlog(TRANSCRIBE_JOB)
 
 
 def _stage_api(stores: Stores, host: str, port: int) -> Callable[[threading.Event], None]:
@@ -117,24 +155,28 @@ def _stage_stamper(stores: Stores) -> list[tuple[str, Callable[[threading.Event]
     return [("stamper", Stamper(stores.settings, stores.catalog, stores.blobs).follow)]
 
 
-def _stage_indexer(stores: Stores) -> Callable[[threading.Event], None]:
+def _stage_indexer(stores: Stores) -> list[tuple[str, Callable[[threading.Event], None]]]:
+    """The indexer and the webhook sender: two stages, each supervised on its own, so that
+    a sender that fails does not stop indexing (nor the other way round)."""
     from compliance.alerts import WebhookNotifier
     from indexer.factory import open_search_index
     from indexer.service import Indexer
 
-    def run(stop: threading.Event) -> None:
-        index = open_search_index(stores)
-        notifier = WebhookNotifier(stores.catalog, stores.settings)
-        delivering = threading.Thread(target=notifier.follow, args=(stop,), daemon=True)
-        delivering.start()
+    def index(stop: threading.Event) -> None:
+        opened = open_search_index(stores)
         try:
-            Indexer(stores, index).follow(stop)
+            Indexer(stores, opened).follow(stop)
         finally:
-            delivering.join()
-            notifier.close()
-            index.close()
+            opened.close()
 
-    return run
+    def deliver(stop: threading.Event) -> None:
+        notifier = WebhookNotifier(stores.catalog, stores.settings)
+        try:
+            notifier.follow(stop)
+        finally:
+            notifier.close()
+
+    return [("indexer", index), ("alerts", deliver)]
 
 
 Host = Annotated[str | None, typer.Option(help="Listen address (default: settings).")]
@@ -152,18 +194,23 @@ def serve(
 ) -> None:
     """Run everything in one process: API and web page, recorders, transcription
     workers, indexer and alerts (the embedded defaults)."""
-    settings = Settings()
+    settings = load_settings()
     host = host or settings.api_host
     port = port if port is not None else settings.api_port
     if "public_url" not in settings.model_fields_set:  # links in alerts point here
         settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
+    if demo:  # the demo publishes its stream and takes its alerts on 127.0.0.1
+        allow = [*settings.egress_allow, "127.0.0.1"]
+        settings = settings.model_copy(update={"egress_allow": allow})
+    from storage.stores import open_stores
+
     with open_stores(settings) as stores:
         console.print("loading the Whisper model…")
         stages = [
             ("api", _stage_api(stores, host, port)),
             ("recorder", _stage_recorder(stores)),
             ("transcriber", _stage_transcriber(stores)),
-            ("indexer", _stage_indexer(stores)),
+            *_stage_indexer(stores),
             *_stage_stamper(stores),
         ]
         shown = None
@@ -181,60 +228,102 @@ def serve(
                 highlight=False,
             )
         try:
-            _run_threads(stages)
+            _run_threads(stages, stores)
         finally:
             if shown is not None:
                 shown.stop(stores)
 
 
 def _print_transcripts(stores: Stores) -> Callable[[threading.Event], None]:
-    """Show each segment's transcript as it is stored (what the demo is about)."""
+    """Show what was said, segment by segment, as it is transcribed (what the demo is
+    about): each transcript's utterances as search indexes them (a word cut by a segment
+    boundary is shown whole, once), so a transcript is shown once the next one is there,
+    or after two segments' time; transcripts stored before this start are not shown again."""
+    from core.transcript import SegmentTranscript
+
+    catalog = stores.catalog
+    keys = catalog.transcript_keys(0)
+    start = keys[-1][0] if keys else 0  # what was there before this start is not news
 
     def run(stop: threading.Event) -> None:
-        seen: set[int] = set()
+        cursor = start
+        waiting: dict[int, dict[int, tuple[SegmentTranscript, float]]] = {}
+        shown: dict[int, SegmentTranscript] = {}
+        patience = 2 * stores.settings.segment_seconds
         while not stop.wait(1.0):
-            for stream in stores.catalog.list_streams():
-                for transcript in stores.catalog.transcripts(stream.id):
-                    if transcript.id in seen:
-                        continue
-                    seen.add(transcript.id)
-                    if transcript.text.strip():
-                        console.print(
-                            f"[cyan]{stream.name}[/] segment {transcript.segment_seq}:"
-                            f" {transcript.text.strip()}",
-                            highlight=False,
-                        )
+            for row_id, stream_id, seq in catalog.transcript_keys(cursor):
+                cursor = row_id
+                (row,) = catalog.transcripts(stream_id, [seq])
+                body = SegmentTranscript.from_json(json.loads(row.body))
+                waiting.setdefault(stream_id, {})[seq] = (body, time.monotonic())
+            for stream_id, bodies in waiting.items():
+                for seq in sorted(bodies):
+                    body, arrived = bodies[seq]
+                    following = bodies.get(seq + 1, (None, 0.0))[0]
+                    if following is None and time.monotonic() - arrived < patience:
+                        break  # its last words may still run on into the next one
+                    del bodies[seq]
+                    _print_utterances(stores, stream_id, shown.get(stream_id), body, following)
+                    shown[stream_id] = body
 
     return run
+
+
+def _print_utterances(
+    stores: Stores,
+    stream_id: int,
+    previous: SegmentTranscript | None,
+    body: SegmentTranscript,
+    following: SegmentTranscript | None,
+) -> None:
+    from core.transcript import carried_words, indexed_until, utterances_of
+
+    until = indexed_until(body, following)
+    words = [*carried_words(previous, body)] + [
+        w for w in body.words if until is None or w.offset < until
+    ]
+    text = " ".join(u.text for u in utterances_of(words) if u.text)
+    if text:
+        name = stores.catalog.stream_by_id(stream_id).name
+        console.print(f"[cyan]{name}[/] segment {body.segment}: {text}", highlight=False)
 
 
 @commands.command("api")
 @clean_errors
 def api_command(host: Host = None, port: Port = None) -> None:
     """Run the HTTP API and web page only."""
+    from cli.placement import check_placement
+
     with open_cli_stores() as stores:
+        check_placement("api", stores)
         host = host or stores.settings.api_host
         port = port if port is not None else stores.settings.api_port
         console.print(f"API on http://{host}:{port}/api/v1/docs")
-        _run_threads([("api", _stage_api(stores, host, port))])
+        _run_threads([("api", _stage_api(stores, host, port))], stores)
 
 
 @commands.command("recorder")
 @clean_errors
 def recorder_command(metrics_port: MetricsPort = 0) -> None:
     """Run the recording stage: record every stream the API asked for."""
+    from cli.placement import check_placement
+
     with open_cli_stores() as stores:
+        check_placement("recorder", stores)
         _metrics(stores, metrics_port)
-        _run_threads([("recorder", _stage_recorder(stores)), *_stage_stamper(stores)])
+        _run_threads([("recorder", _stage_recorder(stores)), *_stage_stamper(stores)], stores)
 
 
 @commands.command("transcriber")
 @clean_errors
 def transcriber_command(metrics_port: MetricsPort = 0) -> None:
     """Run the transcription stage: claim segments from the catalog and transcribe them."""
+    from cli.placement import check_placement
+
     with open_cli_stores() as stores:
+        check_placement("transcriber", stores)
         _metrics(stores, metrics_port)
-        _run_threads([("transcriber", _stage_transcriber(stores))])
+        _run_threads([("transcriber", _stage_transcriber(stores))], stores)
 
 
 @commands.command("indexer")
@@ -244,4 +333,4 @@ def indexer_command(metrics_port: MetricsPort = 0) -> None:
     words, and post alerts to the webhooks."""
     with open_cli_stores() as stores:
         _metrics(stores, metrics_port)
-        _run_threads([("indexer", _stage_indexer(stores))])
+        _run_threads(_stage_indexer(stores), stores)

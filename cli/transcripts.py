@@ -5,27 +5,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
-from cli.base import clean_errors, console, open_cli_stores, stop_on_signals
+from cli.base import clean_errors, console, err, open_cli_stores, stop_on_signals
 from core.errors import InvalidInputError
 from core.jobs import TRANSCRIBE_JOB
 from core.settings import Settings
 from core.timeutil import parse_iso
-from core.transcript import SegmentTranscript, assemble_words, utterances_of
-from indexer.protocol import Hit
-from storage.stores import Stores, open_stores
+
+# Heavy modules (SQLAlchemy, pinyin, Whisper, rich.progress) are imported inside the
+# commands that need them: every `livewitness` call imports this module.
+if TYPE_CHECKING:
+    from indexer.protocol import Hit
+    from storage.stores import Stores
 
 commands = typer.Typer()  # registered on the app by cli.main
+
+# At most this many transcripts a search indexes first (the indexer stage's job); it
+# says how many more are waiting, so a search never stalls behind a long backlog.
+SEARCH_CATCH_UP = 20
 
 
 def index_pending(stores: Stores) -> None:
@@ -40,6 +40,14 @@ def index_pending(stores: Stores) -> None:
 
 
 def transcribe_backlog(stores: Stores, stream: str | None) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     from transcriber.factory import open_transcriber
     from transcriber.worker import TranscriptionWorker
 
@@ -76,7 +84,10 @@ def transcribe_command(
         bool, typer.Option("--follow", help="Keep waiting for new segments.")
     ] = False,
 ) -> None:
-    """Transcribe queued segments (all streams): until the queue is empty, or --follow."""
+    """Transcribe queued segments (all streams) and index them: until the queue is
+    empty, or --follow (then the indexer stage indexes them)."""
+    from storage.stores import open_stores
+
     settings = Settings()
     if workers is not None:
         settings = settings.model_copy(update={"transcribe_workers": workers})
@@ -84,6 +95,7 @@ def transcribe_command(
     try:
         if not follow:
             transcribe_backlog(stores, None)
+            index_pending(stores)  # searchable now, as after `ingest`
             return
         from transcriber.pool import TranscriberPool
 
@@ -101,6 +113,8 @@ def transcript(
     as_json: Annotated[bool, typer.Option("--json", help="Print utterances as JSON.")] = False,
 ) -> None:
     """Print a stream's transcript with times."""
+    from core.transcript import SegmentTranscript, assemble_words, utterances_of
+
     with open_cli_stores() as stores:
         row = stores.catalog.get_stream(stream)
         stored = [
@@ -162,38 +176,63 @@ def search(
     with open_cli_stores() as stores:
         index = open_search_index(stores)
         try:
-            Indexer(stores, index).index_pending()
+            indexer = Indexer(stores, index)
+            indexed = indexer.index_pending(limit=SEARCH_CATCH_UP)
             result = index.search(request)
         finally:
             index.close()
+    if indexed:  # on stderr: --json output stays one JSON document
+        err.print(f"indexed {indexed} new transcripts first", highlight=False)
+    if indexer.behind:
+        err.print(
+            f"note: {indexer.behind} more transcripts are not indexed yet, so these hits"
+            " miss them; the indexer stage (`livewitness indexer` or `serve`) indexes"
+            " them, `livewitness reindex` rebuilds the index",
+            highlight=False,
+            markup=False,
+        )
     if as_json:
         print(json.dumps([search_hit_json(h) for h in result.hits], ensure_ascii=False))
         return
+    from indexer.query import hit_match_times
+
     more = "+" if result.total_relation == "gte" else ""
     console.print(f"{result.total}{more} hits", highlight=False)
     for hit in result.hits:
         marked = hit.highlighted.replace("<mark>", "[bold yellow]").replace("</mark>", "[/]")
-        kind = "" if hit.match == "exact" else " [magenta](sound-alike)[/]"
+        kind = "" if hit.match == "exact" else f" [magenta]({hit.match})[/]"
+        at = hit_match_times(hit)
         console.print(
-            f"[cyan]{hit.stream}[/] {hit.start} +{hit.offset:.1f}s{kind}  {marked}",
+            f"[cyan]{hit.stream}[/] {at.start} +{at.offset:.1f}s{kind}  {marked}",
             highlight=False,
         )
 
 
 def search_hit_json(hit: Hit) -> dict[str, Any]:
-    """A hit as the CLI prints it: every field but the internal document id."""
-    return {k: v for k, v in asdict(hit).items() if k != "id"}
+    """A hit as the CLI prints it: every field but the internal document id, with the
+    matched words' times as the API gives them."""
+    from indexer.query import hit_match_times
+
+    times = hit_match_times(hit)
+    return {k: v for k, v in asdict(hit).items() if k != "id"} | {
+        "match_offset": times.offset,
+        "match_end_offset": times.end_offset,
+        "match_start": times.start,
+        "match_end": times.end,
+    }
 
 
 @commands.command()
 @clean_errors
 def reindex() -> None:
     """Rebuild the search index from the stored transcripts."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from indexer.factory import open_search_index
     from indexer.service import Indexer
 
     with open_cli_stores() as stores:
-        index = open_search_index(stores)
+        index = open_search_index(stores, discard_damaged=True)  # rebuilt from storage
         try:
             with Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console

@@ -3,13 +3,14 @@
 Every body is a typed event: its ``event`` field (and the ``X-LiveWitness-Event``
 header) is one of :data:`EVENTS`: ``banned_word`` (an alert: a banned word on a live
 stream), ``chain.head`` and ``audit.head`` (receipts: a signed head of a stream's chain
-or of the audit log, for a witness outside the installation to keep; see
-``storage/receipts.py``). Each is stored first, where it happens (the indexer stores
-alerts, storage queues receipts where it signs a head), with one delivery row per active
-webhook, then posted by :class:`WebhookNotifier`, so a crash or a receiver that is down
-loses nothing: pending deliveries are retried with exponential backoff until
-``webhook_max_attempts``, and every attempt is logged on its delivery row (the delivery
-log).
+or of the audit log, for a witness outside the installation to keep), ``timestamp`` (an
+RFC 3161 token a TSA gave such a head; see ``storage/receipts.py``). Each is stored first,
+where it happens (the indexer stores alerts, storage queues receipts where it signs a
+head and time-stamp receipts where it stores a token), in the outbox: one delivery row
+per active webhook holding the exact body (``storage/catalog/outbox.py``). Then
+:class:`WebhookNotifier` posts it, so a crash or a receiver that is down loses nothing:
+pending deliveries are retried with exponential backoff until ``webhook_max_attempts``,
+and every attempt is logged on its delivery row (the delivery log).
 
 Each body is signed like Stripe's and GitHub's webhooks, so receivers can use what they
 know: ``X-LiveWitness-Signature: sha256=HEX``, the HMAC-SHA256 with the webhook's secret
@@ -25,21 +26,23 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from core.egress import EgressPolicy
+from core.egress_http import egress_client
+from core.errors import LiveWitnessError
 from core.settings import Settings
-from core.timeutil import utc_now
+from core.timeutil import iso, utc_now
 from storage.catalog import ALERTS_RAISED, Catalog
-from storage.models import Webhook
-from storage.receipts import AUDIT_HEAD_EVENT, CHAIN_HEAD_EVENT
+from storage.models import WebhookDelivery
+from storage.receipts import AUDIT_HEAD_EVENT, CHAIN_HEAD_EVENT, TIMESTAMP_EVENT, payload_json
 
 BANNED_WORD_EVENT = "banned_word"
-EVENTS = (BANNED_WORD_EVENT, CHAIN_HEAD_EVENT, AUDIT_HEAD_EVENT)
+EVENTS = (BANNED_WORD_EVENT, CHAIN_HEAD_EVENT, AUDIT_HEAD_EVENT, TIMESTAMP_EVENT)
 
 SIGNATURE_HEADER = "X-LiveWitness-Signature"
 TIMESTAMP_HEADER = "X-LiveWitness-Timestamp"
@@ -47,8 +50,10 @@ EVENT_HEADER = "X-LiveWitness-Event"
 DELIVERY_HEADER = "X-LiveWitness-Delivery"
 
 
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
+    """``secret`` as the receiver knows it, or the HMAC key the catalog keeps for it."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    digest = hmac.new(key, timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + digest.hexdigest()
 
 
@@ -63,20 +68,26 @@ def moment_link(settings: Settings, stream: str, offset: float) -> str:
 
 
 def payload_body(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
+    return payload_json(payload).encode()
 
 
-@dataclass(frozen=True)
-class DueDelivery:
-    """One event due to one webhook: an alert's delivery or a receipt's."""
-
-    log: Literal["alert", "receipt"]  # which delivery log the attempt goes to
-    delivery_id: int
-    attempts: int
-    next_attempt_at: datetime
-    event: str
-    body: bytes
-    webhook: Webhook
+def delivery_json(delivery: WebhookDelivery) -> dict[str, Any]:
+    """A delivery as the delivery log shows it (API and CLI)."""
+    return {
+        "delivery": delivery.id,
+        "webhook": delivery.webhook_id,
+        "event": delivery.event,
+        "subject": delivery.subject,
+        "summary": delivery.summary,
+        "term": delivery.summary if delivery.event == BANNED_WORD_EVENT else None,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "last_status": delivery.last_status,
+        "last_error": delivery.last_error,
+        "created_at": iso(delivery.created_at),
+        "delivered_at": iso(delivery.delivered_at) if delivery.delivered_at else None,
+        "log": json.loads(delivery.log),
+    }
 
 
 class WebhookNotifier:
@@ -89,8 +100,11 @@ class WebhookNotifier:
         self.catalog = catalog
         self.settings = settings
         self.clock = clock
-        self._client = httpx.Client(
-            timeout=settings.webhook_timeout_seconds, follow_redirects=False
+        # Only where the egress policy allows, to the address it checked, no redirects.
+        self._client = egress_client(
+            EgressPolicy.for_settings(settings),
+            timeout=settings.webhook_timeout_seconds,
+            what="webhook",
         )
 
     def backoff(self, attempts: int) -> float:
@@ -98,73 +112,44 @@ class WebhookNotifier:
         initial = self.settings.webhook_retry_initial_seconds
         return float(min(initial * 2 ** (attempts - 1), self.settings.webhook_retry_max_seconds))
 
-    def due(self) -> list[DueDelivery]:
-        """Alerts' and receipts' deliveries that are due, oldest first."""
-        now = self.clock()
-        found = [
-            DueDelivery(
-                "alert",
-                d.id,
-                d.attempts,
-                d.next_attempt_at,
-                alert.kind,
-                alert.payload.encode(),
-                webhook,
-            )
-            for d, alert, webhook in self.catalog.due_deliveries(now)
-        ]
-        found += [
-            DueDelivery(
-                "receipt",
-                d.id,
-                d.attempts,
-                d.next_attempt_at,
-                receipt.event,
-                receipt.payload.encode(),
-                webhook,
-            )
-            for d, receipt, webhook in self.catalog.due_receipt_deliveries(now)
-        ]
-        return sorted(found, key=lambda due: (due.next_attempt_at, due.log, due.delivery_id))
-
     def deliver_due(self) -> int:
-        """Post every delivery that is due; returns how many were delivered."""
+        """Post every delivery that is due; returns how many were delivered. Every
+        attempt's outcome is recorded, whatever goes wrong with one delivery (a URL httpx
+        cannot parse, a refused address), so no delivery can stop the others."""
         delivered = 0
-        for due in self.due():
+        for delivery, webhook in self.catalog.due_deliveries(self.clock()):
+            body = delivery.body.encode()
             timestamp = str(int(time.time()))
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": "LiveWitness-Webhook/1",
-                EVENT_HEADER: due.event,
-                # Alerts and receipts count their deliveries apart: "r" keeps ids unique.
-                DELIVERY_HEADER: str(due.delivery_id)
-                if due.log == "alert"
-                else f"r{due.delivery_id}",
+                EVENT_HEADER: delivery.event,
+                DELIVERY_HEADER: str(delivery.id),
                 TIMESTAMP_HEADER: timestamp,
-                SIGNATURE_HEADER: sign(due.webhook.secret, timestamp, due.body),
             }
             began = time.perf_counter()
             status: int | None = None
             error: str | None = None
             try:
-                response = self._client.post(due.webhook.url, content=due.body, headers=headers)
+                # Inside the try: a secret that cannot be unsealed is this delivery's
+                # failed attempt, not the sender's end.
+                key = self.catalog.webhook_signing_key(webhook)
+                headers[SIGNATURE_HEADER] = sign(key, timestamp, body)
+                response = self._client.post(webhook.url, content=body, headers=headers)
                 status = response.status_code
                 if not 200 <= status < 300:
                     error = f"HTTP {status}"
-            except httpx.HTTPError as exc:
+            except httpx.InvalidURL as exc:
+                error = f"invalid URL: {exc}"
+            except (httpx.HTTPError, LiveWitnessError, ValueError, OSError) as exc:
                 error = f"{type(exc).__name__}: {exc}".rstrip(": ")
             elapsed_ms = (time.perf_counter() - began) * 1000
-            attempts = due.attempts + 1
+            attempts = delivery.attempts + 1
             retry_at = None
             if error is not None and attempts < self.settings.webhook_max_attempts:
                 retry_at = self.clock() + timedelta(seconds=self.backoff(attempts))
-            record = (
-                self.catalog.record_attempt
-                if due.log == "alert"
-                else self.catalog.record_receipt_attempt
-            )
-            record(
-                due.delivery_id,
+            self.catalog.record_attempt(
+                delivery.id,
                 delivered=error is None,
                 status=status,
                 error=error,

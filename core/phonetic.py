@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
-import cn2an
 from pypinyin import Style, lazy_pinyin
 
 from core.text import fold
@@ -39,7 +39,9 @@ def blur(syllable: str) -> str:
     return syllable
 
 
+@lru_cache(maxsize=256)  # a hit's text is read twice: its highlight and its words' times
 def syllables(text: str) -> list[Syllable]:
+    """The text's syllables (a cached list: read it, do not change it)."""
     folded = fold(text)
     out: list[Syllable] = []
     for match in _RUN.finditer(folded):
@@ -48,6 +50,8 @@ def syllables(text: str) -> list[Syllable]:
             sounds = lazy_pinyin(match.group("cjk"), style=Style.NORMAL)
             out.extend(Syllable(blur(s), start + i, start + i + 1) for i, s in enumerate(sounds))
         elif match.group("digits"):
+            import cn2an  # only for digits: a quarter of a second to import
+
             try:
                 spoken = str(cn2an.an2cn(match.group("digits")))
             except (ValueError, KeyError):

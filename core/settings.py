@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -175,7 +175,13 @@ class Settings(BaseSettings):
         default="zh", description="Default spoken language; None detects it per segment."
     )
     transcribe_workers: int = Field(default=1, ge=1)
-    job_lease_seconds: float = Field(default=300.0, gt=0)
+    job_lease_seconds: float = Field(
+        default=30.0,
+        ge=3.0,
+        description="A transcription worker holds its job this long and renews the hold every"
+        " third of it while decoding; a dead worker's job is taken by another worker when"
+        " the lease runs out, or at once by a worker on the same machine.",
+    )
     context_seconds: float = Field(
         default=3.0, ge=0, description="Tail of the previous segment decoded as context."
     )
@@ -192,6 +198,13 @@ class Settings(BaseSettings):
         description="A banned-word lexicon (YAML) to use instead of the shipped"
         " compliance/lexicon.yaml; its changes apply to new transcripts at once and to old ones"
         " through `livewitness compliance rescan`.",
+    )
+    product_focus_seconds: float = Field(
+        default=180.0,
+        gt=0,
+        description="A claim or price said without naming a product is attributed to the"
+        " product named last, if it was named within this many seconds before (marked"
+        " inferred).",
     )
     alert_max_age_seconds: float = Field(
         default=600.0,
@@ -223,15 +236,59 @@ class Settings(BaseSettings):
     max_search_range_days: float = Field(
         default=366.0, gt=0, description="Longest time range one search may ask for."
     )
+    egress_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="The egress policy's allow-list (docs/security.md): networks (CIDR or"
+        " single addresses) and exact host names that webhooks, stream sources and TSAs may"
+        " reach although they are not globally routable (loopback, private, link-local, ...)."
+        " Comma-separated or a JSON list; empty: public addresses only.",
+    )
     allow_private_sources: bool = Field(
         default=False,
-        description="Let the API record from private (RFC 1918, ULA) addresses.",
+        description="Deprecated (use egress_allow): let stream sources be private (RFC 1918,"
+        " ULA) addresses.",
     )
     allow_loopback_sources: bool = Field(
-        default=False, description="Let the API record from loopback addresses (tests)."
+        default=False,
+        description="Deprecated (use egress_allow): let stream sources be loopback addresses.",
     )
     allow_file_sources: bool = Field(
-        default=False, description="Let the API record local files (the demo does)."
+        default=False,
+        description="Let the API record local file paths (the demo does); never other"
+        " ffmpeg protocols (concat:, pipe:, data:, ...).",
+    )
+
+    @field_validator("egress_allow", mode="before")
+    @classmethod
+    def _split_egress_allow(cls, value: object) -> object:
+        if isinstance(value, str):  # from the environment: a JSON list or "a,b"
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part for part in re.split(r"[,\s]+", text) if part]
+        return value
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _check_egress_allow(cls, entries: list[str]) -> list[str]:
+        from core.egress import parse_allow_entry
+
+        for entry in entries:
+            parse_allow_entry(entry)  # ValueError names the entry
+        return entries
+
+    # Faults
+    min_free_disk_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="`/health` answers 503 and `livewitness doctor` fails when the data"
+        " directory's disk has less free space than this (MiB); 0: never.",
+    )
+    stage_restart_initial_seconds: float = Field(
+        default=1.0, gt=0, description="First wait before a crashed stage is restarted."
+    )
+    stage_restart_max_seconds: float = Field(
+        default=60.0, gt=0, description="Longest wait between restarts of a crashed stage."
     )
 
     @property
@@ -255,6 +312,12 @@ class Settings(BaseSettings):
         return self.home / "work"
 
     @property
+    def scratch_dir(self) -> Path:
+        """Where clips, exports and packages are built (per process, storage/scratch.py):
+        on the data home's disk, not the system temp directory, and cleaned at start."""
+        return self.home / "tmp"
+
+    @property
     def signing_keys_dir(self) -> Path:
         return self.home / "keys"
 
@@ -272,3 +335,32 @@ class Settings(BaseSettings):
         except ImportError as exc:
             raise ConfigError("no ffmpeg: install ffmpeg or the imageio-ffmpeg wheel") from exc
         return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+_SECRET_FIELD = re.compile(r"secret|password|api_key|token", re.IGNORECASE)
+
+
+def settings_error_line(exc: ValidationError) -> str:
+    """A bad setting as one line naming its variable (pydantic's own text is a table)."""
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error.get("loc") else ""
+        name = f"LIVEWITNESS_{field.upper()}" if field else "settings"
+        value = error.get("input")
+        shown = (
+            f"={value!r}"
+            if isinstance(value, str | int | float) and not _SECRET_FIELD.search(field)
+            else ""
+        )
+        parts.append(f"{name}{shown}: {error.get('msg', 'invalid')}")
+    return "bad setting " + "; ".join(parts)
+
+
+def load_settings() -> Settings:
+    """The settings, or a :class:`ConfigError` naming the bad variable (no traceback)."""
+    from core.errors import ConfigError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(settings_error_line(exc)) from None

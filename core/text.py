@@ -13,11 +13,16 @@ import unicodedata
 import warnings
 from functools import lru_cache
 
-import cn2an
 import opencc
 
 # cn2an warns (on stderr) about every numeral run it leaves as it is, e.g. a lone 百.
 warnings.filterwarnings("ignore", category=UserWarning, module="cn2an")
+# Every character cn2an's transform reacts to (its numerals and units, 廿, 半, ASCII
+# digits; tests/test_text.py checks this against cn2an's tables): text without one is
+# left as it is, so cn2an, a quarter of a second to import, is loaded only for numerals.
+NUMERAL_CHARS = frozenset(
+    "〇一七万三两九二五亿仟伍佰億兩八六十千半叁參四壹幺廿拾捌柒玖百肆萬貳贰陆陸零"
+)
 
 # Lines Whisper is known to invent over silence, music and applause (subtitle credits,
 # "like and subscribe"), compared after folding so punctuation and spaces do not matter.
@@ -63,6 +68,10 @@ def fold(text: str) -> str:
 
 def search_form(text: str) -> str:
     folded = fold(text)
+    if not any(c in NUMERAL_CHARS or "0" <= c <= "9" for c in folded):
+        return folded
+    import cn2an
+
     try:
         return str(cn2an.transform(folded, "cn2an"))
     except (ValueError, KeyError, IndexError):  # cn2an gives up on odd numeral runs

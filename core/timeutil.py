@@ -23,4 +23,7 @@ def parse_iso(text: str) -> datetime:
         raise InvalidInputError(f"not an ISO 8601 time: {text!r}") from None
     if moment.tzinfo is None:
         raise InvalidInputError(f"time {text!r} has no time zone; add Z or +08:00")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+        raise InvalidInputError(f"time {text!r} is outside the years 1 to 9999 in UTC") from None

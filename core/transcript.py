@@ -26,9 +26,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.text import search_form
+from core.text import fold, search_form
 
 JOIN_GAP_SECONDS = 0.3  # speech this close across a segment cut is one utterance
+# Where an utterance ends inside a decoder segment (split_sentences). Fluent Mandarin
+# sales talk leaves < 0.3 s between words (JOIN_GAP_SECONDS); 0.6 s is a clause or
+# sentence pause, well above word gaps and Whisper's word-time jitter (~0.1-0.2 s).
+SENTENCE_PAUSE_SECONDS = 0.6
+MIN_SENTENCE_SECONDS = 1.0  # no shorter pieces: a breath after one word is no sentence
+SENTENCE_ENDS = frozenset("。！？!?；;")
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,9 +246,35 @@ def assemble_words(transcripts: Iterable[SegmentTranscript]) -> list[TranscriptW
 
 
 def word_runs(words: Sequence[TranscriptWord]) -> list[list[TranscriptWord]]:
-    """Runs of words the decoder put in one segment of its output. A run cut by a segment
-    boundary continues when the next segment's first words are context (heard before its
-    start) and follow without a pause: "…假一赔十7" + "天无理由退货" is one utterance."""
+    """Runs of words the decoder put in one segment of its output, split again at
+    sentence ends (see split_sentences). A run cut by a segment boundary continues when
+    the next segment's first words are context (heard before its start) and follow
+    without a pause: "…假一赔十7" + "天无理由退货" is one utterance."""
+    return [piece for run in _decoder_runs(words) for piece in split_sentences(run)]
+
+
+def split_sentences(run: list[TranscriptWord]) -> list[list[TranscriptWord]]:
+    """A decoder segment cut after sentence-ending punctuation, and at pauses of
+    ``SENTENCE_PAUSE_SECONDS``, never leaving a piece shorter than
+    ``MIN_SENTENCE_SECONDS``: Whisper's segments run to ~10 s and often hold two
+    sentences (a price claim, then a shipping promise), and an utterance's start is
+    where its hits' links would otherwise point."""
+    pieces: list[list[TranscriptWord]] = [[]]
+    for word, following in zip(run, [*run[1:], None], strict=True):
+        pieces[-1].append(word)
+        if following is None:
+            break
+        piece = pieces[-1]
+        long_enough = word.end_offset - piece[0].offset >= MIN_SENTENCE_SECONDS
+        rest_long_enough = run[-1].end_offset - following.offset >= MIN_SENTENCE_SECONDS
+        ends = word.text.rstrip()[-1:] in SENTENCE_ENDS
+        paused = following.offset - word.end_offset >= SENTENCE_PAUSE_SECONDS
+        if long_enough and rest_long_enough and (ends or paused):
+            pieces.append([])
+    return pieces
+
+
+def _decoder_runs(words: Sequence[TranscriptWord]) -> list[list[TranscriptWord]]:
     runs: list[list[TranscriptWord]] = []
     for word in words:
         last = runs[-1][-1] if runs else None
@@ -290,3 +322,26 @@ def indexed_until(
         return None
     carried = carried_words(transcript, following)
     return float(carried[0].offset) if carried else float(following.from_offset)
+
+
+def word_span_times(
+    words: Sequence[tuple[str, float, float]], span: tuple[int, int]
+) -> tuple[float, float] | None:
+    """Where the words holding a character span of an utterance's folded text begin and
+    end (seconds from the stream's start); the text is the words joined and stripped.
+    None without words."""
+    if not words:
+        return None
+    joined = "".join(fold(text) for text, _, _ in words)
+    position = -(len(joined) - len(joined.lstrip()))  # the text is stripped, the words not
+    first = last = None
+    for word in words:
+        length = len(fold(word[0]))
+        if position + length > span[0] and first is None:
+            first = word
+        if position < span[1]:
+            last = word
+        position += length
+    first = first or words[0]
+    last = last or words[-1]
+    return float(first[1]), float(last[2])

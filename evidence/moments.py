@@ -48,9 +48,13 @@ from core.timeutil import iso
 from core.transcript import SegmentTranscript, Utterance, assemble_words, utterances_of
 from storage.blobs.protocol import sha256_bytes, sha256_file
 from storage.models import Segment, Stream, Transcript
+from storage.scratch import scratch
 from storage.stores import Stores
 
 CONTIGUOUS_SECONDS = 0.5  # closer than this, two segments play as one (as the transcriber)
+# Shorter cuts can hold no whole audio or video frame, and ffmpeg writes an empty file:
+# refused as bad input rather than failed as a server fault.
+MIN_RANGE_SECONDS = 0.5
 FFMPEG_TIMEOUT_SECONDS = 600.0
 
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
@@ -209,11 +213,19 @@ def download_segments(stores: Stores, segments: Sequence[Segment], directory: Pa
 
 
 # -- clips -------------------------------------------------------------------------------
+def check_range_length(seconds: float) -> None:
+    if seconds < MIN_RANGE_SECONDS:
+        raise InvalidInputError(
+            f"range shorter than {MIN_RANGE_SECONDS:g} s ({seconds:g} s): too short to cut"
+        )
+
+
 def check_clip_window(before: float, after: float, longest: float) -> None:
     if not (math.isfinite(before) and math.isfinite(after)) or before < 0 or after < 0:
         raise InvalidInputError("before and after must be zero or more seconds")
     if before + after <= 0:
         raise InvalidInputError("a clip needs some length: before + after must be above 0")
+    check_range_length(before + after)
     if before + after > longest:
         raise InvalidInputError(
             f"a clip may be at most {longest:g}s long, not {before + after:g}s;"
@@ -237,8 +249,8 @@ def cut_clip(
     check_clip_window(before, after, stores.settings.max_clip_seconds)
     since, until = at - timedelta(seconds=before), at + timedelta(seconds=after)
     covering = segments_covering(stores, stream, since, until)
-    with tempfile.TemporaryDirectory(prefix="lw-clip-") as tmp:
-        files = download_segments(stores, covering, Path(tmp))
+    with scratch(stores.settings, "clip-segments-") as tmp:
+        files = download_segments(stores, covering, tmp)
         return cut_segments(
             stores.settings.ffmpeg, covering, files, since, until, at, out, reencode=reencode
         )
@@ -260,9 +272,15 @@ def cut_segments(
     first, last = _timeline_offset(pieces, since), _timeline_offset(pieces, until)
     if last <= first:
         raise InvalidInputError(f"nothing was recorded between {iso(since)} and {iso(until)}")
+    if last - first < MIN_RANGE_SECONDS:
+        raise InvalidInputError(
+            f"range shorter than {MIN_RANGE_SECONDS:g} s: only {last - first:.3f} s was"
+            f" recorded between {iso(since)} and {iso(until)}"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
-    with tempfile.TemporaryDirectory(prefix="lw-concat-") as tmp:
+    # Beside the output, so on the disk the output goes to (not the system temp dir).
+    with tempfile.TemporaryDirectory(prefix=".concat-", dir=out.parent) as tmp:
         listing = Path(tmp) / "segments.ffconcat"
         listing.write_text(_ffconcat(segments, files), encoding="utf-8")
         key_packets, has_video, has_audio = _key_packets(ffmpeg, listing)

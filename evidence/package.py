@@ -90,6 +90,7 @@ from evidence.package_format import (
 from evidence.package_verify import verify_package
 from storage.blobs.protocol import CHUNK, sha256_bytes, sha256_file
 from storage.models import ManifestEntry, Segment, Signature, Stream
+from storage.scratch import process_scratch
 from storage.signing import check_signature, signed_message, signing_key_id
 from storage.stores import Stores
 from storage.timestamping import check_token, load_ca_bundle, stamped_bytes
@@ -164,7 +165,8 @@ def build_package(
     ]
     public_key = stores.chain.signer.public_key
     created_at = utc_now()
-    with tempfile.TemporaryDirectory(prefix="lw-package-") as tmp:
+    work = process_scratch(stores.settings)  # the data home's disk, cleaned at start
+    with tempfile.TemporaryDirectory(prefix="package-", dir=work) as tmp:
         root = Path(tmp)
         (root / "segments").mkdir()
         paths = download_segments(stores, covering, root / "segments")

@@ -31,6 +31,39 @@ _TOKEN_NAME = re.compile(r"^timestamps/(\d{8})\.(\d+)\.tsr$")
 _MEDIA = (".ts", ".mp4", ".sig")  # already compressed: stored as they are
 README_WIDTH = 88
 
+# What verify-package accepts, checked from the zip's directory before any member is read
+# (docs/formats.md, "Limits"). A package holds at most an export's media (an hour by
+# default), so these leave wide room while a zip bomb is refused at once.
+MAX_MEMBERS = 100_000
+MAX_MEMBER_BYTES = 16 << 30  # one file, uncompressed (an hour-long clip is a few GiB)
+MAX_TOTAL_BYTES = 64 << 30  # all files, uncompressed
+MAX_SMALL_BYTES = 16 << 20  # files read whole: SHA256SUMS, package.json, manifest, ...
+MAX_RATIO = 100  # uncompressed / compressed: JSON and text deflate 5-20x, zeros ~1000x
+RATIO_FLOOR = 1 << 20  # smaller files are never bombs, whatever their ratio
+# Every name a package may hold (anything else, e.g. ../x or a directory, is refused
+# before hashing); the files the verifier reads whole are the _SMALL ones.
+_FIXED_NAMES = frozenset(
+    (PACKAGE_JSON, SUMS, SUMS_SIG, PUBLIC_KEY, CLIP, TRANSCRIPT_JSON, TRANSCRIPT_SRT, README)
+)
+_SMALL_NAME = re.compile(
+    r"package\.json|SHA256SUMS(?:\.sig)?|public_key\.pem|manifest/\d{8}\.json"
+    r"|signatures/\d{8}\.(?:json|msg|sig)|timestamps/(?:\d{8}\.\d+\.tsr|tsa-ca\.pem)"
+)
+
+
+def expected_name(name: str) -> bool:
+    """Whether ``name`` is a file an evidence package may hold."""
+    return (
+        name in _FIXED_NAMES
+        or _SMALL_NAME.fullmatch(name) is not None
+        or re.fullmatch(r"segments/\d{8}\.ts", name) is not None
+    )
+
+
+def read_whole(name: str) -> bool:
+    """Whether the verifier reads ``name`` into memory (capped by MAX_SMALL_BYTES)."""
+    return _SMALL_NAME.fullmatch(name) is not None
+
 
 @dataclass(frozen=True)
 class PackageInfo:

@@ -33,8 +33,14 @@ from evidence.package_format import (
     _SUM_LINE,
     _TOKEN_NAME,
     FORMAT,
+    MAX_MEMBER_BYTES,
+    MAX_MEMBERS,
+    MAX_RATIO,
+    MAX_SMALL_BYTES,
+    MAX_TOTAL_BYTES,
     PACKAGE_JSON,
     PUBLIC_KEY,
+    RATIO_FLOOR,
     REQUIRED,
     SUMS,
     SUMS_SIG,
@@ -42,6 +48,8 @@ from evidence.package_format import (
     TSA_CA,
     PackageReport,
     entry_file,
+    expected_name,
+    read_whole,
     segment_file,
     signature_files,
 )
@@ -144,12 +152,55 @@ class _PackageCheck:
             raise InvalidInputError(
                 f"{path} is not a LiveWitness evidence package (it has no {PACKAGE_JSON})"
             )
+        self._check_directory()
+        self.digests = {name: self._hash(name) for name in self.names}
+
+    def _check_directory(self) -> None:
+        """Names and sizes from the zip's directory, before a byte is read or hashed: a
+        zip bomb or a file no package holds is refused at once. ``zipfile`` never reads
+        past a member's stated sizes, so these bound what the checks below read."""
+        infos = self.archive.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise InvalidInputError(
+                f"{self.path} has {len(infos)} files; a package holds at most {MAX_MEMBERS}"
+            )
         seen: set[str] = set()
-        for name in self.names:
+        for info in infos:
+            name = info.filename
             if name in seen:
                 raise IntegrityError(name, "is in the zip twice")
             seen.add(name)
-        self.digests = {name: self._hash(name) for name in self.names}
+            if not expected_name(name):
+                raise IntegrityError(name[:200], "is not a file an evidence package holds")
+        total = stored = 0
+        for info in infos:
+            name, size, packed = info.filename, info.file_size, info.compress_size
+            if read_whole(name) and size > MAX_SMALL_BYTES:
+                raise InvalidInputError(
+                    f"{self.path}: {name} is {size} bytes unpacked; the verifier reads it"
+                    f" whole and accepts at most {MAX_SMALL_BYTES}"
+                )
+            if size > MAX_MEMBER_BYTES:
+                raise InvalidInputError(
+                    f"{self.path}: {name} is {size} bytes unpacked; at most"
+                    f" {MAX_MEMBER_BYTES} per file"
+                )
+            if size > RATIO_FLOOR and size > MAX_RATIO * packed:
+                raise InvalidInputError(
+                    f"{self.path}: {name} unpacks from {packed} to {size} bytes, more than"
+                    f" {MAX_RATIO} times: a zip bomb, not a package"
+                )
+            total += size
+            stored += packed
+        if total > MAX_TOTAL_BYTES:
+            raise InvalidInputError(
+                f"{self.path} unpacks to {total} bytes; a package holds at most {MAX_TOTAL_BYTES}"
+            )
+        if stored > self.path.stat().st_size:  # members sharing their bytes: a bomb too
+            raise InvalidInputError(
+                f"{self.path}: its files' packed sizes add up to more than the zip itself"
+                " (overlapping files, a zip bomb)"
+            )
 
     def _hash(self, name: str) -> str:
         digest = hashlib.sha256()
@@ -162,10 +213,13 @@ class _PackageCheck:
         return digest.hexdigest()
 
     def read(self, name: str) -> bytes:
+        """A small file whole (read_whole names only: their size was checked)."""
         if name not in self.digests:
             raise IntegrityError(name, "is missing")
+        assert read_whole(name), name
         try:
-            return self.archive.read(name)
+            with self.archive.open(name) as member:
+                return member.read(MAX_SMALL_BYTES + 1)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError):  # pragma: no cover
             raise IntegrityError(name, "is damaged in the zip") from None
 

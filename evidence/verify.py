@@ -45,6 +45,7 @@ class VerifyReport:
     bytes_checked: int = 0
     receipts: int = 0  # witnessed heads found in the chain
     timestamps: int = 0  # RFC 3161 tokens checked
+    timestamps_referenced: int = 0  # of them, listed by a later chain entry
     stamped_head: int | None = None  # the last head a TSA stamped
     stamped_at: datetime | None = None  # its earliest time from a TSA
     notes: list[str] = field(default_factory=list)
@@ -67,6 +68,7 @@ class VerifyReport:
             "bytes_checked": self.bytes_checked,
             "receipts": self.receipts,
             "timestamps": self.timestamps,
+            "timestamps_referenced": self.timestamps_referenced,
             "stamped_head": self.stamped_head,
             "stamped_at": iso(self.stamped_at) if self.stamped_at else None,
             "notes": self.notes,
@@ -131,6 +133,7 @@ def verify_stream(
         except ValueError:
             raise IntegrityError(key, "manifest entry has an unknown format version") from None
         timeline.check(key, position, record, *_check_body(blobs, key, record, report))
+        _check_token_references(blobs, key, position, record, report)
         hashes.append(actual)
         prev = actual
     report.entries = len(indexed)
@@ -327,6 +330,34 @@ def _check_signatures(
             raise IntegrityError(key, "signature does not cover this chain")
         report.signatures += 1
         report.signed_head = idx
+
+
+def _check_token_references(
+    blobs: BlobStore, key: str, position: int, record: dict[str, Any], report: VerifyReport
+) -> None:
+    """The tokens an entry lists (storage/chain.py) are stored, unchanged, and stamp a
+    head before the entry; what each stamps is checked with the stored tokens below."""
+    listed = record.get("timestamps", [])
+    if not isinstance(listed, list):
+        raise IntegrityError(key, "manifest entry's timestamps are not a list")
+    for ref in listed:
+        try:
+            token_key, sha, head = ref["blob_key"], ref["sha256"], ref["head_index"]
+        except (KeyError, TypeError):
+            raise IntegrityError(key, "manifest entry lists a malformed time-stamp") from None
+        if not isinstance(head, int) or not 0 <= head < position:
+            raise IntegrityError(key, f"manifest entry lists a time-stamp of head {head}")
+        try:
+            raw = blobs.get_bytes(token_key)
+        except NotFoundError:
+            raise IntegrityError(
+                token_key, f"time-stamp token listed in entry {position} is missing"
+            ) from None
+        if sha256_bytes(raw) != sha:
+            raise IntegrityError(
+                token_key, f"time-stamp token does not match the SHA-256 entry {position} lists"
+            )
+        report.timestamps_referenced += 1
 
 
 _TOKEN_HEAD = re.compile(r"/(\d{8})\.[0-9a-f]+\.tsr$")

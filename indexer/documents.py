@@ -10,8 +10,8 @@ segment's utterances are built with that cut-off and rebuilt when the next one a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -19,8 +19,14 @@ from compliance.hits import BANNED_FIELDS
 from compliance.matcher import BannedWordMatcher, TermMatch
 from core.phonetic import SoundText, sound_tokens
 from core.text import compact, fold, search_form
-from core.transcript import SegmentTranscript, TranscriptWord, UtteranceWord, utterances_of
-from indexer.claims import ClaimType, load_claim_types
+from core.transcript import (
+    SegmentTranscript,
+    TranscriptWord,
+    UtteranceWord,
+    utterances_of,
+    word_span_times,
+)
+from indexer.claims import ClaimType, claim_rules, load_claim_types
 from storage.models import Product
 
 
@@ -31,14 +37,25 @@ def indexed_word(word: UtteranceWord) -> list[str | float]:
 
 @dataclass(frozen=True)
 class Mention:
-    """A product or claim heard in an utterance, exactly or as a sound-alike."""
+    """A product or claim heard in an utterance, exactly or as a sound-alike; or a product
+    inferred as the one a claim is about (``match`` "inferred", nothing heard)."""
 
     key: str  # product name or claim type
     phrase: str  # the lexicon phrase or product name / alias
     heard: str  # the characters actually transcribed
-    match: str  # "exact" | "sound-alike"
+    match: str  # "exact" | "sound-alike" | "inferred"
     offset: float
     end_offset: float
+    product: str | None = None  # a claim's product: named in the sentence, or inferred
+    inferred: bool = False  # the claim's product was not named in its sentence
+
+
+@dataclass(frozen=True)
+class ProductFocus:
+    """The product being presented: the one named last, and where its name ended."""
+
+    product: str
+    offset: float
 
 
 @dataclass
@@ -101,9 +118,13 @@ def utterance_docs(
     claim_types: Sequence[ClaimType] | None = None,
     banned_words: BannedWordMatcher | None = None,
     leading: Sequence[TranscriptWord] = (),
+    focus: ProductFocus | None = None,
+    focus_seconds: float = 180.0,
 ) -> list[UtteranceDoc]:
     """The search documents of one transcript: its words before ``next_from_offset``,
-    after the ``leading`` words carried over from the previous transcript."""
+    after the ``leading`` words carried over from the previous transcript. ``focus`` is
+    the product named last before them, which a claim that names none is about if it
+    was named within ``focus_seconds``."""
     words = [*leading] + [
         w for w in transcript.words if next_from_offset is None or w.offset < next_from_offset
     ]
@@ -124,13 +145,90 @@ def utterance_docs(
         )
         heard = doc.heard = SoundText.of(doc.text)
         doc.products = find_mentions(doc, heard, _product_phrases(products))
-        doc.claims = find_mentions(
-            doc, heard, [(c.name, p) for c in claim_types or load_claim_types() for p in c.phrases]
-        )
+        doc.claims = find_claims(doc, heard, claim_types)
+        focus = _attribute_claims(doc, focus, focus_seconds)
         if banned_words is not None:
             doc.banned = [banned_json(doc, hit) for hit in banned_words.find(doc.text, heard)]
         docs.append(doc)
     return docs
+
+
+def _attribute_claims(
+    doc: UtteranceDoc, focus: ProductFocus | None, focus_seconds: float
+) -> ProductFocus | None:
+    """Give each claim of ``doc`` its product: the one named in the sentence closest
+    before it (else the first named after it), else the product in focus, marked
+    inferred and added to the document's products so that a product filter finds the
+    claim. Returns the focus after this sentence."""
+    named = [m for m in doc.products if m.match != "inferred"]
+    if named:
+        claims = []
+        for claim in doc.claims:
+            before = [m for m in named if m.offset <= claim.offset]
+            product = max(before, key=lambda m: m.offset) if before else named[0]
+            claims.append(replace(claim, product=product.key))
+        doc.claims = claims
+        last = max(named, key=lambda m: m.end_offset)
+        return ProductFocus(last.key, last.end_offset)
+    if doc.claims and focus is not None and doc.offset - focus.offset <= focus_seconds:
+        doc.claims = [replace(c, product=focus.product, inferred=True) for c in doc.claims]
+        start = min(c.offset for c in doc.claims)
+        end = max(c.end_offset for c in doc.claims)
+        doc.products.append(Mention(focus.product, focus.product, "", "inferred", start, end))
+    return focus
+
+
+def last_named_product(
+    transcript: SegmentTranscript, products: Sequence[Product]
+) -> ProductFocus | None:
+    """The product a transcript names last (exactly or as a sound-alike), if any."""
+    phrases = _product_phrases(products)
+    if not phrases:
+        return None
+    last = None
+    for utterance in utterances_of(transcript.words):
+        doc = UtteranceDoc(
+            id="",
+            stream=transcript.stream,
+            streamer=None,
+            segment=transcript.segment,
+            number=0,
+            text=utterance.text,
+            start=utterance.start,
+            offset=utterance.offset,
+            end_offset=utterance.end_offset,
+            words=utterance.words,
+        )
+        for mention in find_mentions(doc, SoundText.of(doc.text), phrases):
+            if last is None or mention.end_offset >= last.offset:
+                last = ProductFocus(mention.key, mention.end_offset)
+    return last
+
+
+def claims_in(text: str, claim_types: Sequence[ClaimType] | None = None) -> list[Mention]:
+    """The claims a sentence holds, found as in an utterance (times are 0: no words)."""
+    doc = UtteranceDoc(
+        id="",
+        stream="",
+        streamer=None,
+        segment=0,
+        number=0,
+        text=text,
+        start="",
+        offset=0.0,
+        end_offset=0.0,
+        words=[UtteranceWord(text, "", "", 0.0, 0.0, 1.0)],
+    )
+    return find_claims(doc, SoundText.of(text), claim_types)
+
+
+def find_claims(
+    doc: UtteranceDoc, heard: SoundText, claim_types: Sequence[ClaimType] | None = None
+) -> list[Mention]:
+    """The claim phrases found in an utterance that count as claims (indexer/claims.py)."""
+    types = tuple(claim_types or load_claim_types())
+    phrases = [(c.name, p) for c in types for p in c.phrases]
+    return find_mentions(doc, heard, phrases, claim_rules(types).accepts)
 
 
 def banned_json(doc: UtteranceDoc, hit: TermMatch) -> dict[str, Any]:
@@ -155,27 +253,33 @@ def _product_phrases(products: Sequence[Product]) -> list[tuple[str, str]]:
 
 
 def find_mentions(
-    doc: UtteranceDoc, heard: SoundText, phrases: Iterable[tuple[str, str]]
+    doc: UtteranceDoc,
+    heard: SoundText,
+    phrases: Iterable[tuple[str, str]],
+    accept: Callable[[str, str, str, tuple[int, int]], bool] | None = None,
 ) -> list[Mention]:
-    """Phrases found in the utterance: exactly (folded text) or by their syllables."""
+    """Phrases found in the utterance: exactly (folded text) or by their syllables; with
+    ``accept`` (key, phrase, folded text, span), only where it says the phrase counts."""
     folded = fold(doc.text)
     found: dict[str, Mention] = {}
     for key, phrase in phrases:
         if key in found and found[key].match == "exact":
             continue
         target, sounds = _phrase_forms(phrase)
+        span = None
         at = folded.find(target)
-        if at >= 0:
-            span, match = (at, at + len(target)), "exact"
-        else:
-            if len(sounds) < 2:
+        while at >= 0:
+            if accept is None or accept(key, phrase, folded, (at, at + len(target))):
+                span, match = (at, at + len(target)), "exact"
+                break
+            at = folded.find(target, at + 1)
+        if span is None:
+            if len(sounds) < 2 or key in found:
                 continue  # one syllable alone sounds like too much
             located = heard.find(sounds)
-            if located is None:
+            if located is None or (accept is not None and not accept(key, phrase, folded, located)):
                 continue
             span, match = located, "sound-alike"
-        if key in found and match == "sound-alike":
-            continue
         start, end = _times(doc, span)
         found[key] = Mention(key, phrase, folded[span[0] : span[1]], match, start, end)
     return list(found.values())
@@ -189,16 +293,5 @@ def _phrase_forms(phrase: str) -> tuple[str, list[str]]:
 
 def _times(doc: UtteranceDoc, span: tuple[int, int]) -> tuple[float, float]:
     """Offsets of the words that hold a character span of the (folded) utterance text."""
-    joined = "".join(fold(w.text) for w in doc.words)
-    position = -(len(joined) - len(joined.lstrip()))  # the text is stripped, the words not
-    first = last = None
-    for word in doc.words:
-        length = len(fold(word.text))
-        if position + length > span[0] and first is None:
-            first = word
-        if position < span[1]:
-            last = word
-        position += length
-    first = first or doc.words[0]
-    last = last or doc.words[-1]
-    return float(first.offset), float(last.end_offset)
+    times = word_span_times([(w.text, w.offset, w.end_offset) for w in doc.words], span)
+    return times if times is not None else (doc.offset, doc.end_offset)

@@ -53,7 +53,9 @@ from indexer.query import (
     check_query,
     exact_form,
     highlight,
+    match_times,
     mention_highlight,
+    mention_kind,
     wanted_mentions,
 )
 
@@ -238,18 +240,19 @@ def wants_sounds(query: SearchQuery) -> bool:
 def to_hit(doc: dict[str, Any], query: SearchQuery, kind: Kind, score: float) -> Hit:
     if kind == "browse":
         wanted = wanted_mentions(doc, query)
-        exact = any(m["match"] == "exact" for m in wanted)
+        match = mention_kind(wanted)
         highlighted = mention_highlight(doc["text"], [m["heard"] for m in wanted])
     else:
-        exact = kind == "exact"
+        match = "exact" if kind == "exact" else "sound-alike"
         highlighted = highlight(doc["text"], query.text, kind)
     weight = 0.5 if kind == "sound-alike" else 1.0
+    match_offset, match_end_offset = match_times(doc, query, match)
     return Hit(
         id=doc["id"],
         stream=doc["stream"],
         text=doc["text"],
         highlighted=highlighted,
-        match="exact" if exact else "sound-alike",
+        match=match,
         start=doc["start"],
         offset=doc["offset"],
         end_offset=doc["end_offset"],
@@ -258,6 +261,8 @@ def to_hit(doc: dict[str, Any], query: SearchQuery, kind: Kind, score: float) ->
         products=sorted({m["key"] for m in doc["products"]}),
         claims=sorted({m["key"] for m in doc["claims"]}),
         banned=sorted({b["category"] for b in doc.get("banned", [])}),
+        match_offset=match_offset,
+        match_end_offset=match_end_offset,
     )
 
 

@@ -51,7 +51,9 @@ from indexer.query import (
     check_query,
     exact_form,
     highlight,
+    match_times,
     mention_highlight,
+    mention_kind,
     wanted_mentions,
 )
 
@@ -119,6 +121,10 @@ class EmbeddedSearchIndex:
         self._db.execute("PRAGMA cache_size=-65536")
         self._db.execute("PRAGMA mmap_size=2147483648")  # reads without copying pages
         self._lock = threading.Lock()
+        # Searches read on a connection of their own thread's: one connection runs one
+        # statement at a time, which made the API's concurrent searches queue.
+        self._readers = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
         # An index from an older layout is derived data: it is rebuilt by reindex (clear).
         self._outdated = False
         with self._transaction():
@@ -239,7 +245,25 @@ class EmbeddedSearchIndex:
         return int(row[0])
 
     def close(self) -> None:
+        with self._lock:
+            for reader in self._reader_connections:
+                reader.close()
+            self._reader_connections.clear()
         self._db.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection (WAL: readers never wait for the writer)."""
+        db: sqlite3.Connection | None = getattr(self._readers, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute("PRAGMA query_only=ON")
+            db.execute("PRAGMA cache_size=-8192")  # mmap does most reads without the cache
+            db.execute("PRAGMA mmap_size=2147483648")
+            with self._lock:
+                self._reader_connections.append(db)
+            self._readers.db = db
+        return db
 
     # -- reads -----------------------------------------------------------------------------
     def search(self, query: SearchQuery) -> SearchResult:
@@ -284,8 +308,7 @@ class EmbeddedSearchIndex:
         for key, score in page:
             doc = docs[key]
             mentions = wanted_mentions(doc, query)
-            kind = "sound-alike" if all(m["match"] != "exact" for m in mentions) else "exact"
-            hit = self._hit(doc, query, kind, score)
+            hit = self._hit(doc, query, mention_kind(mentions), score)
             heard = [m["heard"] for m in mentions]
             hits.append(replace(hit, highlighted=mention_highlight(hit.text, heard)))
         return SearchResult(total=total, hits=hits, total_relation="gte" if capped else "eq")
@@ -347,36 +370,42 @@ class EmbeddedSearchIndex:
         self, match: str, low: int | None, high: int | None, below: int | None, limit: int
     ) -> int:
         clause, args = self._key_clause(low, high if below is None else below - 1)
-        row = self._db.execute(
+        counted = self._reader().execute(
             "SELECT count(*) FROM (SELECT rowid FROM utterance_fts"  # noqa: S608
             f" WHERE utterance_fts MATCH ?{clause} ORDER BY rowid DESC LIMIT ?)",
             [match, *args, limit],
-        ).fetchone()
+        )
+        row = counted.fetchone()
         return int(row[0])
 
     def _ordered(
         self, match: str, low: int | None, high: int | None, order: str, limit: int
     ) -> list[tuple[int, float]]:
         clause, args = self._key_clause(low, high)
-        rows = self._db.execute(
+        found = self._reader().execute(
             f"SELECT rowid, rank FROM utterance_fts WHERE utterance_fts MATCH ?{clause}"  # noqa: S608
             f" ORDER BY {order} LIMIT ?",
             [match, *args, limit],
-        ).fetchall()
+        )
+        rows = found.fetchall()
         return [(key, -rank) for key, rank in rows]
 
     def _docs(self, keys: list[int]) -> dict[int, dict[str, Any]]:
         if not keys:
             return {}
         marks = ",".join("?" * len(keys))
-        rows = self._db.execute(
-            f"SELECT rowid, doc FROM utterances WHERE rowid IN ({marks})",  # noqa: S608
+        found = self._reader().execute(
+            # With the per-word times: a hit gives the time of its matched words.
+            f"SELECT rowid, doc FROM utterances"  # noqa: S608
+            f" WHERE rowid IN ({marks})",
             keys,
-        ).fetchall()
+        )
+        rows = found.fetchall()
         return {key: json.loads(doc) for key, doc in rows}
 
     @staticmethod
     def _hit(doc: dict[str, Any], query: SearchQuery, kind: str, score: float) -> Hit:
+        match_offset, match_end_offset = match_times(doc, query, kind)
         return Hit(
             id=doc["id"],
             stream=doc["stream"],
@@ -391,4 +420,6 @@ class EmbeddedSearchIndex:
             products=sorted({m["key"] for m in doc["products"]}),
             claims=sorted({m["key"] for m in doc["claims"]}),
             banned=sorted({b["category"] for b in doc.get("banned", [])}),
+            match_offset=match_offset,
+            match_end_offset=match_end_offset,
         )

@@ -2,18 +2,55 @@
 
 from __future__ import annotations
 
-from core.errors import ConfigError
+import logging
+import sqlite3
+from pathlib import Path
+
+from core.errors import ConfigError, DamagedFileError
 from core.settings import Settings
 from indexer.embedded import EmbeddedSearchIndex
 from indexer.protocol import SearchIndex
 from storage.stores import Stores
 
-
-def open_search_index(stores: Stores) -> SearchIndex:
-    return search_index_for(stores.settings)
+log = logging.getLogger(__name__)
 
 
-def search_index_for(settings: Settings) -> SearchIndex:
+def open_search_index(stores: Stores, *, discard_damaged: bool = False) -> SearchIndex:
+    return search_index_for(stores.settings, discard_damaged=discard_damaged)
+
+
+def embedded_index_path(settings: Settings) -> Path:
+    return settings.home / "search" / "utterances.sqlite3"
+
+
+def open_embedded(path: Path, *, discard_damaged: bool = False) -> SearchIndex:
+    """The embedded index; a damaged file is one line naming it and the way out, or (for
+    ``reindex``, which rebuilds it from storage anyway) deleted and started anew: the
+    index is derived data, never evidence."""
+    if discard_damaged and path.is_file() and not _sound(path):
+        log.warning("the search index %s is damaged: starting it anew", path)
+        for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+            path.with_name(name).unlink(missing_ok=True)
+    try:
+        return EmbeddedSearchIndex(path)
+    except sqlite3.DatabaseError as exc:
+        raise DamagedFileError(path, damaged_index_line(path, exc)) from None
+
+
+def damaged_index_line(path: Path | str, exc: BaseException) -> str:
+    return f"the search index {path} is damaged ({exc}): rebuild it with `livewitness reindex`"
+
+
+def _sound(path: Path) -> bool:
+    """Whether SQLite reads every page of the file (header, b-trees) without complaint."""
+    try:
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
+            return [row[0] for row in db.execute("PRAGMA quick_check(1)")] == ["ok"]
+    except sqlite3.DatabaseError:
+        return False
+
+
+def search_index_for(settings: Settings, *, discard_damaged: bool = False) -> SearchIndex:
     """The configured backend: the embedded engine, or an Elasticsearch cluster."""
     if settings.search_backend == "elasticsearch":
         if not settings.es_url:
@@ -38,4 +75,4 @@ def search_index_for(settings: Settings) -> SearchIndex:
             shards=settings.es_shards,
             replicas=settings.es_replicas,
         )
-    return EmbeddedSearchIndex(settings.home / "search" / "utterances.sqlite3")
+    return open_embedded(embedded_index_path(settings), discard_damaged=discard_damaged)

@@ -40,7 +40,8 @@ class Hit:
     stream: str
     text: str
     highlighted: str  # the text with the match inside <mark>…</mark>
-    match: Literal["exact", "sound-alike"]
+    # "inferred": browsing a product, found only as the product a claim is about
+    match: Literal["exact", "sound-alike", "inferred"]
     start: str  # ISO 8601 UTC
     offset: float
     end_offset: float
@@ -49,6 +50,10 @@ class Hit:
     products: list[str] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
     banned: list[str] = field(default_factory=list)  # banned-word categories heard
+    # Where the matched words themselves begin and end (offsets like ``offset``): the
+    # query's words, or the mentions browsed; the utterance's times when unknown.
+    match_offset: float | None = None
+    match_end_offset: float | None = None
 
 
 @dataclass(frozen=True)

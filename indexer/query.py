@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import html
-from typing import Any
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any, Literal
 
 from core.errors import InvalidInputError
 from core.phonetic import find_sounds, sound_tokens, syllables
 from core.text import compact, fold, search_form
-from indexer.protocol import MAX_PAGE_SIZE, MAX_QUERY_CHARS, MAX_RESULT_WINDOW, SearchQuery
+from core.timeutil import iso, parse_iso
+from core.transcript import word_span_times
+from indexer.protocol import (
+    MAX_PAGE_SIZE,
+    MAX_QUERY_CHARS,
+    MAX_RESULT_WINDOW,
+    Hit,
+    SearchQuery,
+)
 
 
 def check_query(query: SearchQuery) -> None:
@@ -46,11 +57,22 @@ def wanted_mentions(doc: dict[str, Any], query: SearchQuery) -> list[dict[str, A
     return wanted
 
 
+def mention_kind(mentions: list[dict[str, Any]]) -> Literal["exact", "sound-alike", "inferred"]:
+    """How a browsed hit was found: exactly if any of its mentions was, else as a
+    sound-alike, else only as the product a claim is about."""
+    kinds = {m["match"] for m in mentions}
+    if "exact" in kinds:
+        return "exact"
+    return "sound-alike" if "sound-alike" in kinds else "inferred"
+
+
 def mention_highlight(text: str, heard: list[str]) -> str:
     """The text with the first heard mention inside <mark>…</mark>."""
     folded = fold(text)
     shown = folded if len(folded) != len(text) else text
     for phrase in heard:
+        if not phrase:  # an inferred product: nothing of it was heard here
+            continue
         at = folded.find(phrase)
         if at >= 0:
             end = at + len(phrase)
@@ -72,18 +94,71 @@ def bigrams(form: str) -> list[str]:
     return [form[i : i + 2] for i in range(len(form) - 1)]
 
 
+@lru_cache(maxsize=256)
+def _query_forms(query_text: str) -> tuple[str, list[str]]:
+    """A query's folded text and sound tokens, made once for all the hits of its page
+    (pinyin was a third of a search's time when made again for each hit)."""
+    return fold(query_text).strip(), sound_tokens(query_text)
+
+
+def match_span(text: str, query_text: str, match: str) -> tuple[int, int] | None:
+    """Where a hit's text holds the query (a span of its folded text): exactly, else by
+    its syllables; None when neither is found (a match only the search form holds)."""
+    folded = fold(text)
+    wanted, sounds = _query_forms(query_text)
+    if match == "exact" and wanted:
+        at = folded.find(wanted)
+        if at >= 0:
+            return (at, at + len(wanted))
+    return find_sounds(syllables(folded), sounds) if sounds else None
+
+
+def match_times(doc: dict[str, Any], query: SearchQuery, match: str) -> tuple[float, float]:
+    """Where the matched words of a hit begin and end (seconds from the stream's start):
+    the query's run of words, or when browsing the mentions it asks for; the utterance's
+    own times when no word times are kept."""
+    if browsing(query):
+        said = [m for m in wanted_mentions(doc, query) if "offset" in m]
+        if said:
+            return min(m["offset"] for m in said), max(m["end_offset"] for m in said)
+    else:
+        span = match_span(doc["text"], query.text, match)
+        words = [(w[0], w[1], w[2]) for w in doc.get("words", [])]
+        times = word_span_times(words, span) if span is not None else None
+        if times is not None:
+            return times
+    return float(doc["offset"]), float(doc["end_offset"])
+
+
+@dataclass(frozen=True)
+class MatchTimes:
+    """A hit's matched words: offsets from the stream's start, and as UTC times."""
+
+    offset: float
+    end_offset: float
+    start: str
+    end: str
+
+
+def hit_match_times(hit: Hit) -> MatchTimes:
+    """A hit's matched words' times (the utterance's when its backend gave none)."""
+    offset = hit.offset if hit.match_offset is None else hit.match_offset
+    end_offset = hit.end_offset if hit.match_end_offset is None else hit.match_end_offset
+    anchor = parse_iso(hit.start)
+    return MatchTimes(
+        offset,
+        end_offset,
+        iso(anchor + timedelta(seconds=offset - hit.offset)),
+        iso(anchor + timedelta(seconds=end_offset - hit.offset)),
+    )
+
+
 def highlight(text: str, query_text: str, match: str) -> str:
     """The text, HTML-escaped, with the matched run inside <mark>…</mark>."""
     folded = fold(text)
     if len(folded) != len(text):
         text = folded  # folding changed the length: show the folded text so spans line up
-    span: tuple[int, int] | None = None
-    if match == "exact":
-        at = folded.find(fold(query_text).strip())
-        if at >= 0:
-            span = (at, at + len(fold(query_text).strip()))
-    if span is None:
-        span = find_sounds(syllables(text), sound_tokens(query_text))
+    span = match_span(text, query_text, match)
     if span is None:
         return html.escape(text)
     a, b = span

@@ -9,22 +9,22 @@ index's own directory; replaying one is harmless (deterministic document ids).
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from compliance.alerts import BANNED_WORD_EVENT, moment_link, payload_body
 from compliance.hits import banned_hit_json
 from compliance.matcher import BannedWordMatcher, Lexicon, load_lexicon
 from core.timeutil import parse_iso, utc_now
 from core.transcript import SegmentTranscript, carried_words, indexed_until
-from indexer.documents import UtteranceDoc, utterance_docs
+from indexer.documents import ProductFocus, UtteranceDoc, last_named_product, utterance_docs
 from indexer.protocol import SearchIndex
 from storage.catalog import TRANSCRIPTS_STORED
 from storage.metrics import observe_index_lag
-from storage.models import Alert, BannedHit, Stream, Transcript
+from storage.models import Alert, BannedHit, Product, Stream, Transcript
 from storage.stores import Stores
 
 
@@ -62,7 +62,15 @@ class Indexer:
         # creates this directory itself.
         self._state_path.parent.mkdir(parents=True, exist_ok=True)
         self._indexed: set[tuple[int, int]] = self._load_state()
+        if not self._state_path.exists():
+            # Written at once: the api checks for it to tell that an indexer writes the
+            # embedded index in this data directory (cli/placement.py).
+            self._save_state()
         self._cursor = 0  # the last transcript id looked at (a fresh process reads all once)
+        # The product each transcript names last (None: none), for claims that name none.
+        self._named: dict[tuple[int, int], ProductFocus | None] = {}
+        self._focus_products: dict[int, tuple[tuple[str, str], ...]] = {}
+        self.behind = 0  # transcripts left waiting by the last index_pending(limit)
 
     def _load_state(self) -> set[tuple[int, int]]:
         try:
@@ -76,16 +84,21 @@ class Indexer:
         tmp.write_text(json.dumps(sorted(self._indexed)))
         tmp.replace(self._state_path)
 
-    def index_pending(self) -> int:
-        """Index every stored transcript not yet indexed; returns how many. Only the
+    def index_pending(self, limit: int | None = None) -> int:
+        """Index every stored transcript not yet indexed, or the first ``limit`` of them;
+        returns how many, and leaves how many are still waiting in ``behind``. Only the
         transcripts stored since the last call are looked at (and their neighbours,
         for the boundary handover), so a poll costs the same at any catalog size."""
         catalog = self.stores.catalog
         fresh = catalog.transcript_keys(self._cursor)
         todo: dict[int, set[int]] = {}
+        waiting = 0
         for _id, stream_id, seq in fresh:
             if (stream_id, seq) not in self._indexed:
-                todo.setdefault(stream_id, set()).add(seq)
+                waiting += 1
+                if limit is None or waiting <= limit:
+                    todo.setdefault(stream_id, set()).add(seq)
+        self.behind = waiting - min(waiting, limit) if limit is not None else 0
         done = 0
         for stream_id, seqs in sorted(todo.items()):
             stream = catalog.stream_by_id(stream_id)
@@ -96,7 +109,7 @@ class Indexer:
                 done += 1
         if done:
             self._save_state()
-        if fresh:
+        if fresh and not self.behind:
             self._cursor = fresh[-1][0]  # only once all of them are indexed
         return done
 
@@ -141,6 +154,8 @@ class Indexer:
             streamer=stream.streamer,
             banned_words=matcher_for(lexicon),
             leading=carried_words(previous, body),
+            focus=self._focus_before(stream, body, products),
+            focus_seconds=self.stores.settings.product_focus_seconds,
         )
         self.index.replace_segment(stream.name, body.segment, docs)
         hits = [banned_row(doc, banned, lexicon.version) for doc in docs for banned in doc.banned]
@@ -148,8 +163,39 @@ class Indexer:
         if alert:
             self._alert(stream, hits)
 
+    def _focus_before(
+        self, stream: Stream, body: SegmentTranscript, products: Sequence[Product]
+    ) -> ProductFocus | None:
+        """The product named last before ``body``, within the focus window: looked up in
+        the stream's earlier transcripts (each one's answer remembered: transcripts are
+        write-once), newest first."""
+        if not products or not body.words:
+            return None
+        settings = self.stores.settings
+        window = settings.product_focus_seconds
+        back = math.ceil(window / settings.segment_seconds) + 1
+        signature = tuple((p.name, p.aliases) for p in products)
+        if signature != self._focus_products.get(stream.id):
+            self._focus_products[stream.id] = signature
+            self._named = {k: v for k, v in self._named.items() if k[0] != stream.id}
+        wanted = [seq for seq in range(body.segment - back, body.segment) if seq >= 0]
+        missing = [seq for seq in wanted if (stream.id, seq) not in self._named]
+        for row in self.stores.catalog.transcripts(stream.id, missing) if missing else ():
+            transcript = SegmentTranscript.from_json(json.loads(row.body))
+            self._named[(stream.id, row.segment_seq)] = last_named_product(transcript, products)
+        start = body.words[0].offset
+        for seq in reversed(wanted):
+            focus = self._named.get((stream.id, seq))
+            if focus is not None:
+                return focus if start - focus.offset <= window else None
+        return None
+
     def _alert(self, stream: Stream, hits: list[BannedHit]) -> None:
         """Tell the webhooks about banned words said moments ago (a live stream), once."""
+        # Here: `livewitness search` catches up through this module, and the webhook
+        # sender's HTTP client is a tenth of its start.
+        from compliance.alerts import BANNED_WORD_EVENT, moment_link, payload_body
+
         settings, catalog = self.stores.settings, self.stores.catalog
         for hit in hits:
             age = (utc_now() - hit.at).total_seconds()
@@ -171,7 +217,8 @@ class Indexer:
                     term=hit.term,
                     offset=hit.offset,
                     payload=payload_body(payload).decode(),
-                )
+                ),
+                stream.name,
             )
 
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:

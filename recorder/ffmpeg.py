@@ -23,6 +23,25 @@ from core.errors import NoMediaError, SourceError, SourceUnreachableError
 
 SEGMENT_PATTERN = "seg%08d.ts"
 NETWORK_SCHEMES = ("http://", "https://", "rtmp://", "rtmps://", "srt://", "rtsp://", "tcp://")
+#: What ffmpeg may open for a source of each scheme (``-protocol_whitelist``, inherited
+#: by every nested open: HLS segments and keys, RTSP's RTP): the scheme's protocol and
+#: what it runs over, never file, concat, subfile, data, pipe, gopher, ftp or unix
+#: (httpproxy: how ffmpeg tunnels https through an operator's ``http_proxy``).
+SOURCE_PROTOCOLS = {
+    "http": "http,https,httpproxy,tcp,tls,crypto",
+    "https": "http,https,httpproxy,tcp,tls,crypto",
+    "rtmp": "rtmp,rtmps,tcp,tls",
+    "rtmps": "rtmp,rtmps,tcp,tls",
+    "rtsp": "rtsp,rtp,srtp,udp,tcp,tls",
+    "srt": "srt",
+    "tcp": "tcp",
+}
+#: A local file (CLI, or the API with allow_file_sources) reads local files only.
+FILE_PROTOCOLS = "file"
+#: A followed HLS source: the local playlist copy, and http(s) segments and keys (each
+#: URI checked by the egress policy before it is listed, recorder/hls.py).
+FOLLOW_PROTOCOLS = "file,http,https,httpproxy,tcp,tls,crypto"
+_PROTOCOL_PREFIX = re.compile(r"^([A-Za-z0-9+.-]+):")
 PR_SET_PDEATHSIG = 1
 
 _UNREACHABLE = re.compile(
@@ -60,6 +79,23 @@ def is_network_source(source: str) -> bool:
     return source.lower().startswith(NETWORK_SCHEMES)
 
 
+def ffmpeg_protocol(source: str) -> str | None:
+    """The protocol ffmpeg would open ``source`` with, as ffmpeg finds it (the letters,
+    digits and ``+-.`` before the first ``:``, or ``subfile,...``); None for a path."""
+    if source.startswith("subfile,"):
+        return "subfile"
+    found = _PROTOCOL_PREFIX.match(source)
+    return found.group(1).lower() if found else None
+
+
+def protocol_whitelist(source: str) -> str:
+    """The protocols ffmpeg may use for ``source``: its scheme's (SOURCE_PROTOCOLS), or
+    only ``file`` for a path; any other protocol (concat:, pipe:, ...) is then refused
+    by ffmpeg itself."""
+    protocol = ffmpeg_protocol(source)
+    return SOURCE_PROTOCOLS.get(protocol or "file", FILE_PROTOCOLS)
+
+
 def segmenter_command(
     ffmpeg: str,
     source: str,
@@ -76,9 +112,9 @@ def segmenter_command(
     command = [ffmpeg, "-hide_banner", "-nostats", "-loglevel", loglevel]
     if is_network_source(source):
         command += ["-rw_timeout", str(int(timeout_seconds * 1_000_000))]
+    whitelist = protocol_whitelist(source) if follow is None else FOLLOW_PROTOCOLS
+    command += ["-protocol_whitelist", whitelist]
     if follow is not None:
-        # A local playlist may name http(s) segments only when these are allowed.
-        command += ["-protocol_whitelist", "file,http,https,tcp,tls,crypto,data"]
         command += ["-live_start_index", "0"]
     if realtime:
         command += ["-re"]

@@ -18,17 +18,24 @@ import math
 import re
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
+import httpx
 import m3u8
 
-from core.errors import NoMediaError, SourceError, SourceUnreachableError
+from core.egress import EgressPolicy, check_url_text
+from core.egress_http import egress_client, refusal_in
+from core.errors import (
+    EgressRefusedError,
+    NoMediaError,
+    SourceError,
+    SourceUnreachableError,
+)
+from core.redact import redact_source, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,7 @@ OPENED_LOG = "opened.txt"
 LIVE_EDGE_SEGMENTS = 3  # a new recording joins this far from the live edge, as ffmpeg does
 MAX_PLAYLIST_BYTES = 4 * 1024 * 1024
 BOUNDARY_SLACK_SECONDS = 0.1  # packet starts differ from EXTINF sums by a frame or two
+MAX_REDIRECTS = 5  # each hop is checked by the egress policy
 
 _OPENING = re.compile(r"Opening '(.+)' for reading")
 _FAILED = re.compile(r"Failed to open segment (\d+) of playlist")
@@ -74,43 +82,79 @@ def is_hls_url(source: str) -> bool:
     return parsed.scheme in ("http", "https") and parsed.path.lower().endswith(".m3u8")
 
 
-def read_playlist(url: str, timeout: float) -> MediaPlaylist:
+def read_playlist(url: str, timeout: float, policy: EgressPolicy) -> MediaPlaylist:
     """The media playlist at ``url``; of a master playlist, its highest-bandwidth
-    variant's."""
-    final_url, text = _get(url, timeout)
-    parsed = _parse(text, final_url, url)
-    if parsed.is_variant:
-        if not parsed.playlists:
-            raise NoMediaError(
-                f"{url} carries no audio or video (a master playlist without variants)"
-            )
-        best = max(parsed.playlists, key=lambda p: p.stream_info.bandwidth or 0)
-        final_url, text = _get(best.absolute_uri, timeout)
+    variant's. Every request, redirect and listed segment, key or map URI must pass the
+    egress ``policy`` (EgressRefusedError): ffmpeg fetches what the playlist lists."""
+    with egress_client(policy, timeout=timeout, what="source") as client:
+        final_url, text = _get(client, url)
         parsed = _parse(text, final_url, url)
         if parsed.is_variant:
-            raise NoMediaError(f"{url} carries no audio or video (nested master playlists)")
+            if not parsed.playlists:
+                raise NoMediaError(
+                    f"{url} carries no audio or video (a master playlist without variants)"
+                )
+            best = max(parsed.playlists, key=lambda p: p.stream_info.bandwidth or 0)
+            final_url, text = _get(client, best.absolute_uri)
+            parsed = _parse(text, final_url, url)
+            if parsed.is_variant:
+                raise NoMediaError(f"{url} carries no audio or video (nested master playlists)")
+    _check_media_uris(parsed, policy)
     return _media_playlist(parsed, final_url)
 
 
-def _get(url: str, timeout: float) -> tuple[str, str]:
-    if urlparse(url).scheme not in ("http", "https"):
-        raise SourceUnreachableError(f"cannot open {url} (not an http(s) URL)")
-    request = urllib.request.Request(url, headers={"User-Agent": "LiveWitness"})  # noqa: S310 - http(s) only, checked above
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            body = response.read(MAX_PLAYLIST_BYTES + 1)
-            final = str(response.geturl())
-    except urllib.error.HTTPError as exc:
-        raise SourceUnreachableError(
-            f"cannot open {url} (Server returned {exc.code} {exc.reason})"
-        ) from None
-    except urllib.error.URLError as exc:
-        raise SourceUnreachableError(f"cannot open {url} ({exc.reason})") from None
-    except (OSError, ValueError) as exc:  # timeouts, resets, a malformed URL
-        raise SourceUnreachableError(f"cannot open {url} ({exc or type(exc).__name__})") from None
-    if len(body) > MAX_PLAYLIST_BYTES:
-        raise NoMediaError(f"{url} carries no audio or video (a playlist over 4 MiB)")
-    return final, body.decode("utf-8", errors="replace")
+def _get(client: httpx.Client, url: str) -> tuple[str, str]:
+    """GET a playlist, following redirects by hand so that each hop is checked."""
+    asked = url
+    for _hop in range(MAX_REDIRECTS + 1):
+        if urlparse(url).scheme not in ("http", "https"):
+            raise SourceUnreachableError(f"cannot open {asked} (not an http(s) URL: {url})")
+        body = bytearray()
+        try:
+            with client.stream("GET", url, headers={"User-Agent": "LiveWitness"}) as response:
+                if response.is_redirect and "location" in response.headers:
+                    url = str(response.url.join(response.headers["location"]))
+                    continue
+                if response.status_code >= 400:
+                    raise SourceUnreachableError(
+                        f"cannot open {asked} (Server returned {response.status_code}"
+                        f" {response.reason_phrase})"
+                    )
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_PLAYLIST_BYTES:
+                        break
+                final = str(response.url)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            refused = refusal_in(exc)
+            if refused is not None:
+                raise EgressRefusedError(str(refused)) from None
+            detail = str(exc) or type(exc).__name__
+            raise SourceUnreachableError(f"cannot open {asked} ({detail})") from None
+        if len(body) > MAX_PLAYLIST_BYTES:
+            raise NoMediaError(f"{asked} carries no audio or video (a playlist over 4 MiB)")
+        return final, body.decode("utf-8", errors="replace")
+    raise SourceUnreachableError(f"cannot open {asked} (more than {MAX_REDIRECTS} redirects)")
+
+
+def _check_media_uris(parsed: m3u8.M3U8, policy: EgressPolicy) -> None:
+    """Refuse a playlist that lists a segment, key or map ffmpeg must not open: any
+    scheme but http(s), or a host the egress policy refuses."""
+    seen: set[tuple[str, str]] = set()
+    for segment in parsed.segments:
+        uris = [str(segment.absolute_uri)]
+        if segment.key is not None and segment.key.uri:
+            uris.append(str(segment.key.absolute_uri))
+        if segment.init_section is not None and segment.init_section.uri:
+            uris.append(str(segment.init_section.absolute_uri))
+        for uri in uris:
+            parts = urlsplit(uri)
+            origin = (parts.scheme.lower(), parts.netloc.lower())
+            if origin in seen:
+                check_url_text(uri, "playlist segment")
+                continue
+            policy.check_url(uri, what="playlist segment", unresolvable=SourceUnreachableError)
+            seen.add(origin)
 
 
 def _parse(text: str, final_url: str, asked: str) -> m3u8.M3U8:
@@ -293,8 +337,10 @@ class HlsFollower:
         *,
         timeout: float,
         stall_seconds: float,
+        policy: EgressPolicy,
     ) -> None:
         self.url = url
+        self.policy = policy
         self.directory = directory
         self.path = directory / LOCAL_PLAYLIST
         self.version = playlist.version
@@ -361,12 +407,15 @@ class HlsFollower:
         last_read = last_new = time.monotonic()
         while not self._stop.wait(self.poll_seconds):
             try:
-                playlist = read_playlist(self.url, self.timeout)
+                playlist = read_playlist(self.url, self.timeout, self.policy)
+            except EgressRefusedError as exc:
+                self._give_up(f"the playlist is refused: {exc}")
+                return
             except SourceError as exc:
                 if time.monotonic() - last_read > self.timeout:
                     self._give_up(f"cannot reload the playlist: {exc}")
                     return
-                log.debug("%s: %s", self.url, exc)
+                log.debug("%s: %s", redact_source(self.url), redact_text(str(exc), self.url))
                 continue
             last_read = time.monotonic()
             with self._lock:

@@ -40,9 +40,7 @@ import fcntl
 import json
 import logging
 import os
-import secrets
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +50,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.egress import EgressPolicy
 from core.errors import (
     ConflictError,
     InvalidInputError,
@@ -59,7 +58,12 @@ from core.errors import (
     NotLiveError,
     SourceError,
     StorageError,
+    disk_full_error,
+    is_disk_full,
 )
+from core.holders import holder_gone
+from core.holders import holder_id as recorder_id
+from core.redact import redact_text
 from core.settings import Settings
 from core.timeutil import iso, utc_now
 from recorder.ffmpeg import (
@@ -82,6 +86,7 @@ from recorder.hls import (
     read_playlist,
     select_feed,
 )
+from recorder.sources import check_network_source
 from storage.blob_keys import check_stream_name
 from storage.blobs.protocol import sha256_file
 from storage.chain import TIMELINE_TOLERANCE_SECONDS, ClosedSegment, EvidenceChain
@@ -185,6 +190,7 @@ class StreamRecorder:
         self._ingest_session = ""
         self._resume_captures: set[str] = set()
         self._head_before: int | None = None  # the chain's last entry when this run began
+        self._failure: str | None = None  # why storage failed under this run, if it did
 
     def stop(self) -> None:
         self._stop.set()
@@ -204,18 +210,30 @@ class StreamRecorder:
                 self._head_before = None if head is None else head.idx
                 catalog.set_status(self._stream_id, "recording")
                 try:
-                    self._recover_leftovers()
-                    if self._ingest:
-                        self._plan_ingest()
-                    self._record()
+                    self._work()
                 except LiveWitnessError as exc:
-                    self._end_reason = self._end_reason or f"error: {exc}"
+                    # The end reason is chained and exported: never a credential in it.
+                    reason = redact_text(f"error: {exc}", self.source)
+                    self._end_reason = self._end_reason or reason
+                    if isinstance(exc, StorageError):  # e.g. a full disk: not "recording"
+                        self._failure = reason
                     raise
                 finally:
                     self._close(before)
             finally:
                 catalog.release_recording(self._stream_id, self.holder)
         return self.summary
+
+    def _work(self) -> None:
+        try:
+            self._recover_leftovers()
+            if self._ingest:
+                self._plan_ingest()
+            self._record()
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise disk_full_error(exc, self.settings.home) from None
 
     def _close(self, status_before: str) -> None:
         """End the session in the chain (unless it ended there already), sign the head and
@@ -226,8 +244,10 @@ class StreamRecorder:
         catalog = self.chain.catalog
         head = catalog.head(self._stream_id)
         added = (None if head is None else head.idx) != self._head_before
-        if not added and status_before != "recording":
-            catalog.set_status(self._stream_id, status_before)
+        if self._failure is not None:
+            catalog.note_recording_error(self._stream_id, self._failure)
+        if not added and (status_before != "recording" or self._failure is not None):
+            catalog.set_status(self._stream_id, "failed" if self._failure else status_before)
             return
         try:
             if head is not None and head.kind != "end":
@@ -235,10 +255,11 @@ class StreamRecorder:
                 self.chain.append_end(self._stream_id, self.stream, reason, head.ends_at)
                 head = catalog.head(self._stream_id)
             self.chain.sign_head(self._stream_id, self.stream)
-        except LiveWitnessError as exc:
+        except (LiveWitnessError, OSError) as exc:  # a full disk may refuse the end too
             log.error("%s: could not end the recording in the chain: %s", self.stream, exc)
         finally:
-            catalog.set_status(self._stream_id, _status_after(head, status_before))
+            status = "failed" if self._failure else _status_after(head, status_before)
+            catalog.set_status(self._stream_id, status)
 
     def _refuse_a_file_as_live(self) -> None:
         """A local file read as fast as it goes is a recording: refused at once."""
@@ -320,7 +341,8 @@ class StreamRecorder:
                 self.summary.ended_by = FILE_INGESTED if self._ingest else SOURCE_ENDED
                 return
             if outcome.reason == "not live":
-                self._end_reason = f"source is not live: {outcome.detail}"
+                detail = redact_text(outcome.detail, self.source)
+                self._end_reason = f"source is not live: {detail}"
                 raise NotLiveError(
                     f"{self.source} is not a live source ({outcome.detail}): import a"
                     " recording with `livewitness ingest`"
@@ -332,13 +354,16 @@ class StreamRecorder:
             # A live source dropped: wait, then reconnect; the missed time becomes a gap
             # (whose reason is why it dropped, not why a reconnect failed).
             if down_since is None:
-                self._gap_reason = f"source dropped: {outcome.detail}"
+                self._gap_reason = f"source dropped: {redact_text(outcome.detail, self.source)}"
                 down_since = time.monotonic()
             if time.monotonic() - down_since > self.settings.reconnect_give_up_seconds:
                 self.summary.ended_by = "source down too long"
                 return
             log.warning(
-                "%s: source down: %s; reconnecting in %.1fs", self.stream, outcome.detail, backoff
+                "%s: source down: %s; reconnecting in %.1fs",
+                self.stream,
+                redact_text(outcome.detail, self.source),
+                backoff,
             )
             if self._pause(backoff):
                 self.summary.ended_by = self.summary.ended_by or "stopped"
@@ -368,6 +393,14 @@ class StreamRecorder:
 
     def _direct_session(self, remaining: float | None) -> _Outcome:
         """ffmpeg reads the source itself: a file, RTMP, HTTP-FLV, SRT, ..."""
+        if is_network_source(self.source):
+            # The egress policy at every connect: the name may point elsewhere by now.
+            try:
+                check_network_source(self.source, self.settings)
+            except SourceError as exc:  # it does not resolve (now): like a refused connect
+                if not self._connected:
+                    raise
+                return _Outcome("failed", str(exc), error=exc)
         session = self._new_session()
         command = segmenter_command(
             self.settings.ffmpeg,
@@ -409,6 +442,7 @@ class StreamRecorder:
             session.directory,
             timeout=self.settings.connect_timeout_seconds,
             stall_seconds=self.settings.stall_timeout_seconds,
+            policy=EgressPolicy.for_settings(self.settings, sources=True),
         )
         session.follower = follower
         session.stall_seconds = follower.stall_seconds
@@ -446,7 +480,11 @@ class StreamRecorder:
         last_seq = self.chain.last_media_sequence(self._stream_id, self.stream)
         while True:
             try:
-                playlist = read_playlist(self.source, self.settings.connect_timeout_seconds)
+                playlist = read_playlist(
+                    self.source,
+                    self.settings.connect_timeout_seconds,
+                    EgressPolicy.for_settings(self.settings, sources=True),
+                )
             except SourceError as exc:
                 if not self._connected:
                     raise
@@ -847,26 +885,6 @@ def _write_anchor(session: _Session) -> None:
     tmp.replace(session.directory / "session.json")
 
 
-def recorder_id() -> str:
-    """Who holds a lease: host, process and a nonce (a process records many streams)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def holder_gone(holder: str) -> bool:
-    """Whether a lease holder is a process of this machine that no longer runs."""
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 class _StreamLock:
     """One recorder per stream across processes; the OS drops the lock if we die."""
 
@@ -876,7 +894,7 @@ class _StreamLock:
         self._fd = -1
 
     def __enter__(self) -> _StreamLock:
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

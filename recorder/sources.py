@@ -7,16 +7,17 @@ streamlink when that optional extra is installed.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+from core.egress import EgressPolicy, EgressTarget, Resolver, check_url_text
 from core.errors import InvalidInputError, SourceUnreachableError
 from core.settings import Settings
-from recorder.ffmpeg import is_network_source
+from recorder.ffmpeg import SOURCE_PROTOCOLS, ffmpeg_protocol, is_network_source
 
 MEDIA_SUFFIXES = (".m3u8", ".flv", ".ts", ".mp4", ".m4s", ".mpd", ".aac", ".mp3")
+#: The schemes a stream source may have when it comes through the API.
+SOURCE_SCHEMES = tuple(SOURCE_PROTOCOLS)
 
 
 def resolve_source(source: str) -> str:
@@ -59,28 +60,37 @@ def _resolve_page(url: str) -> str:
     return str(best.to_url())
 
 
-def check_source_allowed(source: str, settings: Settings) -> None:
-    """Refuse sources a caller of the API must not point the recorder at: local files,
-    and hosts that resolve to private, loopback, link-local or other internal addresses
-    (the recorder would fetch from inside our network: server-side request forgery)."""
+def check_source_allowed(
+    source: str, settings: Settings, resolver: Resolver | None = None
+) -> EgressTarget | None:
+    """Refuse sources a caller of the API must not point the recorder at: every ffmpeg
+    protocol but the network schemes of SOURCE_SCHEMES (``file:``, ``concat:``,
+    ``subfile``, ``data:``, ``pipe:``, ``gopher://``, ``ftp://``, ``udp://``, ``tls://``,
+    ``unix:``, ...), a local path unless ``allow_file_sources``, and hosts the egress
+    policy refuses (the recorder would fetch from inside our network: server-side
+    request forgery). Returns what the policy checked (None for an allowed path)."""
     source = source.strip()
-    if not is_network_source(source):
+    check_url_text(source, "source")
+    protocol = ffmpeg_protocol(source)
+    if protocol is None:
         if settings.allow_file_sources:
-            return
+            return None
         raise InvalidInputError("only network sources (rtmp, http(s), srt, ...) can be recorded")
-    host = urlparse(source).hostname
-    if not host:
-        raise InvalidInputError(f"no host in source URL {source!r}")
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        raise SourceUnreachableError(f"cannot resolve the source host {host!r}") from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if address.is_loopback:
-            if not settings.allow_loopback_sources:
-                raise InvalidInputError(f"source host {host} is a loopback address")
-        elif address.is_link_local or address.is_multicast or address.is_unspecified:
-            raise InvalidInputError(f"source host {host} is a link-local or reserved address")
-        elif (address.is_private or address.is_reserved) and not settings.allow_private_sources:
-            raise InvalidInputError(f"source host {host} is a private address")
+    if protocol not in SOURCE_SCHEMES or not is_network_source(source):
+        raise InvalidInputError(
+            f"source protocol {protocol!r} cannot be recorded from the API"
+            f" (only {', '.join(SOURCE_SCHEMES)})"
+        )
+    return check_network_source(source, settings, resolver)
+
+
+def check_network_source(
+    source: str, settings: Settings, resolver: Resolver | None = None
+) -> EgressTarget:
+    """The egress policy for a network source (the API when it is given, the recorder at
+    each connect): EgressRefusedError, or SourceUnreachableError if the host does not
+    resolve."""
+    policy = EgressPolicy.for_settings(settings, sources=True, resolver=resolver)
+    return policy.check_url(
+        source.strip(), SOURCE_SCHEMES, what="source", unresolvable=SourceUnreachableError
+    )

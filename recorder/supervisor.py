@@ -13,10 +13,11 @@ import threading
 import time
 
 from core.errors import ConflictError, LiveWitnessError
+from core.holders import holder_gone
+from core.redact import redact_source
 from core.timeutil import utc_now
 from recorder.ffmpeg import is_network_source
 from recorder.pool import RecorderPool
-from recorder.recorder import holder_gone
 from storage.models import Stream
 from storage.stores import Stores
 
@@ -67,7 +68,7 @@ class RecordingSupervisor:
             # A file plays at its own pace (a demo or a test stands in for a live room).
             self.pool.start(name, source, realtime=not is_network_source(source))
             self.stores.catalog.note_recording_error(stream_id, None)
-            log.info("recording %s from %s", name, source)
+            log.info("recording %s from %s", name, redact_source(source))
         except ConflictError:
             pass  # another process (or a CLI `record`) holds it
         except LiveWitnessError as exc:

@@ -25,19 +25,21 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from core.errors import ImmutableBlobError, NotFoundError, StorageError
+from core.errors import ImmutableBlobError, NotFoundError, StorageError, TimestampError
 from core.settings import Settings
 from core.timeutil import iso, utc_now
-from storage.blob_keys import AUDIT_HEADS_PREFIX, audit_head_key
-from storage.blobs.protocol import BlobStore
-from storage.catalog import Catalog
+from storage.blob_keys import AUDIT_HEADS_PREFIX, AUDIT_TIMESTAMPS_PREFIX, audit_head_key
+from storage.blobs.protocol import BlobStore, sha256_bytes
+from storage.catalog import SIGNATURES_STORED, Catalog
 from storage.models import AuditEvent
 from storage.receipts import AUDIT_HEAD_EVENT, AUDIT_SUBJECT, HeadReceipt, receipt_row
 from storage.signing import FORMAT, LEGACY_FORMAT, Signer, canonical_bytes, check_signature
+from storage.timestamping.tokens import check_token, load_ca_bundle, stamped_bytes
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,7 @@ class AuditCheck:
     first_bad_seq: int | None = None
     problem: str | None = None
     heads: int = 0  # signed heads checked: stored ones and witnesses' receipts
+    timestamps: int = 0  # RFC 3161 tokens over signed heads checked
     signed_seq: int | None = None  # the last event a checked head covers
 
 
@@ -174,6 +177,8 @@ class AuditLog:
             record = json.loads(self.blobs.get_bytes(key))
         # Queued for the webhooks (compliance/ posts it), so a witness holds this head.
         self.catalog.add_receipt(receipt_row(AUDIT_HEAD_EVENT, AUDIT_SUBJECT, record, key))
+        # Wakes this process's stamper: audit heads get RFC 3161 tokens like chain heads.
+        self.catalog.changes.mark(SIGNATURES_STORED)
         return _signed_head(record, key)
 
     def sign_quietly(self) -> None:
@@ -230,23 +235,60 @@ def _checked_heads(
     return heads
 
 
+def _checked_tokens(
+    catalog: Catalog, blobs: BlobStore, tsa_ca_bundle: Path | None
+) -> int | AuditCheck:
+    """Every indexed or stored token of an audit head stamps that head's signed bytes
+    (and verifies against the TSA CA bundle, given one); returns how many were checked."""
+    rows = {row.blob_key: row for row in catalog.timestamp_tokens(None)}
+    stored = set(blobs.list(AUDIT_TIMESTAMPS_PREFIX))
+    ca = load_ca_bundle(tsa_ca_bundle) if tsa_ca_bundle and (rows or stored) else []
+    for key in sorted(rows.keys() | stored):
+        row = rows.get(key)
+        seq = row.head_idx if row is not None else _token_seq(key)
+        try:
+            raw = blobs.get_bytes(key)
+            message = stamped_bytes(blobs.get_bytes(audit_head_key(seq)))
+            check_token(raw, message, ca)
+        except NotFoundError as exc:
+            return AuditCheck(0, False, seq, f"{key}: {exc} (a time-stamp token or its head)")
+        except (TimestampError, ValueError) as exc:
+            return AuditCheck(0, False, seq, f"{key}: time-stamp token {exc}")
+        if row is not None and row.sha256 != sha256_bytes(raw):
+            return AuditCheck(0, False, seq, f"{key} does not match its recorded SHA-256")
+    return len(rows.keys() | stored)
+
+
+def _token_seq(key: str) -> int:
+    name = key.removeprefix(AUDIT_TIMESTAMPS_PREFIX).split(".", 1)[0]
+    return int(name) if name.isdigit() else -1
+
+
 def verify_audit(
     catalog: Catalog,
     blobs: BlobStore | None = None,
     public_key: Ed25519PublicKey | None = None,
     receipts: Sequence[HeadReceipt] = (),
+    tsa_ca_bundle: Path | None = None,
 ) -> AuditCheck:
     """Check the hash chain from its first event and, given the blob store and the key,
     the log against every signed head (stored, or in a witness's ``audit.head``
-    receipts): cut-off events, a rewrite with recomputed hashes and a forged head fail."""
+    receipts) and every head's RFC 3161 tokens: cut-off events, a rewrite with recomputed
+    hashes, a forged head and a token that stamps something else fail."""
     heads: list[SignedHead] = []
+    stamped = 0
     if blobs is not None and public_key is not None:
         checked = _checked_heads(blobs, public_key, receipts)
         if isinstance(checked, AuditCheck):
             newest = catalog.last_audit_event()
             return replace(checked, events=newest.seq if newest else 0)
         heads = checked
-    check = replace(_walk(catalog, {h.seq: h for h in heads}), heads=len(heads))
+        tokens = _checked_tokens(catalog, blobs, tsa_ca_bundle)
+        if isinstance(tokens, AuditCheck):
+            newest = catalog.last_audit_event()
+            return replace(tokens, events=newest.seq if newest else 0)
+        stamped = tokens
+    check = replace(_walk(catalog, {h.seq: h for h in heads}), heads=len(heads), timestamps=stamped)
     if not check.ok:
         return check
     beyond = [h for h in heads if h.seq > check.events]

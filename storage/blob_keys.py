@@ -52,3 +52,11 @@ def timestamp_key(stream: str, head_idx: int, tsa_id: str) -> str:
 
 def timestamps_prefix(stream: str) -> str:
     return f"streams/{stream}/timestamps/"
+
+
+AUDIT_TIMESTAMPS_PREFIX = "audit/timestamps/"
+
+
+def audit_timestamp_key(seq: int, tsa_id: str) -> str:
+    """An RFC 3161 token over the audit log's signed head ``seq``."""
+    return f"{AUDIT_TIMESTAMPS_PREFIX}{seq:012d}.{tsa_id}.tsr"

@@ -6,6 +6,10 @@ the SHA-256 of the entry before it, so the chain proves order and completeness. 
 catalog indexes the entries; at open, entries that reached the blob store but not the
 catalog (a crash between the two) are adopted, so every step can be repeated safely.
 
+An entry also lists, by hash, the RFC 3161 tokens (``storage/timestamping``) that arrived
+since the entry before it (``timestamps``), so the chain itself holds its trusted times;
+the tokens of a stopped stream's last head are bound to it by their imprint alone.
+
 The chain is also a timeline: each entry covers wall-clock time that starts no earlier
 than the entry before it ends and ends no later than it was chained (within
 ``TIMELINE_TOLERANCE_SECONDS``); a recording session that stops cleanly ends with an
@@ -26,12 +30,23 @@ from core.timeutil import iso, parse_iso, utc_now
 from storage.blob_keys import check_stream_name, entry_key, segment_key, signature_key
 from storage.blobs.protocol import BlobStore, sha256_bytes
 from storage.catalog import SIGNATURES_STORED, Catalog
-from storage.models import ManifestEntry, Segment, Signature
+from storage.models import ManifestEntry, Segment, Signature, TimestampToken
 from storage.receipts import CHAIN_HEAD_EVENT, receipt_row
 from storage.signing import FORMAT, Signer, canonical_bytes
 
 GENESIS = "0" * 64
 TIMELINE_TOLERANCE_SECONDS = 0.5  # ms-rounded times and a frame of slack; verify uses it
+
+
+def token_reference(token: TimestampToken) -> dict[str, Any]:
+    """How a chain entry lists an RFC 3161 token that arrived before it."""
+    return {
+        "head_index": token.head_idx,
+        "tsa_id": token.tsa_id,
+        "blob_key": token.blob_key,
+        "sha256": token.sha256,
+        "gen_time": iso(token.gen_time),
+    }
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,8 @@ class EvidenceChain:
 
     def _index_entry(self, stream_id: int, name: str, record: dict[str, Any], sha: str) -> None:
         idx = record["index"]
+        listed = [ref["blob_key"] for ref in record.get("timestamps", [])]
+        self.catalog.mark_tokens_referenced(stream_id, listed, idx)
         if record["kind"] == "segment":
             seg = record["segment"]
             starts_at = parse_iso(seg["start"])
@@ -143,6 +160,11 @@ class EvidenceChain:
             kind: body,
             "chained_at": iso(utc_now()),
         }
+        # Tokens that arrived since the entry before are listed by hash, so the chain
+        # holds them: a token removed later shows in `verify`, not just its absence.
+        tokens = self.catalog.unreferenced_tokens(stream_id)
+        if tokens:
+            record["timestamps"] = [token_reference(token) for token in tokens]
         raw = canonical_bytes(record, FORMAT)
         self.blobs.put_bytes(entry_key(name, idx), raw)
         # Indexed from the stored bytes, as a reader (or an adoption after a crash) sees

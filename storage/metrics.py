@@ -48,6 +48,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.jobs import TRANSCRIBE_JOB
 from core.timeutil import utc_now
 from storage.catalog import WAITING, Catalog, StreamSummary
+from storage.stages import STAGE_ERRORS, STAGE_RESTARTS, STAGES
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +272,9 @@ def metrics_registry(catalog: Catalog) -> CollectorRegistry:
         SEARCH_LATENCY,
         TIMESTAMPS_STORED,
         TIMESTAMP_FAILURES,
+        STAGES,
+        STAGE_RESTARTS,
+        STAGE_ERRORS,
     ):
         registry.register(collector)
     for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):

@@ -125,8 +125,10 @@ class TimestampToken(Base):
     __table_args__ = (UniqueConstraint("stream_id", "head_idx", "tsa_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
-    head_idx: Mapped[int] = mapped_column(Integer)
+    # Whose head: "chain" (a stream's, ``stream_id`` set) or "audit" (the audit log's).
+    log: Mapped[str] = mapped_column(String(8), default="chain")
+    stream_id: Mapped[int | None] = mapped_column(ForeignKey("streams.id"), index=True)
+    head_idx: Mapped[int] = mapped_column(Integer)  # chain entry index, or audit seq
     tsa_id: Mapped[str] = mapped_column(String(16))  # storage.timestamping.tsa_id(tsa_url)
     tsa_url: Mapped[str] = mapped_column(Text)
     blob_key: Mapped[str] = mapped_column(String(512))
@@ -135,6 +137,9 @@ class TimestampToken(Base):
     gen_time: Mapped[datetime] = mapped_column(UTCDateTime)  # the TSA's time
     serial: Mapped[str] = mapped_column(String(64))  # the TSA's serial number (decimal)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    # The chain entry that lists this token (a stream's next entry after it arrived);
+    # None until then, and always for the audit log's tokens.
+    referenced_idx: Mapped[int | None] = mapped_column(Integer)
 
 
 class Job(Base):
@@ -242,15 +247,18 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 
-class AlertDelivery(Base):
-    """One alert to one webhook, with every attempt in ``log`` (the delivery log)."""
+class WebhookDelivery(Base):
+    """One event to one webhook (the outbox): the body as posted, every attempt in
+    ``log`` (the delivery log). Alerts, receipts and time-stamp receipts alike."""
 
-    __tablename__ = "alert_deliveries"
-    __table_args__ = (UniqueConstraint("alert_id", "webhook_id"),)
+    __tablename__ = "webhook_deliveries"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
     webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id"), index=True)
+    event: Mapped[str] = mapped_column(String(32))  # the body's "event"
+    subject: Mapped[str] = mapped_column(String(128))  # a stream's name, or "audit"
+    summary: Mapped[str] = mapped_column(Text)  # what the log shows: a term, a head
+    body: Mapped[str] = mapped_column(Text)  # the JSON body, exactly as posted
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
@@ -308,23 +316,4 @@ class Receipt(Base):
     head_idx: Mapped[int] = mapped_column(Integer)  # chain entry index, or audit seq
     head_sha256: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text)  # the JSON body sent
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
-
-
-class ReceiptDelivery(Base):
-    """One receipt to one webhook, logged like an alert's delivery."""
-
-    __tablename__ = "receipt_deliveries"
-    __table_args__ = (UniqueConstraint("receipt_id", "webhook_id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    receipt_id: Mapped[int] = mapped_column(ForeignKey("receipts.id"), index=True)
-    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
-    last_status: Mapped[int | None] = mapped_column(Integer)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    log: Mapped[str] = mapped_column(Text, default="[]")  # JSON: [{at, status, error, ms}]
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)

@@ -8,20 +8,24 @@ receipts can later show that the installation once signed a head it no longer ha
 
 A receipt is the signed record exactly as stored (``signature``), with its fields copied
 to the top for readers; the copies are checked against the signed payload when a
-receipt is read back (:func:`parse_receipts`), so the signature is what counts.
+receipt is read back (:func:`parse_receipts`), so the signature is what counts. When a
+TSA stamps a head, its token follows as a ``timestamp`` event.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from core.errors import InvalidInputError
-from storage.models import Receipt
+from core.timeutil import iso
+from storage.models import Receipt, TimestampToken
 
 CHAIN_HEAD_EVENT = "chain.head"
 AUDIT_HEAD_EVENT = "audit.head"
+TIMESTAMP_EVENT = "timestamp"  # an RFC 3161 token over a head: :func:`timestamp_payload`
 HEAD_EVENTS = (CHAIN_HEAD_EVENT, AUDIT_HEAD_EVENT)
 AUDIT_SUBJECT = "audit"  # the receipts table's subject for the audit log's heads
 
@@ -29,14 +33,32 @@ AUDIT_SUBJECT = "audit"  # the receipts table's subject for the audit log's head
 _HEAD_FIELD = {CHAIN_HEAD_EVENT: "head_index", AUDIT_HEAD_EVENT: "head_seq"}
 
 
-def trusted_timestamps(record: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """HOOK for RFC 3161 tokens over a signed head record (``storage/timestamping/``).
-    None for now, and the receipt then has no ``timestamps`` field: that stamper asks
-    the TSAs in the background after a head is signed (stream heads only, so far), so
-    no token exists yet when the receipt is queued here. Wiring it means either queuing
-    the receipt once the first token is stored, or a follow-up event carrying the
-    tokens; both belong with the stamper."""
-    return None
+def timestamp_payload(
+    subject: str, head: int, head_sha256: str, token: TimestampToken, raw: bytes
+) -> dict[str, Any]:
+    """The ``timestamp`` event of a token a TSA gave a signed head: the token itself
+    (base64 of the TSA's response) with what it stamps, so a witness holds trusted time
+    for the head even if the installation later loses the token. Tokens arrive after
+    their head's ``chain.head``/``audit.head`` receipt (the TSAs are asked in the
+    background), hence an event of their own."""
+    payload: dict[str, Any] = {"event": TIMESTAMP_EVENT, "log": token.log}
+    if token.log == "chain":
+        payload.update({"stream": subject, "head_index": head})
+    else:
+        payload["head_seq"] = head
+    payload.update(
+        {
+            "head_sha256": head_sha256,
+            "tsa_url": token.tsa_url,
+            "gen_time": iso(token.gen_time),
+            "serial": token.serial,
+            "imprint": token.imprint,
+            "blob_key": token.blob_key,
+            "token_sha256": token.sha256,
+            "token": base64.b64encode(raw).decode(),
+        }
+    )
+    return payload
 
 
 @dataclass(frozen=True)
@@ -76,10 +98,12 @@ def head_payload(event: str, record: dict[str, Any], blob_key: str) -> dict[str,
             "signature": record,
         }
     )
-    tokens = trusted_timestamps(record)
-    if tokens is not None:
-        payload["timestamps"] = tokens
     return payload
+
+
+def payload_json(payload: dict[str, Any]) -> str:
+    """A webhook body as stored and posted."""
+    return json.dumps(payload, ensure_ascii=False, sort_keys=True)
 
 
 def receipt_row(event: str, subject: str, record: dict[str, Any], blob_key: str) -> Receipt:
@@ -90,7 +114,7 @@ def receipt_row(event: str, subject: str, record: dict[str, Any], blob_key: str)
         subject=subject,
         head_idx=payload[_HEAD_FIELD[event]],
         head_sha256=payload["head_sha256"],
-        payload=json.dumps(payload, ensure_ascii=False, sort_keys=True),
+        payload=payload_json(payload),
     )
 
 

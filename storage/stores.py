@@ -6,14 +6,17 @@ import json
 import logging
 from dataclasses import dataclass
 
-from core.errors import ConfigError
+from core.errors import ConfigError, StorageError
 from core.settings import Settings
 from storage.blobs.factory import open_blob_store
 from storage.blobs.protocol import BlobStore
 from storage.blobs.spool import SpoolingBlobStore
 from storage.catalog import Catalog
 from storage.chain import EvidenceChain
+from storage.file_modes import exposed_line, make_private_dir
+from storage.scratch import clean_scratch
 from storage.signing import PRIVATE_NAME, PUBLIC_NAME, Signer
+from storage.webhook_secrets import WebhookSecrets
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +44,14 @@ class Stores:
 
 
 def open_stores(settings: Settings) -> Stores:
-    settings.home.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.home)
+    make_private_dir(settings.signing_keys_dir)
+    exposed = exposed_line(settings.home, settings.signing_keys_dir)
+    if exposed:
+        log.warning("%s", exposed)
+    clean_scratch(settings)  # work files of killed exports, clips and packages
     catalog = Catalog(settings.catalog_dsn)
+    catalog.webhook_secrets = WebhookSecrets(settings.signing_keys_dir)
     blobs = open_blob_store(settings)
     try:
         signer = open_signer(settings, catalog, blobs)
@@ -52,6 +61,11 @@ def open_stores(settings: Settings) -> Stores:
         catalog.close()
         raise
     chain = EvidenceChain(catalog, blobs, signer)
+    try:
+        # Secrets an earlier release stored in plain text: sealed now, beside the keys.
+        catalog.seal_webhook_secrets()
+    except StorageError as exc:  # a read-only copy of a catalog: they still sign
+        log.warning("could not seal the webhook secrets stored in plain text: %s", exc)
     return Stores(settings=settings, catalog=catalog, blobs=blobs, chain=chain)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,12 @@ if TYPE_CHECKING:
 pytest.register_assert_rewrite("tests.support")
 
 pytest_plugins = ["tests.support.s3server"]
+
+# The tests' webhook receivers, TSAs and live sources listen on 127.0.0.1, which the egress
+# policy refuses by default: every test process (and each CLI one, tests/support/cli.py)
+# allows loopback; the policy's own tests (tests/test_egress.py) pass their own list.
+TEST_EGRESS_ALLOW = "127.0.0.0/8,::1"
+os.environ["LIVEWITNESS_EGRESS_ALLOW"] = TEST_EGRESS_ALLOW
 
 
 @pytest.fixture(scope="session")

@@ -106,10 +106,14 @@ def test_search_hits_link_to_their_moment_and_every_access_is_audited(api: ApiSe
         (hit,) = [h for h in found["hits"] if h["match"] == "exact"]
         assert hit["text"] == "全网最低价假一赔十" and "<mark>" in hit["highlighted"]
         assert hit["banned"] == ["false_price"] and found["total_relation"] == "eq"
+        # The moment is where 假一赔十 itself is said: the utterance's 6th word, 0.2 s apart.
+        assert hit["match_offset"] == pytest.approx(hit["offset"] + 1.0)
+        assert hit["match_end_offset"] == pytest.approx(hit["offset"] + 1.6 + 0.18)
+        assert f"offset={hit['match_offset']:.3f}" in hit["moment_url"]
         moment = reviewer.get(hit["moment_url"])
         assert moment.status_code == 200, moment.text
         body = moment.json()
-        assert body["at"] == hit["start"]
+        assert body["at"] == hit["match_start"]
         assert "全网最低价假一赔十" in [u["text"] for u in body["transcript"]]
     with api.client("admin") as admin:
         events = admin.get("/api/v1/audit").json()
@@ -124,6 +128,7 @@ def test_search_hits_link_to_their_moment_and_every_access_is_audited(api: ApiSe
             "problem": None,
             "heads": 0,  # fewer events than audit_sign_every_events: none signed yet
             "signed_seq": None,
+            "timestamps": 0,  # no TSA configured
         }
     # Someone with database access rewrites what was searched: the chain shows it.
     with sqlite3.connect(api.stores.settings.home / "catalog.sqlite3") as db:
@@ -193,16 +198,25 @@ def test_each_key_is_rate_limited(home: Path, tmp_path: Path) -> None:
         ("http://192.168.1.20/x.flv", "private"),
         ("http://169.254.169.254/latest/meta-data", "link-local"),
         ("http://[::1]:8080/x.m3u8", "loopback"),
+        ("http://[::ffff:127.0.0.1]/x.m3u8", "loopback"),
+        ("http://100.100.100.200/x.flv", "shared address"),
         ("/etc/passwd", "only network sources"),
-        ("file:///etc/passwd", "only network sources"),
+        ("file:///etc/passwd", "cannot be recorded from the API"),
+        ("gopher://127.0.0.1:6379/_INFO", "cannot be recorded from the API"),
+        ("concat:/etc/passwd|/etc/hosts", "cannot be recorded from the API"),
     ],
 )
-def test_sources_inside_our_network_are_refused(api: ApiServer, source: str, message: str) -> None:
-    with api.client("admin") as admin:
+def test_sources_inside_our_network_are_refused(home: Path, source: str, message: str) -> None:
+    # The default egress policy (the tests' own settings allow loopback: conftest.py).
+    with (
+        open_stores(Settings(home=home, egress_allow=[])) as stores,
+        running_api(stores) as api,
+        api.client("admin") as admin,
+    ):
         answer = admin.post("/api/v1/streams", json={"name": "probe", "source": source})
-    assert answer.status_code == 400, answer.text
-    assert message in answer.json()["error"]
-    assert "probe" not in [s.name for s in api.stores.catalog.list_streams()]
+        assert answer.status_code == 400, answer.text
+        assert message in answer.json()["error"]
+        assert "probe" not in [s.name for s in api.stores.catalog.list_streams()]
 
 
 def test_starting_and_stopping_marks_what_recorders_must_do(api: ApiServer) -> None:

@@ -77,3 +77,58 @@ def test_the_schema_documents_every_route(server: ApiServer, tmp_path: Path) -> 
 
     paths = httpx.get(f"{server.url}/api/v1/openapi.json").json()["paths"]
     assert {"/api/v1/search", "/api/v1/exports", "/api/v1/streams/{name}/clip"} <= set(paths)
+
+
+# Times at the edges of the calendar: east of UTC before year 1, west of it after 9999
+# (OverflowError once), and the UTC edges themselves; and ranges too short to cut.
+EDGE_TIMES = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:00-01:00"]
+UTC_EDGES = ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"]
+SHOP_START = "2026-11-20T12:00:05Z"
+ONE_MS_LATER = "2026-11-20T12:00:05.001Z"
+BOUNDARY_CASES: list[tuple[str, dict[str, Any], bool]] = [
+    # (operation, case fields, whether it must be a 400 rather than any non-5xx)
+    *[("GET /api/v1/search", {"query": {"q": "羽绒服", "since": t}}, True) for t in EDGE_TIMES],
+    *[("GET /api/v1/search", {"query": {"q": "羽绒服", "until": t}}, True) for t in EDGE_TIMES],
+    *[("GET /api/v1/search", {"query": {"q": "羽绒服", "since": t}}, False) for t in UTC_EDGES],
+    *[("GET /api/v1/search", {"query": {"q": "羽绒服", "until": t}}, False) for t in UTC_EDGES],
+    *[("GET /api/v1/compliance/report", {"query": {"since": t}}, True) for t in EDGE_TIMES],
+    *[("GET /api/v1/compliance/report", {"query": {"until": t}}, False) for t in UTC_EDGES],
+    *[
+        ("POST /api/v1/exports", {"body": {"stream": "shop", "since": t, "until": u}}, True)
+        for t, u in [(EDGE_TIMES[0], SHOP_START), (SHOP_START, EDGE_TIMES[1])]
+    ],
+    *[
+        ("POST /api/v1/exports", {"body": {"stream": "shop", "since": t, "until": u}}, False)
+        for t, u in [(UTC_EDGES[0], SHOP_START), (SHOP_START, UTC_EDGES[1])]
+    ],
+    (
+        "POST /api/v1/exports",
+        {"body": {"stream": "shop", "since": SHOP_START, "until": ONE_MS_LATER}},
+        True,
+    ),
+    (
+        "GET /api/v1/streams/{name}/clip",
+        {"path_parameters": {"name": "shop"}, "query": {"offset": 5, "before": 0, "after": 0.001}},
+        True,
+    ),
+]
+
+
+def test_boundary_values_are_refused_with_one_json_line(server: ApiServer) -> None:
+    loaded = schemathesis.openapi.from_url(f"{server.url}/api/v1/openapi.json")
+    operations = {r.ok().label: r.ok() for r in loaded.get_all_operations()}
+    for label, fields, must_refuse in BOUNDARY_CASES:
+        operation = operations[label]
+        key = server.keys[operation.definition.raw["x-roles"][0]]
+        if "body" in fields:
+            fields = {**fields, "media_type": "application/json"}
+        case = operation.Case(**fields)
+        response = case.call(base_url=server.url, headers={"X-API-Key": key})
+        assert response.status_code < 500, (label, fields, response.text[:300])
+        case.validate_response(response, excluded_checks=[positive_data_acceptance])
+        if must_refuse:
+            assert response.status_code == 400, (label, fields, response.text[:300])
+            error = response.json()["error"]
+            assert error and "\n" not in error and "Traceback" not in error
+            if "001Z" in str(fields) or "0.001" in str(fields):
+                assert error.startswith("range shorter than"), error

@@ -423,7 +423,7 @@ def test_outage_spools_and_flush_uploads(
             assert _stored_sha256(s3_client, s3_bucket, key) == sha256_bytes(data)
             assert s3_client.get_object(Bucket=s3_bucket, Key=key)["Body"].read() == data
         assert list(spool.list("streams/")) == [before.key, key2, key3]
-        assert list((tmp_path / "spool" / "queue").iterdir()) == []
+        assert list((tmp_path / "spool").rglob("*.blob")) == []
     finally:
         spool.close()
 
@@ -502,7 +502,7 @@ def test_spooled_blob_conflicting_with_s3_is_kept_aside(
         s3_server.start()
         assert spool.flush(timeout=10)
         assert spool.get_bytes(SEGMENT) == b"in S3"
-        rejected = tmp_path / "spool" / "rejected"
+        rejected = spool.spool_dir / "rejected"
         assert b"conflicting" in [p.read_bytes() for p in rejected.glob("*.blob")]
     finally:
         spool.close()

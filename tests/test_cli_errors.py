@@ -102,6 +102,7 @@ def test_a_stream_being_recorded_is_refused(home: Path, test_video: Path) -> Non
     import fcntl
     import os
 
+    home.mkdir(mode=0o700)  # private, as the service makes it: no warning line
     lock = home / "work" / "busy" / ".lock"
     lock.parent.mkdir(parents=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT)

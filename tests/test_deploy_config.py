@@ -15,7 +15,9 @@ import yaml
 from typer.testing import CliRunner
 
 from cli.main import app
+from cli.placement import INDEXER_STATE
 from core.settings import Settings
+from indexer.factory import embedded_index_path
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -105,3 +107,71 @@ def test_the_image_copies_every_package_the_project_ships() -> None:
     shipped = {name.rstrip("*") for name in include}
     copied = set(re.findall(r"^COPY (\w+) \1$", (ROOT / "Dockerfile").read_text(), flags=re.M))
     assert shipped <= copied, f"Dockerfile does not copy {sorted(shipped - copied)}"
+
+
+# -- what the stages share, per backend (issue 14) ------------------------------------
+
+SUBSTITUTION = re.compile(r"\$\{(\w+)(?::?([-?]))([^}]*)\}")
+
+
+def stage_settings(name: str, **override: str) -> Settings:
+    """The settings a stage container runs with (compose's own defaults filled in, a
+    placeholder for each required secret), plus ``override`` (LIVEWITNESS_ names)."""
+    env = {**COMPOSE["x-livewitness-env"], **STAGES[name].get("environment", {}), **override}
+
+    def fill(match: re.Match[str]) -> str:
+        return match.group(3) if match.group(2) == "-" else "secret"
+
+    fields = {
+        key.removeprefix("LIVEWITNESS_").lower(): SUBSTITUTION.sub(fill, str(value))
+        for key, value in env.items()
+    }
+    return Settings(_env_file=None, **fields)  # type: ignore[call-arg, arg-type]
+
+
+def volume_at(name: str, path: Path) -> str:
+    """The volume that holds ``path`` in a stage's container (the deepest mount over it;
+    the image's own VOLUMEs are anonymous, one per container)."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    mounts = {
+        Path(v): f"anonymous:{name}"
+        for v in re.findall(r"^VOLUME \[?\"?([^\]\"\n]+)", dockerfile, flags=re.M)
+    }
+    for volume in STAGES[name].get("volumes", []):
+        source, target = str(volume).split(":")[:2]
+        mounts[Path(target)] = source
+    over = [target for target in mounts if path == target or target in path.parents]
+    assert over, f"{name}: nothing is mounted over {path}: it would be lost with the container"
+    return mounts[max(over, key=lambda target: len(target.parts))]
+
+
+def test_the_api_and_the_indexer_share_the_embedded_index_whichever_engine_is_set() -> None:
+    # Switching to the embedded engine is configuration only: the directory is shared.
+    embedded = {"LIVEWITNESS_SEARCH_BACKEND": "embedded"}
+    api, indexer = stage_settings("api", **embedded), stage_settings("indexer", **embedded)
+    index_dir = embedded_index_path(api).parent
+    assert index_dir == embedded_index_path(indexer).parent
+    assert volume_at("api", index_dir) == volume_at("indexer", index_dir)
+    # The indexer's state lives there too: it is how the api tells an indexer writes it.
+    state = indexer.home.joinpath(*INDEXER_STATE)
+    assert state.parent == index_dir
+
+
+def test_this_layout_needs_no_shared_data_directory() -> None:
+    # PostgreSQL, S3 and Elasticsearch: no stage needs another stage's /data. With a
+    # SQLite catalog or local blobs every stage would have to share one /data volume.
+    for name in STAGES:
+        settings = stage_settings(name)
+        assert settings.catalog_url and settings.catalog_url.startswith("postgresql")
+        assert settings.blob_backend == "s3"
+    assert stage_settings("api").search_backend == "elasticsearch"
+    homes = {volume_at(name, stage_settings(name).home) for name in STAGES}
+    assert len(homes) > 1, "one /data for all stages: then say so and drop the search volume"
+
+
+def test_the_deployment_guide_says_what_the_stages_share_per_backend() -> None:
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    section = guide.split("## What the stages share", 1)[1].split("\n## ", 1)[0]
+    for backend in ("SQLite", "PostgreSQL", "local", "S3", "embedded", "Elasticsearch"):
+        assert backend in section, f"docs/deploy.md does not say what {backend} needs"
+    assert "cannot start" in section  # the refusals a stage gives

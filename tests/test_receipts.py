@@ -35,6 +35,7 @@ from indexer.service import Indexer
 from storage import audit
 from storage.blob_keys import audit_head_key, entry_key, segment_key, signature_key
 from storage.blobs.protocol import sha256_file
+from storage.catalog import OutboxEvent
 from storage.chain import ClosedSegment
 from storage.receipts import parse_receipts
 from storage.signing import FORMAT, canonical_bytes, check_signature
@@ -132,8 +133,11 @@ def cut_back(stores: Stores, keep: int, *, blobs: bool = True) -> None:
             db.execute(
                 f"DELETE FROM {table} WHERE stream_id = ? AND {column} >= ?", (stream_id, keep)
             )
-        lost = "SELECT id FROM receipts WHERE subject = 'shop' AND head_idx >= ?"
-        db.execute(f"DELETE FROM receipt_deliveries WHERE receipt_id IN ({lost})", (keep,))
+        db.execute(
+            "DELETE FROM webhook_deliveries WHERE event = 'chain.head' AND subject = 'shop'"
+            " AND CAST(summary AS INTEGER) >= ?",
+            (keep,),
+        )
         db.execute("DELETE FROM receipts WHERE subject = 'shop' AND head_idx >= ?", (keep,))
 
 
@@ -163,7 +167,7 @@ def test_every_signed_head_reaches_the_webhook_as_a_signed_receipt(
     for head, received in zip(heads, got, strict=True):
         headers = {k.lower(): v for k, v in received.headers.items()}
         assert headers[EVENT_HEADER.lower()] == "chain.head"
-        assert headers[DELIVERY_HEADER.lower()].startswith("r")
+        assert headers[DELIVERY_HEADER.lower()].isdigit()
         assert verify_signature(
             SECRET,
             headers[TIMESTAMP_HEADER.lower()],
@@ -177,8 +181,8 @@ def test_every_signed_head_reaches_the_webhook_as_a_signed_receipt(
         stored = witnessed.blobs.get_bytes(str(head["blob_key"]))
         assert canonical_bytes(head["signature"], FORMAT) == stored
         assert check_signature(head["signature"], public_key)
-    deliveries = witnessed.catalog.receipt_deliveries()
-    assert [d.status for d, _ in deliveries] == ["delivered"] * 3
+    deliveries = witnessed.catalog.deliveries(event="chain.head")
+    assert [d.status for d in deliveries] == ["delivered"] * 3
 
 
 def test_a_chain_cut_back_to_an_earlier_signed_head_fails_against_the_receipts(
@@ -444,7 +448,7 @@ def test_alert_payloads_are_posted_as_today(
         Indexer(witnessed, index).index_pending()
     finally:
         index.close()
-    alerts = [a for _, a in witnessed.catalog.deliveries()]
+    alerts = list(witnessed.catalog.deliveries(event="banned_word"))
     assert alerts, "SHOP says 全网最低价: a banned word on a live stream"
     assert deliver(witnessed) == len(alerts)
     got = receiver.wait_for(len(alerts), timeout=10)
@@ -452,7 +456,7 @@ def test_alert_payloads_are_posted_as_today(
         headers = {k.lower(): v for k, v in received.headers.items()}
         assert headers[EVENT_HEADER.lower()] == "banned_word"
         assert headers[DELIVERY_HEADER.lower()].isdigit()
-        assert received.body == alert.payload.encode()  # the stored body, as before
+        assert received.body == alert.body.encode()  # the stored body, as before
         assert set(received.payload) == {
             "event",
             "stream",
@@ -472,3 +476,34 @@ def test_alert_payloads_are_posted_as_today(
             "link",
         }
         assert received.payload["event"] == "banned_word"
+
+
+def test_no_single_delivery_stops_the_others_and_each_outcome_is_logged(
+    witnessed: Stores, receiver: WebhookReceiver
+) -> None:
+    """A webhook URL httpx cannot even parse (registered before URLs were checked, or
+    changed in the catalog) is an attempt that failed, logged and retried per the
+    schedule, while the other webhooks get their events."""
+    bad = witnessed.catalog.add_webhook("http://[::1/", "another-secret-0123456789ab")
+    witnessed.catalog.queue_events(
+        [OutboxEvent("banned_word", "shop", "全网最低价", '{"event": "banned_word"}')]
+    )
+    assert deliver(witnessed) == 1
+    assert [r.payload for r in receiver.wait_for(1, timeout=10)] == [{"event": "banned_word"}]
+    (failed,) = [d for d in witnessed.catalog.deliveries(bad.id) if d.event == "banned_word"]
+    assert (failed.status, failed.attempts) == ("pending", 1)
+    assert failed.last_error is not None and failed.last_error.startswith("invalid URL")
+    assert json.loads(failed.log)[0]["error"] == failed.last_error
+    assert failed.next_attempt_at > failed.created_at  # backed off, not given up yet
+
+    # Given up after the last attempt the schedule allows.
+    last = witnessed.settings.model_copy(update={"webhook_max_attempts": 2})
+    notifier = WebhookNotifier(
+        witnessed.catalog, last, clock=lambda: utc_now() + timedelta(hours=1)
+    )
+    try:
+        notifier.deliver_due()
+    finally:
+        notifier.close()
+    (failed,) = [d for d in witnessed.catalog.deliveries(bad.id) if d.event == "banned_word"]
+    assert (failed.status, failed.attempts) == ("failed", 2)

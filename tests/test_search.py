@@ -13,8 +13,10 @@ import pytest
 
 from core.errors import InvalidInputError
 from core.settings import Settings
+from core.timeutil import iso
 from indexer.factory import open_search_index, search_index_for
 from indexer.protocol import SearchIndex, SearchQuery
+from indexer.query import hit_match_times
 from indexer.service import Indexer
 from storage.catalog import TRANSCRIPTS_STORED
 from storage.products import parse_products
@@ -147,6 +149,22 @@ def test_filters_by_product_claim_stream_and_time(index: SearchIndex) -> None:
     assert {s for s, _, _ in find(index, "这款", streamer="小美")} == {"shop"}
     later = find(index, "这款", since=T0 + timedelta(minutes=30))
     assert {s for s, _, _ in later} == {"misheard"}
+
+
+def test_hits_carry_the_time_of_the_matched_words(index: SearchIndex) -> None:
+    """Words are 0.2 s apart from their utterance's start (searchdata): the match's time
+    is its first word's onset, not the utterance's, for text, sound-alike and browsing."""
+    (hit,) = index.search(SearchQuery(text="包邮", stream="shop")).hits
+    assert hit.offset == pytest.approx(20 + 1.0)  # segment 2, utterance at 1.0 s
+    assert (hit.match_offset, hit.match_end_offset) == pytest.approx((21.0 + 0.6, 21.0 + 0.98))
+    (alike,) = index.search(SearchQuery(text="羽绒服", stream="misheard")).hits
+    assert alike.match == "sound-alike"  # 与荣福, characters 4-6 of its utterance
+    assert alike.match_offset == pytest.approx(0.5 + 0.8)
+    (price,) = index.search(SearchQuery(text="", claim="giveaway", stream="shop")).hits
+    assert price.match_offset == pytest.approx(21.0 + 1.0)  # 买一送一, the 6th character
+    times = hit_match_times(hit)
+    assert times.start == iso(T0 + timedelta(seconds=21.6))
+    assert times.end == iso(T0 + timedelta(seconds=21.98))
 
 
 def test_sort_by_time_and_paging(index: SearchIndex) -> None:

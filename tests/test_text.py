@@ -163,3 +163,26 @@ def test_decoding_loops_are_cut_but_repeated_speech_is_kept() -> None:
     heard = words("编号零零零零号哈哈哈哈", 0, 0.0) + words("来试" + "试" * 12, 1, 5.0)
     document = build_document("s", segment, heard, 0.0, 0.0, start, "test", "zh")
     assert document.text == "编号零零零零号哈哈哈哈来"
+
+
+def test_search_form_skips_cn2an_only_where_it_would_change_nothing() -> None:
+    """search_form loads cn2an only for text with a character its transform reacts to
+    (the CLI's start time): that set must be cn2an's own, and the forms unchanged."""
+    import cn2an
+
+    from core.text import NUMERAL_CHARS, fold
+
+    transform = cn2an.transform.__self__
+    assert set(transform.all_num) | set(transform.all_unit) | set("两廿半") == NUMERAL_CHARS
+    for text in [
+        "直播间的家人们闭眼入",
+        "全国包邮，假一赔十",
+        "七天无理由退货",
+        "半价",
+        "廿五号发货",
+        "九块九包邮",
+        "99元两件",
+        "Ｔ恤ABC",
+        "百分之九十的白鸭绒",
+    ]:
+        assert search_form(text) == str(cn2an.transform(fold(text), "cn2an")), text

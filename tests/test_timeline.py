@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from core.egress import EgressPolicy
 from core.errors import IntegrityError
 from core.settings import Settings
 from core.timeutil import iso, utc_now
@@ -254,7 +255,7 @@ def test_a_master_playlist_is_followed_by_its_best_variant(publisher: HlsPublish
         "#EXTINF:2.000,\ns7.m4s\n#EXTINF:2.000,\ns8.m4s\n"
     )
     base = publisher.url.rsplit("/", 1)[0]
-    playlist = read_playlist(f"{base}/master.m3u8", timeout=5)
+    playlist = read_playlist(f"{base}/master.m3u8", timeout=5, policy=EgressPolicy(["127.0.0.1"]))
     assert playlist.url == f"{base}/high/index.m3u8" and not playlist.ended
     assert [(s.seq, s.uri) for s in playlist.segments] == [
         (7, f"{base}/high/s7.m4s"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sqlite3
 import subprocess
 import threading
 import time
@@ -26,6 +27,7 @@ from core.settings import Settings
 from evidence.package import build_package
 from evidence.package_verify import verify_package
 from evidence.verify import VerifyReport, verify_stream
+from storage.audit import AuditLog, verify_audit
 from storage.blobs.protocol import sha256_bytes
 from storage.metrics import metrics_registry
 from storage.models import Signature
@@ -344,7 +346,9 @@ def test_cli_verify_reports_the_tokens_and_names_a_changed_one(
     ca = {"LIVEWITNESS_TSA_CA_BUNDLE": str(pki.ca_pem)}
     ok = run_cli(home, "verify", "--stream", "shop", **ca)
     assert ok.returncode == 0, ok.stderr
-    assert f"1 time-stamps (head {signature.head_idx} stamped at" in ok.stdout
+    assert (
+        f"1 time-stamps, 0 listed in the chain (head {signature.head_idx} stamped at" in ok.stdout
+    )
     path = settings.blobs_dir / row.blob_key
     rewrite(path, flip_in_tst_info(path.read_bytes(), row.gen_time.strftime("%Y%m%d%H%M%S")))
     failed = run_cli(home, "verify", "--stream", "shop", **ca)
@@ -413,6 +417,140 @@ def test_serve_and_recorder_start_a_stamper_only_where_tsas_are_configured(
             stop.set()
             stage.join(30)
         assert name == "stamper" and not stage.is_alive()
+
+
+# -- tokens in the chain, audit heads, witnesses ------------------------------------------
+def test_the_next_entry_lists_a_token_and_a_removed_listed_token_fails_verify(
+    tmp_path: Path, pki: TsaPki, tsa: LocalTsa
+) -> None:
+    settings = tsa_settings(tmp_path / "home", pki, tsa.url)
+    with open_stores(settings) as stores:
+        first = sign_new_head(stores)
+        stamper = Stamper(settings, stores.catalog, stores.blobs)
+        assert stamper.stamp_pending() == 1
+        (row,) = stores.catalog.timestamp_tokens(first.stream_id)
+        assert row.referenced_idx is None  # no entry after the head yet
+        second = sign_new_head(stores)
+        entry = json.loads(
+            (settings.blobs_dir / "streams/shop/manifest/00000001.json").read_bytes()
+        )
+        assert entry["timestamps"] == [
+            {
+                "head_index": first.head_idx,
+                "tsa_id": tsa_id(tsa.url),
+                "blob_key": row.blob_key,
+                "sha256": row.sha256,
+                "gen_time": row.gen_time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            }
+        ]
+        (listed,) = stores.catalog.timestamp_tokens(first.stream_id, first.head_idx)
+        assert listed.referenced_idx == second.head_idx
+        assert stamper.stamp_pending() == 1  # the new head
+        stamper.close()
+        report = verify(stores, pki.ca_pem)
+        assert (report.timestamps, report.timestamps_referenced) == (2, 1)
+        third = sign_new_head(stores)  # lists the second head's token only
+        entry = json.loads(
+            (settings.blobs_dir / "streams/shop/manifest/00000002.json").read_bytes()
+        )
+        assert [ref["head_index"] for ref in entry["timestamps"]] == [second.head_idx]
+        assert third.head_idx == 2
+
+        # Removed from the store and the index alike: only the chain can tell.
+        with sqlite3.connect(settings.home / "catalog.sqlite3") as db:
+            db.execute("DELETE FROM timestamp_tokens WHERE id = ?", (row.id,))
+        (settings.blobs_dir / row.blob_key).unlink()
+        with pytest.raises(IntegrityError) as caught:
+            verify(stores, pki.ca_pem)
+        assert caught.value.artifact == row.blob_key
+        assert "listed in entry 1 is missing" in one_line(caught.value)
+
+
+def test_audit_heads_are_stamped_and_audit_verification_checks_their_tokens(
+    tmp_path: Path, pki: TsaPki, tsa: LocalTsa
+) -> None:
+    settings = tsa_settings(tmp_path / "home", pki, tsa.url)
+    with open_stores(settings) as stores:
+        log = AuditLog(stores.catalog, stores.blobs, stores.chain.signer, settings)
+        for n in range(3):
+            log.record("key 1 (anna, reviewer)", "reviewer", "search", {"q": f"包邮 {n}"})
+        head = log.sign_head()
+        assert head is not None
+        stamper = Stamper(settings, stores.catalog, stores.blobs)
+        assert stamper.stamp_pending() == 1
+        stamper.close()
+        (row,) = stores.catalog.timestamp_tokens(None)
+        assert (row.log, row.stream_id, row.head_idx) == ("audit", None, head.seq)
+        assert row.blob_key == f"audit/timestamps/{head.seq:012d}.{tsa_id(tsa.url)}.tsr"
+        path = settings.blobs_dir / row.blob_key
+        # The token stamps the audit head's signed bytes: openssl says so too.
+        message = tmp_path / "head.msg"
+        message.write_bytes(stamped_bytes(stores.blobs.get_bytes(head.where)))
+        assert ts_verify(message, path, pki.ca_pem).returncode == 0
+
+        key = stores.chain.signer.public_key
+        check = verify_audit(stores.catalog, stores.blobs, key, tsa_ca_bundle=pki.ca_pem)
+        assert check.ok and check.timestamps == 1, check
+        original = path.read_bytes()
+        rewrite(path, flip_in_tst_info(original, row.gen_time.strftime("%Y%m%d%H%M%S")))
+        check = verify_audit(stores.catalog, stores.blobs, key, tsa_ca_bundle=pki.ca_pem)
+        assert not check.ok and row.blob_key in str(check.problem), check
+        rewrite(path, original)
+        path.unlink()
+        check = verify_audit(stores.catalog, stores.blobs, key)
+        assert not check.ok and row.blob_key in str(check.problem), check
+
+
+def test_witnesses_get_each_token_as_a_timestamp_event(
+    tmp_path: Path, pki: TsaPki, tsa: LocalTsa
+) -> None:
+    settings = tsa_settings(tmp_path / "home", pki, tsa.url)
+    with open_stores(settings) as stores:
+        stores.catalog.add_webhook("http://127.0.0.1:9/witness", "a-witness-secret-0123456789")
+        signature = sign_new_head(stores)
+        stamper = Stamper(settings, stores.catalog, stores.blobs)
+        stamper.stamp_pending()
+        stamper.stamp_pending()  # nothing new: no second event
+        stamper.close()
+        (row,) = stores.catalog.timestamp_tokens(signature.stream_id)
+        (delivery,) = stores.catalog.deliveries(event="timestamp")
+        body = json.loads(delivery.body)
+        assert (delivery.subject, body["stream"], body["head_index"]) == (
+            "shop",
+            "shop",
+            signature.head_idx,
+        )
+        assert body["head_sha256"] == signature.head_sha256
+        assert base64.b64decode(body["token"]) == stores.blobs.get_bytes(row.blob_key)
+        assert body["token_sha256"] == row.sha256 and body["imprint"] == row.imprint
+        head = stores.blobs.get_bytes(signature.blob_key)
+        assert body["imprint"] == hashlib.sha256(stamped_bytes(head)).hexdigest()
+
+
+def test_ingest_stamps_the_heads_it_signs_without_serve(
+    tmp_path: Path, pki: TsaPki, tsa: LocalTsa, test_video: Path
+) -> None:
+    home = tmp_path / "home"
+    env = {
+        "LIVEWITNESS_TSA_URLS": json.dumps([tsa.url]),
+        "LIVEWITNESS_TSA_CA_BUNDLE": str(pki.ca_pem),
+    }
+    done = run_cli(
+        home,
+        "ingest",
+        str(test_video),
+        "--stream",
+        "shop",
+        "--started-at",
+        "2026-11-20T10:00:00Z",
+        **env,
+    )
+    assert done.returncode == 0, done.stderr
+    with open_stores(tsa_settings(home, pki, tsa.url)) as stores:
+        stream = stores.catalog.get_stream("shop")
+        last = stores.catalog.signatures(stream.id)[-1]
+        assert stores.catalog.timestamp_tokens(stream.id, last.head_idx), "the last head is stamped"
+        assert verify(stores, pki.ca_pem).stamped_head == last.head_idx
 
 
 # -- evidence packages -------------------------------------------------------------------

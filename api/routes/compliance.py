@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Annotated, Literal
 
@@ -19,8 +18,11 @@ from api.schemas import (
     WebhookIn,
     WebhookOut,
 )
+from compliance.alerts import delivery_json
 from compliance.matcher import load_lexicon
 from compliance.reports import compliance_report, report_csv
+from core.egress import EgressPolicy
+from core.redact import redact_source
 from core.timeutil import iso, parse_iso
 from storage.models import Webhook
 
@@ -94,10 +96,12 @@ def list_webhooks(caller: WebhookManager, services: ServicesDep) -> list[Webhook
 
 @router.post("/webhooks", response_model=WebhookCreated, status_code=201)
 def add_webhook(body: WebhookIn, caller: WebhookManager, services: ServicesDep) -> WebhookCreated:
-    """Banned-word alerts of live streams are posted here, signed with the secret."""
+    """Banned-word alerts of live streams are posted here, signed with the secret. The
+    URL must pass the egress policy (a public address, or one the allow-list names)."""
+    EgressPolicy.for_settings(services.stores.settings).check_url(body.url, what="webhook")
     secret = body.secret or secrets.token_urlsafe(32)
     webhook = services.stores.catalog.add_webhook(body.url, secret)
-    log_action(services, caller, "webhook.add", {"url": body.url})
+    log_action(services, caller, "webhook.add", {"url": redact_source(body.url)})
     return WebhookCreated(**webhook_out(webhook).model_dump(), secret=secret)
 
 
@@ -110,20 +114,6 @@ def remove_webhook(webhook_id: RowId, caller: WebhookManager, services: Services
 
 @router.get("/webhooks/deliveries", response_model=list[DeliveryOut])
 def deliveries(caller: WebhookManager, services: ServicesDep) -> list[DeliveryOut]:
-    """The delivery log: every alert posted, its status and each attempt."""
-    return [
-        DeliveryOut(
-            delivery=d.id,
-            webhook=d.webhook_id,
-            event=a.kind,
-            term=a.term,
-            status=d.status,
-            attempts=d.attempts,
-            last_status=d.last_status,
-            last_error=d.last_error,
-            created_at=iso(d.created_at),
-            delivered_at=iso(d.delivered_at) if d.delivered_at else None,
-            log=json.loads(d.log),
-        )
-        for d, a in services.stores.catalog.deliveries()
-    ]
+    """The delivery log: every event posted (alerts, receipts, time-stamps), its status
+    and each attempt."""
+    return [DeliveryOut(**delivery_json(d)) for d in services.stores.catalog.deliveries()]

@@ -3,7 +3,7 @@ to see and take away what was said. Every view and export goes into the audit lo
 
 from __future__ import annotations
 
-import tempfile
+import hashlib
 from datetime import timedelta
 from pathlib import Path as FsPath
 from typing import Annotated
@@ -18,6 +18,7 @@ from api.schemas import ExportIn, MomentOut, UtteranceOut, WordOut
 from core.errors import InvalidInputError
 from core.timeutil import iso, parse_iso
 from evidence.moments import (
+    check_range_length,
     cut_clip,
     hls_playlist,
     segment_bytes,
@@ -28,6 +29,7 @@ from evidence.moments import (
 )
 from evidence.package import build_package
 from storage.blob_keys import check_stream_name
+from storage.scratch import new_scratch
 from storage.stores import Stores
 
 router = APIRouter(tags=["evidence"])
@@ -91,7 +93,14 @@ def transcript(
     check_stream_name(name)
     if end < start or end - start > 3600:
         raise InvalidInputError("a transcript window runs forwards and is at most 3600 s")
-    return transcript_window(services.stores, name, start, end)
+    found = transcript_window(services.stores, name, start, end)
+    log_action(
+        services,
+        caller,
+        "transcript.read",
+        {"stream": name, "start": start, "end": end, "utterances": len(found)},
+    )
+    return found
 
 
 @router.get(
@@ -116,9 +125,14 @@ def clip(
         raise InvalidInputError(f"a clip is at most {stores.settings.max_clip_seconds:g} s long")
     if before + after <= 0:
         raise InvalidInputError("a clip needs some length: before + after > 0")
+    check_range_length(before + after)
     at = stream_offset_to_time(stores, name, offset)
-    workdir = FsPath(tempfile.mkdtemp(prefix="clip-", dir=_work_dir(stores)))
-    info = cut_clip(stores, name, at, before, after, workdir / "clip.mp4")
+    workdir = new_scratch(stores.settings, "clip-")
+    try:
+        info = cut_clip(stores, name, at, before, after, workdir / "clip.mp4")
+    except BaseException:
+        _remove(workdir)  # nothing of a failed clip stays behind
+        raise
     background.add_task(_remove, workdir)
     log_action(
         services,
@@ -148,7 +162,10 @@ def playlist(name: str, caller: EvidenceViewer, services: ServicesDep) -> Respon
     """The whole stream as HLS, each segment with its program date-time."""
     check_stream_name(name)
     text = hls_playlist(services.stores, name, lambda seq: f"segments/{seq}.ts")
-    log_action(services, caller, "stream.playback", {"stream": name})
+    # A player reloads a live playlist every few seconds: audited once per key and stream
+    # per window (the segments it then plays are audited one by one).
+    if services.recent_reads.first_in_window(caller.key.id, f"playlist:{name}"):
+        log_action(services, caller, "stream.playback", {"stream": name})
     return Response(text, media_type="application/vnd.apple.mpegurl")
 
 
@@ -163,8 +180,21 @@ def segment(
     caller: EvidenceViewer,
     services: ServicesDep,
 ) -> Response:
+    """One stored segment, byte for byte (audited: each read is one event)."""
     check_stream_name(name)
-    return Response(segment_bytes(services.stores, name, seq), media_type="video/mp2t")
+    data = segment_bytes(services.stores, name, seq)
+    log_action(
+        services,
+        caller,
+        "segment.read",
+        {
+            "stream": name,
+            "seq": seq,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        },
+    )
+    return Response(data, media_type="video/mp2t")
 
 
 @router.post(
@@ -186,9 +216,14 @@ def export(
         raise InvalidInputError(
             f"an export covers at most {stores.settings.max_export_seconds:g} s"
         )
-    workdir = FsPath(tempfile.mkdtemp(prefix="export-", dir=_work_dir(stores)))
+    check_range_length((until - since).total_seconds())
+    workdir = new_scratch(stores.settings, "export-")
     out = workdir / f"{name}-{since:%Y%m%dT%H%M%SZ}.zip"
-    info = build_package(stores, name, since, until, out, requested_by=caller.actor)
+    try:
+        info = build_package(stores, name, since, until, out, requested_by=caller.actor)
+    except BaseException:
+        _remove(workdir)  # nothing of a failed export stays behind
+        raise
     background.add_task(_remove, workdir)
     log_action(
         services,
@@ -197,11 +232,6 @@ def export(
         {"stream": name, "since": iso(since), "until": iso(until), "sha256": info.sha256},
     )
     return FileResponse(info.path, media_type="application/zip", filename=out.name)
-
-
-def _work_dir(stores: Stores) -> FsPath:
-    stores.settings.work_dir.mkdir(parents=True, exist_ok=True)
-    return stores.settings.work_dir
 
 
 def _remove(path: FsPath) -> None:

@@ -13,6 +13,7 @@ from api.schemas import HitOut, SearchOut
 from core.errors import InvalidInputError
 from core.timeutil import parse_iso
 from indexer.protocol import MAX_PAGE_SIZE, MAX_QUERY_CHARS, SearchQuery
+from indexer.query import hit_match_times
 from storage.metrics import SEARCH_LATENCY
 
 router = APIRouter(tags=["search"])
@@ -85,7 +86,8 @@ def search(
     )
     hits = []
     for hit in result.hits:
-        moment_url, clip_url = moment_links(hit.stream, hit.offset)
+        times = hit_match_times(hit)
+        moment_url, clip_url = moment_links(hit.stream, times.offset)
         hits.append(
             HitOut(
                 stream=hit.stream,
@@ -100,6 +102,10 @@ def search(
                 products=hit.products,
                 claims=hit.claims,
                 banned=hit.banned,
+                match_offset=times.offset,
+                match_end_offset=times.end_offset,
+                match_start=times.start,
+                match_end=times.end,
                 moment_url=moment_url,
                 clip_url=clip_url,
             )

@@ -6,9 +6,18 @@ import json
 
 from fastapi import APIRouter
 
-from api.deps import ServicesDep, StreamManager, StreamReader, StreamVerifier, log_action
+from api.deps import (
+    Caller,
+    ServicesDep,
+    StreamManager,
+    StreamReader,
+    StreamVerifier,
+    log_action,
+    may_see_secrets,
+)
 from api.schemas import ProductIn, ProductOut, ReceiptsIn, StreamOut, StreamStart, VerifyOut
 from core.jobs import TRANSCRIBE_JOB
+from core.redact import redact_source, redact_text
 from core.timeutil import iso, utc_now
 from evidence.verify import verify_stream
 from recorder.sources import check_source_allowed
@@ -22,14 +31,22 @@ from storage.stores import Stores
 router = APIRouter(tags=["streams"])
 
 
-def stream_out(stores: Stores, stream: Stream, summary: StreamSummary | None = None) -> StreamOut:
+def stream_out(
+    stores: Stores, caller: Caller, stream: Stream, summary: StreamSummary | None = None
+) -> StreamOut:
+    """A stream as ``caller`` may see it: its source and last error raw for admins,
+    redacted (no credentials, query or stream key) for every other role."""
     if summary is None:
         summary = stores.catalog.stream_summaries(TRANSCRIBE_JOB, [stream.id])[stream.id]
+    source, last_error = stream.source, stream.last_error
+    if not may_see_secrets(caller):
+        source = redact_source(source) if source else source
+        last_error = redact_text(last_error, stream.source) if last_error else last_error
     return StreamOut(
         name=stream.name,
         status=stream.status,
         wanted=stream.wanted,
-        source=stream.source,
+        source=source,
         streamer=stream.streamer,
         language=stream.language,
         segments=summary.segments,
@@ -37,7 +54,7 @@ def stream_out(stores: Stores, stream: Stream, summary: StreamSummary | None = N
         gaps=summary.gaps,
         transcription_backlog=summary.backlog,
         first_segment_at=iso(summary.first_segment_at) if summary.first_segment_at else None,
-        last_error=stream.last_error,
+        last_error=last_error,
         recorded_by=stream.recorder
         if stream.recorder_lease_until and stream.recorder_lease_until > utc_now()
         else None,
@@ -48,14 +65,15 @@ def stream_out(stores: Stores, stream: Stream, summary: StreamSummary | None = N
 def list_streams(caller: StreamReader, services: ServicesDep) -> list[StreamOut]:
     summaries = services.stores.catalog.stream_summaries(TRANSCRIBE_JOB)
     return [
-        stream_out(services.stores, s, summaries.get(s.id))
+        stream_out(services.stores, caller, s, summaries.get(s.id))
         for s in services.stores.catalog.list_streams()
     ]
 
 
 @router.get("/streams/{name}", response_model=StreamOut)
 def get_stream(name: str, caller: StreamReader, services: ServicesDep) -> StreamOut:
-    return stream_out(services.stores, services.stores.catalog.get_stream(check_stream_name(name)))
+    stream = services.stores.catalog.get_stream(check_stream_name(name))
+    return stream_out(services.stores, caller, stream)
 
 
 @router.post("/streams", response_model=StreamOut, status_code=201)
@@ -75,9 +93,9 @@ def start_recording(body: StreamStart, caller: StreamManager, services: Services
         services,
         caller,
         "stream.start",
-        {"stream": name, "source": body.source},
+        {"stream": name, "source": redact_source(body.source.strip())},
     )
-    return stream_out(stores, stores.catalog.stream_by_id(stream_id))
+    return stream_out(stores, caller, stores.catalog.stream_by_id(stream_id))
 
 
 @router.post("/streams/{name}/stop", response_model=StreamOut)
@@ -86,7 +104,7 @@ def stop_recording(name: str, caller: StreamManager, services: ServicesDep) -> S
     stream = stores.catalog.get_stream(check_stream_name(name))
     stores.catalog.want_recording(stream.id, False)
     log_action(services, caller, "stream.stop", {"stream": name})
-    return stream_out(stores, stores.catalog.stream_by_id(stream.id))
+    return stream_out(stores, caller, stores.catalog.stream_by_id(stream.id))
 
 
 @router.post("/streams/{name}/verify", response_model=VerifyOut)

@@ -42,7 +42,7 @@ class LocalBlobStore:
                 if existing.sha256 != actual:
                     raise ImmutableBlobError(f"{key} is stored with other content")
                 return existing
-            tmp.chmod(0o444)
+            tmp.chmod(0o400)  # read-only, and private to the service user
             try:
                 os.link(tmp, target)
             except FileExistsError:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from core.errors import InvalidInputError, StorageError
+from core.errors import InvalidInputError, StorageError, disk_full_error, is_disk_full
 
 CHUNK = 1 << 20
 
@@ -81,6 +81,11 @@ def write_temp(
         actual = digest.hexdigest()
         if expected_sha256 is not None and actual != expected_sha256:
             raise StorageError(f"{key}: content does not match its SHA-256")
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        if is_disk_full(exc):  # one line for every caller: recorder, transcriber, API
+            raise disk_full_error(exc, directory) from None
+        raise
     except BaseException:
         path.unlink(missing_ok=True)
         raise

@@ -11,28 +11,40 @@ answer. Spooled blobs are uploaded in the order they were spooled; a put made af
 backend came back may reach it before older spooled blobs do (order lives in the
 manifest, not in the bucket).
 
-Reads see spooled blobs as well as stored ones. The spool survives a restart: a new
-instance on the same directory picks up where the last one stopped. One process should
-own a spool directory at a time.
+A spool belongs to one process. Processes that share a data home (stages of one host,
+several transcribers on one volume) each spool into a directory of their own under
+``spool_dir``, held with an exclusive ``flock`` on its ``owner.lock`` for as long as the
+process runs: two processes never write the same entry. A directory whose lock is free
+belongs to a process that is gone (crashed, killed, stopped during an outage): the
+uploader *adopts* it, at start and every ``adopt_seconds`` after, moving its entries into
+its own queue in their order, so nothing stays stranded when the process that spooled it
+never comes back. Reads see spooled blobs, the adopted ones included.
 
 Layout of ``spool_dir``::
 
-    queue/<seq>.blob   the bytes
-    queue/<seq>.json   {"key", "sha256", "size", "spooled_at"}; written last, so an entry
-                       exists only once both files are complete
-    rejected/          entries the backend refused for good (a different blob is already
-                       stored under the key, or the spooled bytes no longer match their
-                       hash); kept, never deleted, and logged
+    <host>-<pid>-<nonce>/       one per process, made under a dot name and renamed into
+      owner.lock                place once locked (so an adopter never sees it unlocked)
+      queue/<seq>.blob          the bytes
+      queue/<seq>.json          {"key", "sha256", "size", "spooled_at"}; written last, so
+                                an entry exists only once both files are complete
+      rejected/                 entries the backend refused for good (a different blob is
+                                already stored under the key, or the spooled bytes no
+                                longer match their hash); kept, never deleted, and logged
+    queue/, rejected/           the single spool of earlier releases: adopted like the
+                                directory of a gone process (locked with legacy.lock)
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -40,6 +52,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from core.errors import (
     ImmutableBlobError,
@@ -52,6 +65,10 @@ from storage.blobs.protocol import BlobInfo, BlobStore, sha256_file, validate_ke
 log = logging.getLogger(__name__)
 
 _SEQ_DIGITS = 20
+OWNER_LOCK = "owner.lock"
+LEGACY_LOCK = "legacy.lock"  # guards the earlier releases' spool at the top level
+_NEW_PREFIX = ".new-"  # a process's directory before its lock is held
+_STALE_NEW_SECONDS = 600.0  # a directory still under its making name after this was left
 
 
 @dataclass(frozen=True)
@@ -69,26 +86,36 @@ class _Entry:
 
 
 class SpoolingBlobStore:
-    def __init__(self, backend: BlobStore, spool_dir: Path, retry_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        backend: BlobStore,
+        spool_dir: Path,
+        retry_seconds: float = 2.0,
+        adopt_seconds: float = 30.0,
+    ) -> None:
         self.backend = backend
-        self.spool_dir = spool_dir
+        self.root = spool_dir
         self.retry_seconds = retry_seconds
-        self._queue = spool_dir / "queue"
-        self._rejected = spool_dir / "rejected"
-        self._queue.mkdir(parents=True, exist_ok=True)
+        self.adopt_seconds = adopt_seconds
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.spool_dir, self._owner_fd = _make_own_directory(self.root)
+        self._queue = self.spool_dir / "queue"
+        self._rejected = self.spool_dir / "rejected"
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # notified when an entry leaves
         self._wake = threading.Event()
         self._stopping = False
-        self._thread: threading.Thread | None = None
-        # Insertion order is spool order: entries are loaded sorted and appended in order.
+        # Insertion order is spool order: adopted entries are appended in their order.
         self._entries: dict[str, _Entry] = {}
         self._next_seq = 1
-        self._load()
+        # Adopted now, so that reads see a gone process's blobs from the start.
+        self.adopt()
         if self._entries:
-            log.info("resuming upload of %d spooled blobs from %s", len(self._entries), spool_dir)
-            with self._lock:
-                self._start_thread()
+            log.info("resuming upload of %d spooled blobs into %s", len(self._entries), self.root)
+        self._thread = threading.Thread(
+            target=self._run, name=f"spool-upload:{self.spool_dir}", daemon=True
+        )
+        self._thread.start()
 
     # -- BlobStore ---------------------------------------------------------------------
 
@@ -151,16 +178,13 @@ class SpoolingBlobStore:
     # -- spool control -----------------------------------------------------------------
 
     def pending(self) -> int:
-        """Blobs in the spool that the backend does not have yet."""
+        """Blobs in this process's spool (adopted ones included) the backend lacks yet."""
         with self._lock:
             return len(self._entries)
 
     def flush(self, timeout: float) -> bool:
         """Upload now and wait until the spool is empty; False if it is not within timeout."""
         deadline = time.monotonic() + timeout
-        with self._lock:
-            if self._entries:
-                self._start_thread()
         self._wake.set()
         with self._lock:
             while self._entries:
@@ -171,13 +195,35 @@ class SpoolingBlobStore:
         return True
 
     def close(self) -> None:
-        """Stop the uploader; whatever is still spooled stays on disk for the next start."""
+        """Stop the uploader and give the directory up: an empty one is removed, one that
+        still holds blobs stays for the next process on this data home to adopt."""
         with self._lock:
+            if self._stopping:
+                return
             self._stopping = True
-            thread = self._thread
         self._wake.set()
-        if thread is not None:
-            thread.join()
+        self._thread.join()
+        with self._lock:
+            empty = not self._entries
+        if empty:
+            _remove_if_empty(self.spool_dir)
+        os.close(self._owner_fd)  # the lock is free: another process may adopt the rest
+
+    def adopt(self) -> int:
+        """Take over the spools of processes that are gone (their lock is free); returns
+        how many blobs were adopted."""
+        adopted = 0
+        for candidate in sorted(self.root.iterdir()):
+            if candidate == self.spool_dir or not candidate.is_dir():
+                continue
+            if candidate.name in ("queue", "rejected"):
+                continue  # the legacy layout, adopted below
+            if candidate.name.startswith(_NEW_PREFIX) and not _stale(candidate):
+                continue  # being made: its maker takes the lock in a moment
+            adopted += self._adopt_directory(candidate, candidate / OWNER_LOCK)
+        if (self.root / "queue").is_dir():
+            adopted += self._adopt_directory(self.root, self.root / LEGACY_LOCK)
+        return adopted
 
     # -- internals ---------------------------------------------------------------------
 
@@ -204,23 +250,20 @@ class SpoolingBlobStore:
                     if existing.sha256 != expected_sha256:
                         raise ImmutableBlobError(f"{key} is stored with other content")
                     return existing.info
-                seq = self._next_seq
-                self._next_seq += 1
-                entry = self._entry_paths(seq, key, expected_sha256, size)
+                entry = self._entry_paths(self._take_seq(), key, expected_sha256, size)
                 tmp.replace(entry.data)
-                meta = {
-                    "key": key,
-                    "sha256": expected_sha256,
-                    "size": size,
-                    "spooled_at": datetime.now(UTC).isoformat(),
-                }
-                _write_durably(entry.meta, json.dumps(meta).encode())
+                _write_durably(entry.meta, _meta_bytes(key, expected_sha256, size, None))
                 self._entries[key] = entry
-                self._start_thread()
+            self._wake.set()
             return entry.info
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+    def _take_seq(self) -> int:
+        seq = self._next_seq  # caller holds the lock
+        self._next_seq += 1
+        return seq
 
     def _entry_paths(self, seq: int, key: str, sha256: str, size: int) -> _Entry:
         stem = f"{seq:0{_SEQ_DIGITS}d}"
@@ -233,53 +276,99 @@ class SpoolingBlobStore:
             meta=self._queue / f"{stem}.json",
         )
 
-    def _load(self) -> None:
-        for stray in self._queue.glob(".tmp-*"):
-            stray.unlink()
-        # Sequence numbers are never reused, not even those of rejected entries.
-        for kept in self._rejected.glob("*.json"):
-            self._next_seq = max(self._next_seq, int(kept.stem) + 1)
-        seen: set[int] = set()
-        for meta_path in sorted(self._queue.glob("*.json")):
-            seq = int(meta_path.stem)
-            self._next_seq = max(self._next_seq, seq + 1)
-            meta = json.loads(meta_path.read_text())
-            entry = self._entry_paths(seq, meta["key"], meta["sha256"], meta["size"])
-            if not entry.data.exists():
-                log.error("spool entry %s lost its data file; dropping it", meta_path.name)
+    def _adopt_directory(self, directory: Path, lock_path: Path) -> int:
+        """Adopt one gone process's spool if its lock is free; how many blobs it held."""
+        fd = _try_lock(lock_path)
+        if fd is None:
+            return 0  # its process runs: the spool is its own
+        try:
+            if directory.name.startswith(_NEW_PREFIX):
+                # A process that died while making its directory: nothing was spooled.
+                _remove_if_empty(directory)
+                return 0
+            adopted = self._adopt_queue(directory / "queue")
+            if directory != self.root:
+                _remove_if_empty(directory)  # kept while its rejected/ holds anything
+            return adopted
+        finally:
+            os.close(fd)
+
+    def _adopt_queue(self, queue: Path) -> int:
+        if not queue.is_dir():
+            return 0
+        for stray in queue.glob(".tmp-*"):
+            stray.unlink(missing_ok=True)
+        adopted = 0
+        kept: set[Path] = set()
+        for meta_path in sorted(queue.glob("*.json")):
+            data_path = meta_path.with_suffix(".blob")
+            try:
+                meta = json.loads(meta_path.read_text())
+                key, sha256, size = str(meta["key"]), str(meta["sha256"]), int(meta["size"])
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("spool entry %s is unreadable, left where it is: %s", meta_path, exc)
+                kept.add(data_path)
+                continue
+            if not data_path.exists():
+                log.error("spool entry %s lost its data file; dropping it", meta_path)
                 meta_path.unlink()
                 continue
-            seen.add(seq)
-            self._entries.setdefault(entry.key, entry)
+            self._take_over(key, sha256, size, meta, data_path)
+            # The entry is ours now (its meta written last); only then does the old go.
+            meta_path.unlink()
+            data_path.unlink()
+            adopted += 1
         # A data file without metadata is a spool write that crashed before it finished;
         # its put never returned, so the caller still holds the blob.
-        for data_path in self._queue.glob("*.blob"):
-            if int(data_path.stem) not in seen:
-                self._next_seq = max(self._next_seq, int(data_path.stem) + 1)
+        for data_path in queue.glob("*.blob"):
+            if data_path not in kept:
                 data_path.unlink()
+        if adopted:
+            log.info("adopted %d spooled blobs from %s", adopted, queue.parent)
+        return adopted
 
-    def _start_thread(self) -> None:
-        """Start the uploader if it is not running (caller holds the lock)."""
-        if self._thread is None and not self._stopping:
-            self._thread = threading.Thread(
-                target=self._run, name=f"spool-upload:{self.spool_dir}", daemon=True
-            )
-            self._thread.start()
+    def _take_over(
+        self, key: str, sha256: str, size: int, meta: dict[str, Any], data_path: Path
+    ) -> None:
+        """Make a gone process's spool entry one of ours (or a rejected one of ours)."""
+        with self._lock:
+            existing = self._entries.get(key)
+            if existing is not None and existing.sha256 == sha256:
+                return  # the same blob is spooled here already
+            entry = self._entry_paths(self._take_seq(), key, sha256, size)
+            if existing is not None:
+                log.error(
+                    "spooled %s from %s conflicts with a spooled blob; kept in %s",
+                    key, data_path.parent.parent, self._rejected,
+                )  # fmt: skip
+                self._rejected.mkdir(parents=True, exist_ok=True)
+                _link_or_copy(data_path, self._rejected / entry.data.name)
+                _write_durably(self._rejected / entry.meta.name, json.dumps(meta).encode())
+                return
+            _link_or_copy(data_path, entry.data)
+            _write_durably(entry.meta, json.dumps(meta).encode())
+            self._entries[key] = entry
 
     def _run(self) -> None:
+        next_adoption = time.monotonic() + self.adopt_seconds
         while True:
+            with self._lock:
+                if self._stopping:
+                    return
             try:
+                if time.monotonic() >= next_adoption:
+                    next_adoption = time.monotonic() + self.adopt_seconds
+                    self.adopt()
                 self._drain()
             except Exception:
                 # The uploader must outlive any one failure (a full disk, a bug): the
                 # blobs stay spooled and the next round tries again.
                 log.exception("spool upload round failed; retrying in %ss", self.retry_seconds)
             with self._lock:
-                if self._stopping or not self._entries:
-                    # Exit under the lock so a concurrent _spool starts a new thread.
-                    self._thread = None
+                if self._stopping:
                     return
-            self._wake.wait(self.retry_seconds)
+                waiting = bool(self._entries)
+            self._wake.wait(self.retry_seconds if waiting else self.adopt_seconds)
             self._wake.clear()
 
     def _drain(self) -> None:
@@ -328,6 +417,77 @@ class SpoolingBlobStore:
 
 class _CorruptSpoolError(StorageError):
     pass
+
+
+def _make_own_directory(root: Path) -> tuple[Path, int]:
+    """This process's spool directory, locked; its name is never reused."""
+    name = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+    making = root / f"{_NEW_PREFIX}{name}"
+    (making / "queue").mkdir(parents=True)
+    fd = _try_lock(making / OWNER_LOCK)
+    if fd is None:  # only a process that guessed our nonce could hold it
+        raise StorageError(f"cannot lock the new spool directory {making}")
+    os.write(fd, f"{socket.gethostname()} pid {os.getpid()}\n".encode())
+    directory = root / name
+    # Renamed only once locked: an adopter never sees this directory with a free lock.
+    making.rename(directory)
+    return directory, fd
+
+
+def _try_lock(path: Path) -> int | None:
+    """An open descriptor holding an exclusive lock on ``path``; None when another holds it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except FileNotFoundError:
+        return None  # its directory went away meanwhile (adopted and removed)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _stale(directory: Path) -> bool:
+    try:
+        return time.time() - directory.stat().st_mtime > _STALE_NEW_SECONDS
+    except FileNotFoundError:
+        return False
+
+
+def _remove_if_empty(directory: Path) -> None:
+    """Remove a spool directory that holds no blob (its lock file aside); keep it else."""
+    for sub in ("queue", "rejected"):
+        with contextlib.suppress(FileNotFoundError, OSError):
+            (directory / sub).rmdir()  # fails when something is left in it: then kept
+    try:
+        if any(p.name != OWNER_LOCK for p in directory.iterdir()):
+            return
+    except FileNotFoundError:
+        return  # removed by another process that adopted it first
+    (directory / OWNER_LOCK).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        directory.rmdir()
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    """Put ``source``'s bytes at ``dest`` durably, keeping ``source``."""
+    try:
+        os.link(source, dest)
+    except OSError:  # a filesystem without hard links
+        shutil.copyfile(source, dest)
+        with dest.open("rb+") as out:
+            os.fsync(out.fileno())
+
+
+def _meta_bytes(key: str, sha256: str, size: int, spooled_at: str | None) -> bytes:
+    meta = {
+        "key": key,
+        "sha256": sha256,
+        "size": size,
+        "spooled_at": spooled_at or datetime.now(UTC).isoformat(),
+    }
+    return json.dumps(meta).encode()
 
 
 def _write_durably(path: Path, data: bytes) -> None:

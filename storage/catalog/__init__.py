@@ -12,8 +12,9 @@ One class, ``Catalog``, composed of one mixin per concern over a shared engine:
 - ``transcripts.py``: transcripts and products;
 - ``jobs.py``: the job queue and its leases (``WAITING``);
 - ``access.py``: API keys and the audit log's rows;
-- ``compliance.py``: banned-word hits, webhooks, alerts and deliveries;
-- ``receipts.py``: signed heads queued for the webhooks (receipts) and their deliveries;
+- ``compliance.py``: banned-word hits, webhooks and alerts;
+- ``receipts.py``: signed heads queued for the webhooks (receipts);
+- ``outbox.py``: every webhook event's deliveries and their log (``OutboxEvent``);
 - ``timestamps.py``: RFC 3161 tokens over signed heads, and the heads still unstamped;
 - ``aggregates.py``: stream summaries (``StreamSummary``) and the counts for metrics.
 """
@@ -36,13 +37,22 @@ from storage.catalog.engine import (
     upgrade,
 )
 from storage.catalog.jobs import WAITING, JobsMixin
+from storage.catalog.outbox import OutboxEvent, OutboxMixin
 from storage.catalog.receipts import ReceiptsMixin
 from storage.catalog.streams import StreamsMixin
-from storage.catalog.timestamps import SIGNATURES_STORED, TimestampsMixin, UnstampedHead
+from storage.catalog.timestamps import (
+    AUDIT_LOG,
+    CHAIN_LOG,
+    SIGNATURES_STORED,
+    TimestampsMixin,
+    UnstampedHead,
+)
 from storage.catalog.transcripts import TranscriptsMixin
 
 __all__ = [
     "ALERTS_RAISED",
+    "AUDIT_LOG",
+    "CHAIN_LOG",
     "JOBS_QUEUED",
     "MIGRATIONS",
     "SIGNATURES_STORED",
@@ -51,6 +61,7 @@ __all__ = [
     "Catalog",
     "CatalogBase",
     "Changes",
+    "OutboxEvent",
     "StreamSummary",
     "UnstampedHead",
     "_sqlite_pragmas",  # the schema tests open engines of their own with it
@@ -67,6 +78,7 @@ class Catalog(
     AccessMixin,
     ComplianceMixin,
     ReceiptsMixin,
+    OutboxMixin,
     TimestampsMixin,
     AggregatesMixin,
 ):

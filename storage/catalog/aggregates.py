@@ -10,7 +10,15 @@ from sqlalchemy import and_, func, select
 
 from storage.catalog.engine import CatalogBase
 from storage.catalog.jobs import WAITING
-from storage.models import AlertDelivery, BannedHit, Job, ManifestEntry, Segment, Stream
+from storage.models import (
+    Alert,
+    BannedHit,
+    Job,
+    ManifestEntry,
+    Segment,
+    Stream,
+    WebhookDelivery,
+)
 
 
 @dataclass(frozen=True)
@@ -115,12 +123,13 @@ class AggregatesMixin(CatalogBase):
         ]
 
     def alert_delivery_counts(self) -> dict[str, int]:
-        """Alert deliveries per status (pending, delivered, failed)."""
+        """Alert deliveries (events of an alert's kind) per status (pending, delivered,
+        failed)."""
         with self.session() as s:
             rows = s.execute(
-                select(AlertDelivery.status, func.count(AlertDelivery.id)).group_by(
-                    AlertDelivery.status
-                )
+                select(WebhookDelivery.status, func.count(WebhookDelivery.id))
+                .where(WebhookDelivery.event.in_(select(Alert.kind).distinct()))
+                .group_by(WebhookDelivery.status)
             ).all()
         return {status: int(count) for status, count in rows}
 

@@ -1,4 +1,4 @@
-"""Compliance: banned-word hits, webhooks, alerts and their deliveries."""
+"""Compliance: banned-word hits, webhooks and alerts (delivered through the outbox)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from core.errors import NotFoundError
+from core.errors import ConfigError, NotFoundError
 from storage.catalog.engine import ALERTS_RAISED, CatalogBase
-from storage.catalog.receipts import log_attempt
-from storage.models import Alert, AlertDelivery, BannedHit, Webhook
+from storage.catalog.outbox import OutboxEvent, queue_event
+from storage.models import Alert, BannedHit, Webhook
+from storage.webhook_secrets import SEALED_PREFIX, WebhookSecrets, is_sealed
 
 
 class ComplianceMixin(CatalogBase):
-    """Banned-word hits per segment, webhooks, alerts and one delivery per alert and webhook."""
+    """Banned-word hits per segment, webhooks and alerts."""
 
     def replace_banned_hits(
         self, stream_id: int, segment_seq: int, hits: Sequence[BannedHit]
@@ -48,13 +50,46 @@ class ComplianceMixin(CatalogBase):
                 query = query.where(BannedHit.at <= until)
             return s.scalars(query).all()
 
+    # Seals webhook secrets at rest; open_stores sets it. A catalog opened without one
+    # (schema tests) stores secrets as given, the form earlier releases wrote.
+    webhook_secrets: WebhookSecrets | None = None
+
     def add_webhook(self, url: str, secret: str) -> Webhook:
         with self.session() as s:
-            webhook = Webhook(url=url, secret=secret, active=True)
+            webhook = Webhook(url=url, secret=self._sealed(s, secret), active=True)
             s.add(webhook)
             s.flush()
             s.refresh(webhook)
             return webhook
+
+    def webhook_signing_key(self, webhook: Webhook) -> bytes:
+        """The HMAC key that signs what is posted to ``webhook`` (its secret, opened with
+        the keys directory's key when sealed)."""
+        if self.webhook_secrets is None:
+            if is_sealed(webhook.secret):
+                raise ConfigError("webhook secrets are sealed: open the catalog with its keys")
+            return webhook.secret.encode()
+        return self.webhook_secrets.signing_key(webhook.secret)
+
+    def seal_webhook_secrets(self) -> int:
+        """Seal the secrets an earlier release stored in plain text; returns how many."""
+        if self.webhook_secrets is None:
+            return 0
+        with self.session() as s:
+            plain = [w for w in s.scalars(select(Webhook)) if not is_sealed(w.secret)]
+            for webhook in plain:
+                webhook.secret = self._sealed(s, webhook.secret)
+            return len(plain)
+
+    def _sealed(self, s: Session, secret: str) -> str:
+        box = self.webhook_secrets
+        if box is None:
+            return secret
+        if not box.has_key() and s.scalar(
+            select(func.count(Webhook.id)).where(Webhook.secret.startswith(SEALED_PREFIX))
+        ):
+            box.key()  # raises: a new key here could not open the secrets sealed before
+        return box.seal(secret)
 
     def webhooks(self, active_only: bool = False) -> Sequence[Webhook]:
         with self.session() as s:
@@ -87,62 +122,13 @@ class ComplianceMixin(CatalogBase):
             )
             return bool(found)
 
-    def add_alert(self, alert: Alert) -> int:
-        """Store an alert and queue one delivery per active webhook; returns its id."""
+    def add_alert(self, alert: Alert, stream: str) -> int:
+        """Store an alert of ``stream`` and queue it for every active webhook; returns
+        its id."""
         with self.session() as s:
             s.add(alert)
             s.flush()
-            for webhook in s.scalars(select(Webhook).where(Webhook.active.is_(True))):
-                s.add(AlertDelivery(alert_id=alert.id, webhook_id=webhook.id))
+            queue_event(s, OutboxEvent(alert.kind, stream, alert.term, alert.payload))
             alert_id = alert.id
         self.changes.mark(ALERTS_RAISED)
         return alert_id
-
-    def due_deliveries(
-        self, now: datetime, limit: int = 50
-    ) -> Sequence[tuple[AlertDelivery, Alert, Webhook]]:
-        with self.session() as s:
-            rows = s.execute(
-                select(AlertDelivery, Alert, Webhook)
-                .join(Alert, Alert.id == AlertDelivery.alert_id)
-                .join(Webhook, Webhook.id == AlertDelivery.webhook_id)
-                .where(AlertDelivery.status == "pending", AlertDelivery.next_attempt_at <= now)
-                .order_by(AlertDelivery.next_attempt_at, AlertDelivery.id)
-                .limit(limit)
-            ).all()
-            return [(d, a, w) for d, a, w in rows]
-
-    def record_attempt(
-        self,
-        delivery_id: int,
-        *,
-        delivered: bool,
-        status: int | None,
-        error: str | None,
-        next_attempt_at: datetime | None,
-        elapsed_ms: float,
-    ) -> None:
-        """Log one attempt; ``next_attempt_at`` None with no delivery means give up."""
-        with self.session() as s:
-            delivery = s.get(AlertDelivery, delivery_id)
-            if delivery is None:
-                raise NotFoundError(f"no alert delivery {delivery_id}")
-            log_attempt(
-                delivery,
-                delivered=delivered,
-                status=status,
-                error=error,
-                next_attempt_at=next_attempt_at,
-                elapsed_ms=elapsed_ms,
-            )
-
-    def deliveries(self, webhook_id: int | None = None) -> Sequence[tuple[AlertDelivery, Alert]]:
-        with self.session() as s:
-            query = (
-                select(AlertDelivery, Alert)
-                .join(Alert, Alert.id == AlertDelivery.alert_id)
-                .order_by(AlertDelivery.id)
-            )
-            if webhook_id is not None:
-                query = query.where(AlertDelivery.webhook_id == webhook_id)
-            return [(d, a) for d, a in s.execute(query).all()]

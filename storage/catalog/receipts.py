@@ -1,45 +1,19 @@
-"""Receipts: signed heads queued for the webhooks, one delivery per active webhook."""
+"""Receipts: signed heads queued for the webhooks (through the outbox)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import select
 
-from core.errors import NotFoundError, StorageError
-from core.timeutil import iso, utc_now
+from core.errors import StorageError
 from storage.catalog.engine import ALERTS_RAISED, CatalogBase
-from storage.models import AlertDelivery, Receipt, ReceiptDelivery, Webhook
-
-
-def log_attempt(
-    delivery: AlertDelivery | ReceiptDelivery,
-    *,
-    delivered: bool,
-    status: int | None,
-    error: str | None,
-    next_attempt_at: datetime | None,
-    elapsed_ms: float,
-) -> None:
-    """Add one attempt to a delivery's log; ``next_attempt_at`` None with no delivery
-    means give up."""
-    now = utc_now()
-    entry = {"at": iso(now), "status": status, "error": error, "ms": round(elapsed_ms, 1)}
-    delivery.log = json.dumps([*json.loads(delivery.log), entry])
-    delivery.attempts += 1
-    delivery.last_status, delivery.last_error = status, error
-    if delivered:
-        delivery.status, delivery.delivered_at = "delivered", now
-    elif next_attempt_at is None:
-        delivery.status = "failed"
-    else:
-        delivery.next_attempt_at = next_attempt_at
+from storage.catalog.outbox import OutboxEvent, queue_event
+from storage.models import Receipt
 
 
 class ReceiptsMixin(CatalogBase):
-    """Receipts (one per signed head) and their deliveries, beside the alerts'."""
+    """Receipts: one per signed head, stream chains' and the audit log's."""
 
     def add_receipt(self, receipt: Receipt) -> Receipt:
         """Queue a receipt and one delivery per active webhook; a head already queued is
@@ -61,8 +35,8 @@ class ReceiptsMixin(CatalogBase):
                 return found
             s.add(receipt)
             s.flush()
-            for webhook in s.scalars(select(Webhook).where(Webhook.active.is_(True))):
-                s.add(ReceiptDelivery(receipt_id=receipt.id, webhook_id=webhook.id))
+            summary = str(receipt.head_idx)
+            queue_event(s, OutboxEvent(receipt.event, receipt.subject, summary, receipt.payload))
             s.flush()
             s.refresh(receipt)
         # The notifier waits on one topic for everything it posts.
@@ -86,53 +60,3 @@ class ReceiptsMixin(CatalogBase):
                 .order_by(Receipt.head_idx.desc())
                 .limit(1)
             )
-
-    def due_receipt_deliveries(
-        self, now: datetime, limit: int = 50
-    ) -> Sequence[tuple[ReceiptDelivery, Receipt, Webhook]]:
-        with self.session() as s:
-            rows = s.execute(
-                select(ReceiptDelivery, Receipt, Webhook)
-                .join(Receipt, Receipt.id == ReceiptDelivery.receipt_id)
-                .join(Webhook, Webhook.id == ReceiptDelivery.webhook_id)
-                .where(ReceiptDelivery.status == "pending", ReceiptDelivery.next_attempt_at <= now)
-                .order_by(ReceiptDelivery.next_attempt_at, ReceiptDelivery.id)
-                .limit(limit)
-            ).all()
-            return [(d, r, w) for d, r, w in rows]
-
-    def record_receipt_attempt(
-        self,
-        delivery_id: int,
-        *,
-        delivered: bool,
-        status: int | None,
-        error: str | None,
-        next_attempt_at: datetime | None,
-        elapsed_ms: float,
-    ) -> None:
-        with self.session() as s:
-            delivery = s.get(ReceiptDelivery, delivery_id)
-            if delivery is None:
-                raise NotFoundError(f"no receipt delivery {delivery_id}")
-            log_attempt(
-                delivery,
-                delivered=delivered,
-                status=status,
-                error=error,
-                next_attempt_at=next_attempt_at,
-                elapsed_ms=elapsed_ms,
-            )
-
-    def receipt_deliveries(
-        self, webhook_id: int | None = None
-    ) -> Sequence[tuple[ReceiptDelivery, Receipt]]:
-        with self.session() as s:
-            query = (
-                select(ReceiptDelivery, Receipt)
-                .join(Receipt, Receipt.id == ReceiptDelivery.receipt_id)
-                .order_by(ReceiptDelivery.id)
-            )
-            if webhook_id is not None:
-                query = query.where(ReceiptDelivery.webhook_id == webhook_id)
-            return [(d, r) for d, r in s.execute(query).all()]

@@ -14,7 +14,7 @@ from storage.models import Stream
 
 # idle: never recorded; recording; stopped: by a person, a time limit or an error; ended:
 # its source ended (a live source closed, an ingested file was chained to its end).
-STREAM_STATUSES = ("idle", "recording", "stopped", "ended")
+STREAM_STATUSES = ("idle", "recording", "stopped", "ended", "failed")
 
 
 class StreamsMixin(CatalogBase):

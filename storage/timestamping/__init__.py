@@ -7,11 +7,13 @@ is the TSA's whole response as received, an immutable blob beside the signature
 (``streams/NAME/timestamps/<head>.<tsa id>.tsr``, :func:`~storage.blob_keys.timestamp_key`)
 indexed in the catalog (``timestamp_tokens``).
 
-The chain does not reference tokens: a token is bound to its head by its own imprint and
-the TSA's signature, and a token arrives after the head it stamps, so a reference would
-need one more entry after a stopped stream's last signed head, which would then no longer
-be its chain head. Losing a token loses only the proof of time, never what the chain
-proves; ``verify`` names a token the catalog indexes but the store lacks.
+The audit log's signed heads are stamped the same way (``audit/timestamps/``). A token
+arrives after the head it stamps, so the chain lists it by SHA-256 in the next entry it
+appends (``timestamps``, ``storage/chain.py``): removing a listed token then fails
+``verify``. A stopped stream's last head gets no later entry (one would be a new, unsigned
+head); its tokens are bound by their own imprint and the TSA's signature, and witnesses
+hold them (``timestamp`` webhook events). Losing a token loses only the proof of time,
+never what the chain proves.
 
 - :mod:`.tokens`: checking a token (arrival, ``verify``, ``verify-package``);
 - :mod:`.client`: the HTTP request to a TSA;
@@ -21,7 +23,7 @@ proves; ``verify`` names a token the catalog indexes but the store lacks.
 from __future__ import annotations
 
 from storage.timestamping.client import TsaClient
-from storage.timestamping.stamper import Stamper
+from storage.timestamping.stamper import Stamper, stamping
 from storage.timestamping.tokens import (
     TokenInfo,
     check_token,
@@ -43,6 +45,7 @@ __all__ = [
     "load_ca_bundle",
     "parse_pem_certificates",
     "stamped_bytes",
+    "stamping",
     "tsa_id",
     "tsa_label",
     "tsa_public_url",

@@ -1,8 +1,9 @@
 """Asking a time-stamping authority: RFC 3161 over HTTP (RFC 3161 section 3.4).
 
 Outbound requests go only to the TSA URLs the administrator configured (settings, http or
-https); proxies and certificate settings from the environment are not used (the one
-egress policy of a later release will decide them).
+https), through the egress policy (core/egress.py: no address that is not globally
+routable unless ``LIVEWITNESS_EGRESS_ALLOW`` names it, no redirects); proxies and
+certificate settings from the environment are not used.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import httpx
 from cryptography import x509
 from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
 
+from core.egress import EgressPolicy
+from core.egress_http import egress_client
 from core.errors import TimestampError
 from storage.timestamping.tokens import TokenInfo, check_token, tsa_label
 
@@ -25,9 +28,14 @@ MAX_REPLY_BYTES = 1 << 20
 class TsaClient:
     """Requests a token over given bytes and checks it before handing it over."""
 
-    def __init__(self, timeout_seconds: float, ca_certificates: Sequence[x509.Certificate]):
+    def __init__(
+        self,
+        timeout_seconds: float,
+        ca_certificates: Sequence[x509.Certificate],
+        egress_allow: Sequence[str] = (),
+    ):
         self.ca_certificates = list(ca_certificates)
-        self._http = httpx.Client(timeout=timeout_seconds, follow_redirects=False, trust_env=False)
+        self._http = egress_client(EgressPolicy(egress_allow), timeout=timeout_seconds, what="TSA")
 
     def stamp(self, url: str, message: bytes) -> tuple[bytes, TokenInfo]:
         """The TSA's response (DER, as received) to a request over SHA-256(``message``)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,11 +27,12 @@ from core.errors import (
     TimestampError,
 )
 from core.settings import Settings
-from storage.blob_keys import timestamp_key
+from storage.blob_keys import audit_timestamp_key, timestamp_key
 from storage.blobs.protocol import BlobStore, sha256_bytes
-from storage.catalog import SIGNATURES_STORED, Catalog, UnstampedHead
+from storage.catalog import AUDIT_LOG, SIGNATURES_STORED, Catalog, OutboxEvent, UnstampedHead
 from storage.metrics import TIMESTAMP_FAILURES, TIMESTAMPS_STORED
 from storage.models import TimestampToken
+from storage.receipts import TIMESTAMP_EVENT, payload_json, timestamp_payload
 from storage.timestamping.client import TsaClient
 from storage.timestamping.tokens import (
     TokenInfo,
@@ -70,11 +72,13 @@ class Stamper:
         self.blobs = blobs
         self.clock = clock
         ca = settings.tsa_ca_bundle
-        self.client = TsaClient(settings.tsa_timeout_seconds, load_ca_bundle(ca) if ca else [])
+        self.client = TsaClient(
+            settings.tsa_timeout_seconds, load_ca_bundle(ca) if ca else [], settings.egress_allow
+        )
         self.tsas = [_Tsa(url, tsa_id(url), tsa_label(url)) for url in settings.tsa_urls]
         self.retry_initial = settings.tsa_retry_initial_seconds
         self.retry_max = max(settings.tsa_retry_max_seconds, self.retry_initial)
-        self._unreadable: set[tuple[int, int]] = set()  # heads whose signature is broken
+        self._unreadable: set[tuple[str, int]] = set()  # heads whose signature is broken
 
     def stamp_pending(self, stop: threading.Event | None = None) -> int:
         """One pass: ask each TSA that is not waiting out a failure for every head it has
@@ -91,7 +95,7 @@ class Stamper:
             heads = [
                 head
                 for head in self.catalog.unstamped_heads(tsa.id, BATCH + len(self._unreadable))
-                if (head.signature.stream_id, head.signature.head_idx) not in self._unreadable
+                if (head.blob_key, head.head_idx) not in self._unreadable
             ]
             if not heads:
                 break
@@ -112,40 +116,48 @@ class Stamper:
         return stored
 
     def _message(self, head: UnstampedHead) -> bytes | None:
-        signature = head.signature
         try:
-            return stamped_bytes(self.blobs.get_bytes(signature.blob_key))
+            return stamped_bytes(self.blobs.get_bytes(head.blob_key))
         except (NotFoundError, ValueError) as exc:
             # `verify` names it; stamping it again would fail the same way.
-            log.error("cannot stamp %s: its signature cannot be read (%s)", signature.blob_key, exc)
-            self._unreadable.add((signature.stream_id, signature.head_idx))
+            log.error("cannot stamp %s: its signature cannot be read (%s)", head.blob_key, exc)
+            self._unreadable.add((head.blob_key, head.head_idx))
             return None
 
     def _store(
         self, tsa: _Tsa, head: UnstampedHead, message: bytes, raw: bytes, info: TokenInfo
     ) -> None:
-        signature = head.signature
-        key = timestamp_key(head.stream, signature.head_idx, tsa.id)
+        if head.log == AUDIT_LOG:
+            key = audit_timestamp_key(head.head_idx, tsa.id)
+        else:
+            key = timestamp_key(head.subject, head.head_idx, tsa.id)
         try:
             self.blobs.put_bytes(key, raw)
         except ImmutableBlobError:
             # Another process stamped this head with this TSA first: index its token.
             raw = self.blobs.get_bytes(key)
             info = check_token(raw, message, self.client.ca_certificates)
-        added = self.catalog.add_timestamp_token(
-            TimestampToken(
-                stream_id=signature.stream_id,
-                head_idx=signature.head_idx,
-                tsa_id=tsa.id,
-                tsa_url=tsa_public_url(tsa.url),
-                blob_key=key,
-                sha256=sha256_bytes(raw),
-                imprint=info.imprint,
-                gen_time=info.gen_time,
-                serial=str(info.serial),
-            )
+        token = TimestampToken(
+            log=head.log,
+            stream_id=head.stream_id,
+            head_idx=head.head_idx,
+            tsa_id=tsa.id,
+            tsa_url=tsa_public_url(tsa.url),
+            blob_key=key,
+            sha256=sha256_bytes(raw),
+            imprint=info.imprint,
+            gen_time=info.gen_time,
+            serial=str(info.serial),
         )
-        if added:
+        # Witnesses get the token too, beside the head's own receipt.
+        payload = timestamp_payload(head.subject, head.head_idx, head.head_sha256, token, raw)
+        event = OutboxEvent(
+            TIMESTAMP_EVENT,
+            head.subject,
+            f"{head.head_idx} by {tsa.label}",
+            payload_json(payload),
+        )
+        if self.catalog.add_timestamp_token(token, event):
             TIMESTAMPS_STORED.labels(tsa.label).inc()
             log.info("%s: stamped by %s at %s", key, tsa.label, info.gen_time.isoformat())
 
@@ -156,8 +168,8 @@ class Stamper:
         tsa.next_try = self.clock() + tsa.delay
         log.warning(
             "no time-stamp for %s head %d: %s; asking again in %.0fs",
-            head.stream,
-            head.signature.head_idx,
+            head.subject,
+            head.head_idx,
             exc,
             tsa.delay,
         )
@@ -184,3 +196,30 @@ class Stamper:
 
     def close(self) -> None:
         self.client.close()
+
+
+@contextmanager
+def stamping(settings: Settings, catalog: Catalog, blobs: BlobStore) -> Iterator[None]:
+    """Stamp in a background thread while the body runs (``record``, ``ingest``), then
+    once more for the heads it signed last (bounded by each TSA's timeout, one try each);
+    nothing when no TSA is configured."""
+    if not settings.tsa_urls:
+        yield
+        return
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=Stamper(settings, catalog, blobs).follow, args=(stop,), name="stamper", daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        last = Stamper(settings, catalog, blobs)
+        try:
+            last.stamp_pending()
+        except (StorageError, SQLAlchemyError) as exc:
+            log.warning("stamper: cannot read the catalog: %s", exc)
+        finally:
+            last.close()

@@ -42,7 +42,8 @@ def running_api(stores: Stores) -> Iterator[ApiServer]:
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+            # 503 is an answer too: the server is up, and some check of /health failed.
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code in (200, 503):
                 break
         except httpx.HTTPError:
             time.sleep(0.05)
