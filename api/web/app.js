@@ -329,15 +329,18 @@
     button.type = "button";
     button.title = t("results.playTitle");
     button.dataset.index = String(index);
-    button.dataset.offset = String(hit.offset);
+    // The matched words' time, not the utterance's: a long utterance may say it late.
+    const at = hit.match_start ?? hit.start;
+    const atOffset = hit.match_offset ?? hit.offset;
+    button.dataset.offset = String(atOffset);
     if (index === state.selected) button.setAttribute("aria-current", "true");
 
     const meta = element("span", "hit-meta");
     meta.append(element("span", "hit-stream", hit.stream));
-    const time = element("time", "hit-time", formatClock(Date.parse(hit.start)));
-    time.dateTime = hit.start;
+    const time = element("time", "hit-time", formatClock(Date.parse(at)));
+    time.dateTime = at;
     meta.append(time);
-    const offset = element("span", "hit-offset", `+${formatOffset(hit.offset)}`);
+    const offset = element("span", "hit-offset", `+${formatOffset(atOffset)}`);
     offset.title = t("results.offsetTitle");
     meta.append(offset);
     meta.append(...badgesOf(hit));
@@ -361,6 +364,7 @@
   function badgesOf(hit) {
     const out = [];
     if (hit.match === "sound-alike") out.push(badge("sound", t("badge.soundAlike"), t("badge.soundAlikeTitle")));
+    if (hit.match === "inferred") out.push(badge("sound", t("badge.inferred"), t("badge.inferredTitle")));
     for (const p of hit.products) out.push(badge("product", p, t("badge.product")));
     for (const c of hit.claims) out.push(badge("claim", labelOf("claim", c), t("badge.claim")));
     for (const b of hit.banned) out.push(badge("banned", labelOf("banned", b), t("badge.banned")));
@@ -377,8 +381,8 @@
     }
     openMoment({
       stream: hit.stream,
-      offset: hit.offset,
-      at: hit.start,
+      offset: hit.match_offset ?? hit.offset,
+      at: hit.match_start ?? hit.start,
       momentUrl: hit.moment_url,
       clipUrl: hit.clip_url,
     });
@@ -606,12 +610,9 @@
     if (!utterance.words.length) return [document.createTextNode(utterance.text)];
     const out = [];
     utterance.words.forEach((word, i) => {
-      // Chinese words join directly; Latin words need the space Whisper may have dropped.
-      const previous = utterance.words[i - 1];
-      if (previous && /[A-Za-z0-9]$/.test(previous.text) && /^[A-Za-z0-9]/.test(word.text)) {
-        out.push(document.createTextNode(" "));
-      }
-      const span = element("span", "word", word.text);
+      // Joined as the server joins them (core/transcript.py): Whisper's pieces carry
+      // their own spaces (" hello"), and a number cut in pieces ("12", "9元") has none.
+      const span = element("span", "word", i === 0 ? word.text.trimStart() : word.text);
       span.dataset.offset = String(word.offset);
       span.dataset.endOffset = String(word.end_offset);
       out.push(span);
