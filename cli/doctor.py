@@ -83,6 +83,20 @@ def _read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
 
 
+def _check_sqlite(name: str, path: Path, pragma: str, table: str, remedy: str) -> Finding:
+    """A SQLite file's own check (the catalog's full, the index's quick) and its rows."""
+    try:
+        with _read_only(path) as db:
+            problems = [row[0] for row in db.execute(f"PRAGMA {pragma}(5)")]
+            if problems != ["ok"]:
+                return Finding(name, "FAIL", f"{path}: {'; '.join(problems)}", remedy)
+            count = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+    except sqlite3.Error as exc:
+        return Finding(name, "FAIL", f"{path} cannot be read: {exc}", remedy)
+    checked = "integrity ok, " if pragma == "integrity_check" else ""
+    return Finding(name, "ok", f"{path}: {checked}{count} {table}")
+
+
 def check_catalog(settings: Settings) -> Finding:
     if settings.catalog_url and not settings.catalog_url.startswith("sqlite"):
         return _check_database_catalog(settings.catalog_url)
@@ -94,15 +108,7 @@ def check_catalog(settings: Settings) -> Finding:
     if not path.is_file():
         return Finding("catalog", "warn", f"no catalog at {path} yet (made at the first start)")
     restore = f"stop every stage and restore {path} from a backup ({RESTORE_DOC})"
-    try:
-        with _read_only(path) as db:
-            problems = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
-            if problems != ["ok"]:
-                return Finding("catalog", "FAIL", f"{path}: {'; '.join(problems)}", restore)
-            streams = db.execute("SELECT count(*) FROM streams").fetchone()[0]
-    except sqlite3.Error as exc:
-        return Finding("catalog", "FAIL", f"{path} cannot be read: {exc}", restore)
-    return Finding("catalog", "ok", f"{path}: integrity ok, {streams} streams")
+    return _check_sqlite("catalog", path, "integrity_check", "streams", restore)
 
 
 def _check_database_catalog(url: str) -> Finding:
@@ -151,15 +157,7 @@ def check_search_index(settings: Settings) -> Finding:
         return Finding(
             "search", "warn", f"no search index at {path} yet", "`livewitness reindex` builds it"
         )
-    try:
-        with _read_only(path) as db:
-            problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
-            if problems != ["ok"]:
-                return Finding("search", "FAIL", f"{path}: {'; '.join(problems)}", reindex)
-            count = db.execute("SELECT count(*) FROM utterances").fetchone()[0]
-    except sqlite3.Error as exc:
-        return Finding("search", "FAIL", f"{path} cannot be read: {exc}", reindex)
-    return Finding("search", "ok", f"{path}: {count} utterances")
+    return _check_sqlite("search", path, "quick_check", "utterances", reindex)
 
 
 def check_keys(settings: Settings) -> Finding:

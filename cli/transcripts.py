@@ -12,7 +12,7 @@ import typer
 from cli.base import clean_errors, console, err, open_cli_stores, stop_on_signals
 from core.errors import InvalidInputError
 from core.jobs import TRANSCRIBE_JOB
-from core.settings import Settings
+from core.settings import Settings, load_settings
 from core.timeutil import parse_iso
 
 # Heavy modules (SQLAlchemy, pinyin, Whisper, rich.progress) are imported inside the
@@ -154,9 +154,8 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
 ) -> None:
     """Search what was said: exact and sound-alike matches, with their moments."""
-    from indexer.factory import open_search_index
+    from indexer.factory import embedded_index_current, open_search_index, search_index_for
     from indexer.protocol import SearchQuery
-    from indexer.service import Indexer
 
     if sort not in ("relevance", "time"):
         raise InvalidInputError("sort must be 'relevance' or 'time'")
@@ -173,19 +172,33 @@ def search(
         page=page,
         size=size,
     )
-    with open_cli_stores() as stores:
-        index = open_search_index(stores)
+    settings = load_settings()
+    indexed = behind = 0
+    if embedded_index_current(settings):
+        # Nothing to catch up: search the index alone, without the catalog's models
+        # (most of a search's start-up time).
+        index = search_index_for(settings)
         try:
-            indexer = Indexer(stores, index)
-            indexed = indexer.index_pending(limit=SEARCH_CATCH_UP)
             result = index.search(request)
         finally:
             index.close()
+    else:
+        from indexer.service import Indexer
+
+        with open_cli_stores() as stores:
+            index = open_search_index(stores)
+            try:
+                indexer = Indexer(stores, index)
+                indexed = indexer.index_pending(limit=SEARCH_CATCH_UP)
+                behind = indexer.behind
+                result = index.search(request)
+            finally:
+                index.close()
     if indexed:  # on stderr: --json output stays one JSON document
         err.print(f"indexed {indexed} new transcripts first", highlight=False)
-    if indexer.behind:
+    if behind:
         err.print(
-            f"note: {indexer.behind} more transcripts are not indexed yet, so these hits"
+            f"note: {behind} more transcripts are not indexed yet, so these hits"
             " miss them; the indexer stage (`livewitness indexer` or `serve`) indexes"
             " them, `livewitness reindex` rebuilds the index",
             highlight=False,

@@ -39,11 +39,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
 from core.phonetic import sound_tokens
-from indexer.documents import UtteranceDoc
 from indexer.protocol import MAX_RESULT_WINDOW, TOTAL_CAP, Hit, SearchQuery, SearchResult
 from indexer.query import (
     bigrams,
@@ -56,6 +55,9 @@ from indexer.query import (
     mention_kind,
     wanted_mentions,
 )
+
+if TYPE_CHECKING:  # searching needs no document code (nor what it imports)
+    from indexer.documents import UtteranceDoc
 
 SCHEMA_VERSION = 3
 SCHEMA = """

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
+from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import ConfigError, DamagedFileError
 from core.settings import Settings
 from indexer.embedded import EmbeddedSearchIndex
 from indexer.protocol import SearchIndex
-from storage.stores import Stores
+
+if TYPE_CHECKING:  # searching opens no catalog
+    from storage.stores import Stores
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +26,29 @@ def open_search_index(stores: Stores, *, discard_damaged: bool = False) -> Searc
 
 def embedded_index_path(settings: Settings) -> Path:
     return settings.home / "search" / "utterances.sqlite3"
+
+
+def indexed_state_path(settings: Settings) -> Path:
+    """Which transcripts the indexer has indexed (indexer/service.py keeps it)."""
+    return settings.home / "search" / "indexed.json"
+
+
+def embedded_index_current(settings: Settings) -> bool:
+    """Whether the embedded index holds every transcript of a SQLite catalog, found
+    without opening the catalog's models (what makes `livewitness search` start fast):
+    as many transcripts as the indexer has noted indexed (transcripts are one per
+    segment and written once). False whenever it cannot tell."""
+    if settings.search_backend != "embedded" or not settings.catalog_dsn.startswith("sqlite"):
+        return False
+    catalog = Path(settings.catalog_dsn.removeprefix("sqlite:///"))
+    try:
+        indexed = len(json.loads(indexed_state_path(settings).read_text()))
+        uri = f"{catalog.resolve().as_uri()}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            stored = db.execute("SELECT count(*) FROM transcripts").fetchone()[0]
+    except (OSError, ValueError, TypeError, sqlite3.Error):
+        return False
+    return bool(stored == indexed)
 
 
 def open_embedded(path: Path, *, discard_damaged: bool = False) -> SearchIndex:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from indexer.documents import UtteranceDoc
+if TYPE_CHECKING:  # the search side needs no document code (nor what it imports)
+    from indexer.documents import UtteranceDoc
 
 MAX_QUERY_CHARS = 200
 MAX_PAGE_SIZE = 100

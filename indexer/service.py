@@ -21,6 +21,7 @@ from compliance.matcher import BannedWordMatcher, Lexicon, load_lexicon
 from core.timeutil import parse_iso, utc_now
 from core.transcript import SegmentTranscript, carried_words, indexed_until
 from indexer.documents import ProductFocus, UtteranceDoc, last_named_product, utterance_docs
+from indexer.factory import indexed_state_path
 from indexer.protocol import SearchIndex
 from storage.catalog import TRANSCRIPTS_STORED
 from storage.metrics import observe_index_lag
@@ -57,7 +58,7 @@ class Indexer:
     def __init__(self, stores: Stores, index: SearchIndex) -> None:
         self.stores = stores
         self.index = index
-        self._state_path = stores.settings.home / "search" / "indexed.json"
+        self._state_path = indexed_state_path(stores.settings)
         # Kept on this host whichever backend holds the index; only the embedded engine
         # creates this directory itself.
         self._state_path.parent.mkdir(parents=True, exist_ok=True)

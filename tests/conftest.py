@@ -12,6 +12,7 @@ from storage.stores import Stores, open_stores
 
 if TYPE_CHECKING:
     from tests.support.livesource import LiveHlsSource
+    from tests.support.webhook_receiver import WebhookReceiver
 
 # The shared helpers' asserts report like a test's own. This must run before anything
 # imports tests.support, so the fixtures below import from it inside their bodies.
@@ -70,3 +71,14 @@ def live_source(ffmpeg: str, test_video: Path, tmp_path: Path) -> Iterator[LiveH
     source.start()
     yield source
     source.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A webhook receiver (a real HTTP server on 127.0.0.1) that keeps what it gets."""
+    from tests.support.webhook_receiver import WebhookReceiver
+
+    started = WebhookReceiver()
+    started.start()
+    yield started
+    started.stop()

@@ -49,14 +49,6 @@ SECRET = "a-witness-secret-0123456789"
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    started = WebhookReceiver()
-    started.start()
-    yield started
-    started.stop()
-
-
-@pytest.fixture
 def witnessed(home: Path, receiver: WebhookReceiver) -> Iterator[Stores]:
     """Stores whose webhook is the receiver; the audit head is signed every 5 events."""
     with open_stores(Settings(home=home, audit_sign_every_events=5)) as opened:

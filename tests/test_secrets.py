@@ -156,14 +156,6 @@ def test_every_read_of_evidence_is_audited(api: ApiServer) -> None:
 LONG_SECRET = "long-secret-" + "x" * 116  # 128 characters: sealed as its HMAC key
 
 
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    started = WebhookReceiver()
-    started.start()
-    yield started
-    started.stop()
-
-
 def deliver_a_receipt(stores: Stores) -> None:
     """Sign the audit log's head: a receipt queued for every webhook; then post it."""
     log = AuditLog(stores.catalog, stores.blobs, stores.chain.signer, stores.settings)
