@@ -4,6 +4,7 @@ stores and signal handling. The app and its command list are in :mod:`cli.main`.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -86,6 +87,22 @@ def open_cli_stores() -> Iterator[Stores]:
         yield opened
     finally:
         opened.close()
+
+
+def audit_cli(stores: Stores, action: str, details: dict[str, Any]) -> None:
+    """Audit a read of evidence from the command line, as the API audits its own: the
+    actor is the operating-system user on this host (the CLI needs no API key)."""
+    import getpass
+    import socket
+
+    from storage.audit import AuditLog
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container's arbitrary user)
+        user = str(os.getuid())
+    log = AuditLog(stores.catalog, stores.blobs, stores.chain.signer, stores.settings)
+    log.record(f"cli {user}@{socket.gethostname()}", "operator", action, details)
 
 
 def configure_logging(

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from cli.base import clean_errors, console, open_cli_stores
+from cli.base import audit_cli, clean_errors, console, open_cli_stores
 from core.errors import InvalidInputError
 from core.settings import Settings
 from core.timeutil import iso, parse_iso
@@ -47,6 +47,11 @@ def clip_command(
         at = stream_offset_to_time(stores, stream, offset)
         info = cut_clip(stores, stream, at, before, after, output, reencode=reencode)
         start_offset = time_to_stream_offset(stores, stream, info.start)
+        audit_cli(
+            stores,
+            "moment.clip",
+            {"stream": stream, "offset": offset, "before": before, "after": after},
+        )
     how = "re-encoded" if info.reencoded else "stream copy"
     console.print(
         f"{output}: {info.duration:.2f}s ({how}) from {iso(info.start)} (offset"
@@ -74,6 +79,11 @@ def package_command(
     start, end = parse_iso(since), parse_iso(until)
     with open_cli_stores() as stores:
         info = build_package(stores, stream, start, end, output, requested_by=requested_by)
+        audit_cli(
+            stores,
+            "export",
+            {"stream": stream, "since": iso(start), "until": iso(end), "sha256": info.sha256},
+        )
     console.print(
         f"{output}: {info.size} bytes, sha256 {info.sha256}\n"
         f"segments {_seqs(info.segments)}, manifest entries {info.entries[0]}-{info.entries[1]}"

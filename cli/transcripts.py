@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.base import clean_errors, console, err, open_cli_stores, stop_on_signals
+from cli.base import audit_cli, clean_errors, console, err, open_cli_stores, stop_on_signals
 from core.errors import InvalidInputError
 from core.jobs import TRANSCRIBE_JOB
 from core.settings import Settings, load_settings
@@ -121,7 +121,8 @@ def transcript(
             SegmentTranscript.from_json(json.loads(t.body))
             for t in stores.catalog.transcripts(row.id)
         ]
-    utterances = utterances_of(assemble_words(stored))
+        utterances = utterances_of(assemble_words(stored))
+        audit_cli(stores, "transcript.read", {"stream": stream, "utterances": len(utterances)})
     if as_json:
         print(json.dumps([u.to_json() for u in utterances], ensure_ascii=False))
         return

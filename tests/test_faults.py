@@ -401,6 +401,27 @@ def test_doctor_fails_a_readable_signing_key(home: Path) -> None:
     assert "FAIL keys" in result.stdout and "chmod 600" in result.stdout
 
 
+def test_doctor_checks_a_postgresql_catalog_and_hides_its_password(home: Path) -> None:
+    from sqlalchemy import make_url
+
+    from tests.support.postgres import POSTGRES_SKIP, POSTGRES_URL_VARIABLE, postgres_schema
+
+    base = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not base:
+        pytest.skip(POSTGRES_SKIP)
+    with postgres_schema(base) as url:
+        with open_stores(Settings(home=home, catalog_url=url)) as stores:
+            stores.chain.open_stream("shop")
+        sound = run_cli(home, "doctor", LIVEWITNESS_CATALOG_URL=url)
+        assert sound.returncode == 0, sound.stdout + sound.stderr
+        assert "answers, 1 streams" in sound.stdout
+        wrong = make_url(url).set(password="not-the-password").render_as_string(False)
+        refused = run_cli(home, "doctor", LIVEWITNESS_CATALOG_URL=wrong)
+        assert refused.returncode == 1
+        assert "FAIL catalog" in refused.stdout and "LIVEWITNESS_CATALOG_URL" in refused.stdout
+        assert "not-the-password" not in refused.stdout + refused.stderr
+
+
 # -- bad settings --------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("variable", "value"),

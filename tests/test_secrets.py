@@ -11,6 +11,7 @@ import sqlite3
 import stat
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,14 +25,16 @@ from compliance.alerts import (
 from core.errors import ConfigError
 from core.redact import redact_source, redact_text
 from core.settings import Settings
+from core.timeutil import iso
 from recorder.supervisor import RecordingSupervisor
-from storage.audit import AuditLog
+from storage.audit import AuditLog, verify_audit
 from storage.catalog import Catalog
 from storage.stores import Stores, open_stores
 from storage.webhook_secrets import KEY_NAME, SEALED_PREFIX
 from tests.support.apiserver import ApiServer, running_api
-from tests.support.cli import run_cli
+from tests.support.cli import cli_in_process, run_cli
 from tests.support.media import make_test_video
+from tests.support.moments import T0, record
 from tests.support.searchdata import SHOP, add_stream
 from tests.support.webhook_receiver import Received, WebhookReceiver
 
@@ -174,6 +177,44 @@ def signed_with(secret: str, received: Received) -> bool:
     return verify_signature(
         secret, headers[TIMESTAMP_HEADER], received.body, headers[SIGNATURE_HEADER]
     )
+
+
+def test_reads_of_evidence_from_the_command_line_are_audited_too(
+    tmp_path: Path, test_video: Path
+) -> None:
+    home = tmp_path / "home"
+    with open_stores(Settings(home=home)) as stores:
+        record(stores, test_video)
+    out = tmp_path / "out"
+    out.mkdir()
+    since, until = iso(T0 + timedelta(seconds=5)), iso(T0 + timedelta(seconds=15))
+    for args in (
+        ("transcript", "--stream", "shop"),
+        ("clip", "--stream", "shop", "--offset", "8", "-o", str(out / "clip.mp4")),
+        (
+            "package",
+            "--stream",
+            "shop",
+            "--since",
+            since,
+            "--until",
+            until,
+            "-o",
+            str(out / "p.zip"),
+        ),
+    ):
+        done = cli_in_process(home, *args)
+        assert done.exit_code == 0, done.output
+    with open_stores(Settings(home=home)) as stores:
+        events = [(e.action, e.role, e.actor) for e in stores.catalog.audit_events()]
+        assert [(a, r) for a, r, _ in events] == [
+            ("transcript.read", "operator"),
+            ("moment.clip", "operator"),
+            ("export", "operator"),
+        ]
+        assert all(actor.startswith("cli ") and "@" in actor for _, _, actor in events)
+        key = stores.chain.signer.public_key
+        assert verify_audit(stores.catalog, stores.blobs, key).ok
 
 
 def test_a_copy_of_the_catalog_alone_does_not_reveal_webhook_secrets(
