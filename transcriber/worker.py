@@ -179,7 +179,8 @@ class TranscriptionWorker:
         boundary = len(context) / SAMPLE_RATE
         language = stream.language if stream.language else settings.language
         options = decode_options(language, catalog.products(stream.id), self.use_vocabulary)
-        words = self.transcriber.transcribe(np.concatenate([context, samples]), options)
+        heard = np.concatenate([context, samples])
+        words = audio.refine_onsets(self.transcriber.transcribe(heard, options), heard)
         kept_from = handover_start(boundary, settings.handover_seconds)
         kept = [w for w in words if w.start >= kept_from]
         first = catalog.first_segment(stream.id)
