@@ -61,7 +61,7 @@ class HitOut(BaseModel):
     stream: str
     text: str
     highlighted: str = Field(description="The text, HTML-escaped, the match in <mark>.")
-    match: Literal["exact", "sound-alike", "inferred"]
+    match: Literal["exact", "sound-alike", "fuzzy", "inferred"]
     start: str = Field(description="ISO 8601 UTC.")
     offset: float = Field(description="Seconds from the stream's start.")
     end_offset: float

@@ -127,6 +127,25 @@ def hit_timing(stores: Any, name: str, stream_name: str) -> tuple[int, int, list
     return len(found), close, errors
 
 
+def product_recall(stores: Any, stream_name: str, name: str, fuzzy_min: int) -> tuple[int, int]:
+    """(times the fixture names one of PRODUCTS, of them the utterances that mention it
+    found) for a transcribed fixture stream, with fuzzy mentions from ``fuzzy_min``
+    syllables (0: none)."""
+    from indexer.documents import FuzzyMatching, utterance_docs
+    from storage.products import parse_products
+
+    products = parse_products(json.loads(PRODUCTS))
+    said = sum(normal(clip(name)["text"]).count(p.name) for p in products)
+    stream = stores.catalog.get_stream(stream_name)
+    stored = [
+        SegmentTranscript.from_json(json.loads(t.body))
+        for t in stores.catalog.transcripts(stream.id)
+    ]
+    joined = replace(stored[0], words=tuple(assemble_words(stored)))
+    docs = utterance_docs(joined, None, products, fuzzy=FuzzyMatching.of(fuzzy_min, False))
+    return said, sum(len(d.products) for d in docs)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
@@ -227,6 +246,15 @@ def main() -> None:
                 f" error mean {float(np.mean(timing_errors)):.3f}s"
                 f" p95 {float(np.percentile(timing_errors, 95)):.3f}s"
                 " (a hit whose phrase the fixture never says counts as outside)"
+            )
+        for bound in (0, 3, 2):
+            said = found = 0
+            for name in CLIPS:
+                n, f = product_recall(stores, f"{name}-plain", name, bound)
+                said, found = said + n, found + f
+            print(
+                f"product names said {said}, mentions found {found} (no vocabulary,"
+                f" fuzzy from {bound or 'never'} syllables)"
             )
         print(f"peak RSS of this worker process: {peak:.0f} MB")
         stores.close()

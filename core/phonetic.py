@@ -64,6 +64,26 @@ def syllables(text: str) -> list[Syllable]:
     return out
 
 
+# Initials of blurred toneless pinyin (zh ch sh are folded to z c s already).
+INITIALS = frozenset("bpmfdtnlgkhjqxrzcsyw")
+# Southern Mandarin's common mergers, for SoundText.find_fuzzy(southern=True).
+_SOUTHERN_INITIALS = {"l": "n", "h": "f"}
+
+
+def split_syllable(sound: str, southern: bool = False) -> tuple[str, str]:
+    """A blurred syllable's initial and final; a bare final or a Latin word has no
+    initial and so is never a near miss."""
+    if not sound.isascii() or not sound.isalpha() or len(sound) > 6:
+        return "", sound
+    initial = sound[0] if sound[0] in INITIALS and len(sound) > 1 else ""
+    final = sound[len(initial) :]
+    if southern:
+        initial = _SOUTHERN_INITIALS.get(initial, initial)
+        if final.endswith("ang"):
+            final = final[:-1]  # ang -> an (eng and ing are blurred already)
+    return initial, final
+
+
 def sound_tokens(text: str) -> list[str]:
     return [s.sound for s in syllables(text)]
 
@@ -95,6 +115,32 @@ class SoundText:
     @property
     def sounds(self) -> list[str]:
         return [s.sound for s in self.syllables]
+
+    def find_fuzzy(self, needle: list[str], southern: bool = False) -> tuple[int, int] | None:
+        """The first run of syllables that is ``needle`` but for one syllable with the
+        same initial and another final (面收/面烧 for 面霜: mian shou / shao, shuang),
+        for a closed vocabulary (product names) of two syllables or more; with
+        ``southern``, also n/l, f/h and an/ang taken as the same (en/eng and in/ing are
+        blurred for every search)."""
+        if len(needle) < 2:
+            return None
+        wanted = [split_syllable(s, southern) for s in needle]
+        heard = [split_syllable(s.sound, southern) for s in self.syllables]
+        for first in range(len(heard) - len(wanted) + 1):
+            differing = 0
+            for (initial, final), (want_initial, want_final) in zip(
+                heard[first : first + len(wanted)], wanted, strict=True
+            ):
+                if (initial, final) == (want_initial, want_final):
+                    continue
+                if initial != want_initial or not initial or differing:
+                    differing = 2
+                    break
+                differing = 1
+            if differing == 1:
+                last = first + len(wanted) - 1
+                return self.syllables[first].start, self.syllables[last].end
+        return None
 
     def find(self, needle: list[str]) -> tuple[int, int] | None:
         if not needle:

@@ -199,6 +199,20 @@ class Settings(BaseSettings):
         " compliance/lexicon.yaml; its changes apply to new transcripts at once and to old ones"
         " through `livewitness compliance rescan`.",
     )
+    fuzzy_mention_min_syllables: int = Field(
+        default=4,
+        ge=0,
+        description="Product names of at least this many syllables are also found when one"
+        " syllable is heard with the same initial and another final (保温包 for 保温杯),"
+        " marked fuzzy; 0 turns it off. Shorter names are left out by default: on the"
+        " synthetic corpus their fuzzy mentions were false too often (precision 0.36 for two"
+        " syllables, 0.86 for three; bench/fuzzy_mentions.py).",
+    )
+    southern_confusions: bool = Field(
+        default=False,
+        description="For fuzzy product mentions, also take n/l, f/h and an/ang as the same"
+        " (common in southern Mandarin).",
+    )
     product_focus_seconds: float = Field(
         default=180.0,
         gt=0,

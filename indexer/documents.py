@@ -43,11 +43,23 @@ class Mention:
     key: str  # product name or claim type
     phrase: str  # the lexicon phrase or product name / alias
     heard: str  # the characters actually transcribed
-    match: str  # "exact" | "sound-alike" | "inferred"
+    match: str  # "exact" | "sound-alike" | "fuzzy" | "inferred"
     offset: float
     end_offset: float
     product: str | None = None  # a claim's product: named in the sentence, or inferred
     inferred: bool = False  # the claim's product was not named in its sentence
+
+
+@dataclass(frozen=True)
+class FuzzyMatching:
+    """Near misses of product names (``settings.fuzzy_mention_min_syllables``)."""
+
+    min_syllables: int
+    southern: bool = False
+
+    @classmethod
+    def of(cls, min_syllables: int, southern: bool) -> FuzzyMatching | None:
+        return cls(min_syllables, southern) if min_syllables > 0 else None
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,7 @@ def utterance_docs(
     leading: Sequence[TranscriptWord] = (),
     focus: ProductFocus | None = None,
     focus_seconds: float = 180.0,
+    fuzzy: FuzzyMatching | None = None,
 ) -> list[UtteranceDoc]:
     """The search documents of one transcript: its words before ``next_from_offset``,
     after the ``leading`` words carried over from the previous transcript. ``focus`` is
@@ -144,7 +157,7 @@ def utterance_docs(
             search=utterance.search,
         )
         heard = doc.heard = SoundText.of(doc.text)
-        doc.products = find_mentions(doc, heard, _product_phrases(products))
+        doc.products = find_mentions(doc, heard, _product_phrases(products), fuzzy=fuzzy)
         doc.claims = find_claims(doc, heard, claim_types)
         focus = _attribute_claims(doc, focus, focus_seconds)
         if banned_words is not None:
@@ -179,7 +192,9 @@ def _attribute_claims(
 
 
 def last_named_product(
-    transcript: SegmentTranscript, products: Sequence[Product]
+    transcript: SegmentTranscript,
+    products: Sequence[Product],
+    fuzzy: FuzzyMatching | None = None,
 ) -> ProductFocus | None:
     """The product a transcript names last (exactly or as a sound-alike), if any."""
     phrases = _product_phrases(products)
@@ -199,7 +214,7 @@ def last_named_product(
             end_offset=utterance.end_offset,
             words=utterance.words,
         )
-        for mention in find_mentions(doc, SoundText.of(doc.text), phrases):
+        for mention in find_mentions(doc, SoundText.of(doc.text), phrases, fuzzy=fuzzy):
             if last is None or mention.end_offset >= last.offset:
                 last = ProductFocus(mention.key, mention.end_offset)
     return last
@@ -257,9 +272,11 @@ def find_mentions(
     heard: SoundText,
     phrases: Iterable[tuple[str, str]],
     accept: Callable[[str, str, str, tuple[int, int]], bool] | None = None,
+    fuzzy: FuzzyMatching | None = None,
 ) -> list[Mention]:
-    """Phrases found in the utterance: exactly (folded text) or by their syllables; with
-    ``accept`` (key, phrase, folded text, span), only where it says the phrase counts."""
+    """Phrases found in the utterance: exactly (folded text) or by their syllables, and
+    with ``fuzzy`` by a near miss (a closed vocabulary: product names); with ``accept``
+    (key, phrase, folded text, span), only where it says the phrase counts."""
     folded = fold(doc.text)
     found: dict[str, Mention] = {}
     for key, phrase in phrases:
@@ -276,10 +293,12 @@ def find_mentions(
         if span is None:
             if len(sounds) < 2 or key in found:
                 continue  # one syllable alone sounds like too much
-            located = heard.find(sounds)
+            located, match = heard.find(sounds), "sound-alike"
+            if located is None and fuzzy is not None and len(sounds) >= fuzzy.min_syllables:
+                located, match = heard.find_fuzzy(sounds, fuzzy.southern), "fuzzy"
             if located is None or (accept is not None and not accept(key, phrase, folded, located)):
                 continue
-            span, match = located, "sound-alike"
+            span = located
         start, end = _times(doc, span)
         found[key] = Mention(key, phrase, folded[span[0] : span[1]], match, start, end)
     return list(found.values())

@@ -45,6 +45,7 @@ from core.errors import ConfigError
 from core.phonetic import sound_tokens
 from indexer.protocol import MAX_RESULT_WINDOW, TOTAL_CAP, Hit, SearchQuery, SearchResult
 from indexer.query import (
+    MentionKind,
     bigrams,
     browsing,
     check_query,
@@ -55,6 +56,14 @@ from indexer.query import (
     mention_kind,
     wanted_mentions,
 )
+
+# A hit's match as named by how it was found (a text kind, or a browsed mention's kind).
+MATCH_KINDS: dict[str, MentionKind] = {
+    "exact": "exact",
+    "sound-alike": "sound-alike",
+    "fuzzy": "fuzzy",
+    "inferred": "inferred",
+}
 
 if TYPE_CHECKING:  # searching needs no document code (nor what it imports)
     from indexer.documents import UtteranceDoc
@@ -413,7 +422,7 @@ class EmbeddedSearchIndex:
             stream=doc["stream"],
             text=doc["text"],
             highlighted=highlight(doc["text"], query.text, kind),
-            match="exact" if kind == "exact" else "sound-alike",
+            match=MATCH_KINDS.get(kind, "sound-alike"),
             start=doc["start"],
             offset=doc["offset"],
             end_offset=doc["end_offset"],

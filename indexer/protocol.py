@@ -42,7 +42,7 @@ class Hit:
     text: str
     highlighted: str  # the text with the match inside <mark>…</mark>
     # "inferred": browsing a product, found only as the product a claim is about
-    match: Literal["exact", "sound-alike", "inferred"]
+    match: Literal["exact", "sound-alike", "fuzzy", "inferred"]
     start: str  # ISO 8601 UTC
     offset: float
     end_offset: float

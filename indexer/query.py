@@ -57,13 +57,17 @@ def wanted_mentions(doc: dict[str, Any], query: SearchQuery) -> list[dict[str, A
     return wanted
 
 
-def mention_kind(mentions: list[dict[str, Any]]) -> Literal["exact", "sound-alike", "inferred"]:
+MentionKind = Literal["exact", "sound-alike", "fuzzy", "inferred"]
+
+
+def mention_kind(mentions: list[dict[str, Any]]) -> MentionKind:
     """How a browsed hit was found: exactly if any of its mentions was, else as a
-    sound-alike, else only as the product a claim is about."""
+    sound-alike, else as a near miss (fuzzy), else only as the product a claim is about."""
     kinds = {m["match"] for m in mentions}
-    if "exact" in kinds:
-        return "exact"
-    return "sound-alike" if "sound-alike" in kinds else "inferred"
+    for kind in ("exact", "sound-alike", "fuzzy"):
+        if kind in kinds:
+            return kind
+    return "inferred"
 
 
 def mention_highlight(text: str, heard: list[str]) -> str:

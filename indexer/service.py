@@ -20,7 +20,13 @@ from compliance.hits import banned_hit_json
 from compliance.matcher import BannedWordMatcher, Lexicon, load_lexicon
 from core.timeutil import parse_iso, utc_now
 from core.transcript import SegmentTranscript, carried_words, indexed_until
-from indexer.documents import ProductFocus, UtteranceDoc, last_named_product, utterance_docs
+from indexer.documents import (
+    FuzzyMatching,
+    ProductFocus,
+    UtteranceDoc,
+    last_named_product,
+    utterance_docs,
+)
 from indexer.factory import indexed_state_path
 from indexer.protocol import SearchIndex
 from storage.catalog import TRANSCRIPTS_STORED
@@ -68,6 +74,10 @@ class Indexer:
             # embedded index in this data directory (cli/placement.py).
             self._save_state()
         self._cursor = 0  # the last transcript id looked at (a fresh process reads all once)
+        settings = stores.settings
+        self._fuzzy = FuzzyMatching.of(
+            settings.fuzzy_mention_min_syllables, settings.southern_confusions
+        )
         # The product each transcript names last (None: none), for claims that name none.
         self._named: dict[tuple[int, int], ProductFocus | None] = {}
         self._focus_products: dict[int, tuple[tuple[str, str], ...]] = {}
@@ -157,6 +167,7 @@ class Indexer:
             leading=carried_words(previous, body),
             focus=self._focus_before(stream, body, products),
             focus_seconds=self.stores.settings.product_focus_seconds,
+            fuzzy=self._fuzzy,
         )
         self.index.replace_segment(stream.name, body.segment, docs)
         hits = [banned_row(doc, banned, lexicon.version) for doc in docs for banned in doc.banned]
@@ -183,7 +194,9 @@ class Indexer:
         missing = [seq for seq in wanted if (stream.id, seq) not in self._named]
         for row in self.stores.catalog.transcripts(stream.id, missing) if missing else ():
             transcript = SegmentTranscript.from_json(json.loads(row.body))
-            self._named[(stream.id, row.segment_seq)] = last_named_product(transcript, products)
+            self._named[(stream.id, row.segment_seq)] = last_named_product(
+                transcript, products, self._fuzzy
+            )
         start = body.words[0].offset
         for seq in reversed(wanted):
             focus = self._named.get((stream.id, seq))

@@ -364,6 +364,7 @@
   function badgesOf(hit) {
     const out = [];
     if (hit.match === "sound-alike") out.push(badge("sound", t("badge.soundAlike"), t("badge.soundAlikeTitle")));
+    if (hit.match === "fuzzy") out.push(badge("sound", t("badge.fuzzy"), t("badge.fuzzyTitle")));
     if (hit.match === "inferred") out.push(badge("sound", t("badge.inferred"), t("badge.inferredTitle")));
     for (const p of hit.products) out.push(badge("product", p, t("badge.product")));
     for (const c of hit.claims) out.push(badge("claim", labelOf("claim", c), t("badge.claim")));

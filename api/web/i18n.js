@@ -75,6 +75,8 @@ window.LW_I18N = {
   "results.offsetTitle": {"zh": "距直播开始", "en": "Since the stream started"},
 
   "badge.soundAlike": {"zh": "同音", "en": "sound-alike"},
+  "badge.fuzzy": {"zh": "近音", "en": "near miss"},
+  "badge.fuzzyTitle": {"zh": "商品名有一个字读音相近（声母相同、韵母不同）：请听原声确认", "en": "One syllable of the product name was heard with another final: listen to confirm"},
   "badge.inferred": {"zh": "推断商品", "en": "product inferred"},
   "badge.inferredTitle": {"zh": "这句话没有说出商品名：按之前最后提到的商品归属，请结合上下文确认", "en": "The sentence does not name the product: it is the product named last before it; check the context"},
   "badge.soundAlikeTitle": {"zh": "读音相同或相近：转写可能写成了别的字，请听原声确认", "en": "Sounds the same: the transcript may have spelled it differently; listen to confirm"},
