@@ -34,6 +34,7 @@ from tests.support.apiserver import running_api
 from tests.support.cli import cli_in_process, run_cli
 from tests.support.media import assert_plays, mp4_boxes
 from tests.support.moments import T0, append_after_gap, one_line, record
+from tests.support.packages import members, reseal
 from transcriber.protocol import Word
 from transcriber.worker import build_document, store_transcript
 
@@ -75,11 +76,6 @@ def packaged(tmp_path_factory: pytest.TempPathFactory, test_video: Path) -> Iter
     stores.close()
 
 
-def members(path: Path) -> dict[str, bytes]:
-    with zipfile.ZipFile(path) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
 def rewrite_zip(src: Path, dst: Path, changes: dict[str, bytes | None]) -> Path:
     """A copy of a zip with some members replaced (None: removed); CRCs are recomputed,
     so only LiveWitness's own checks can notice."""
@@ -94,23 +90,6 @@ def rewrite_zip(src: Path, dst: Path, changes: dict[str, bytes | None]) -> Path:
 def flipped(data: bytes, where: str) -> bytes:
     at = {"first": 0, "middle": len(data) // 2, "last": len(data) - 1}[where]
     return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
-
-
-def reseal(src: Path, dst: Path, changes: dict[str, bytes | None], signer: Signer) -> Path:
-    """Change files and sign new SHA256SUMS, as someone holding the installation's key
-    could: the checks below SHA256SUMS (segments, chain, head) must still catch it."""
-    files = {n: d for n, d in {**members(src), **changes}.items() if d is not None}
-    description = json.loads(files["package.json"])
-    description["files"] = sorted(n for n in files if n != "package.json")
-    files["package.json"] = json.dumps(description).encode()
-    listed = sorted(n for n in files if n not in ("SHA256SUMS", "SHA256SUMS.sig"))
-    sums = "".join(f"{hashlib.sha256(files[n]).hexdigest()}  {n}\n" for n in listed).encode()
-    files["SHA256SUMS"] = sums
-    files["SHA256SUMS.sig"] = signer.private_key.sign(sums)
-    with zipfile.ZipFile(dst, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return dst
 
 
 # -- what a package holds ----------------------------------------------------------------

@@ -31,12 +31,12 @@ from storage.audit import AuditLog, verify_audit
 from storage.blobs.protocol import sha256_bytes
 from storage.metrics import metrics_registry
 from storage.models import Signature
-from storage.signing import Signer
 from storage.stores import Stores, open_stores
 from storage.timestamping import Stamper, stamped_bytes, tsa_id, tsa_label
 from tests.support.cli import run_cli
 from tests.support.media import free_port
 from tests.support.moments import T0, one_line, record
+from tests.support.packages import members, reseal
 from tests.support.tsa import LocalTsa, TsaPki, closed_url, make_tsa_pki
 
 SINCE = T0 + timedelta(seconds=8.5)
@@ -578,25 +578,6 @@ def stamped(
     stores.close()
 
 
-def members(path: Path) -> dict[str, bytes]:
-    with zipfile.ZipFile(path) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def reseal(src: Path, dst: Path, changes: dict[str, bytes], signer: Signer) -> Path:
-    """Change files and sign new SHA256SUMS, as a holder of the installation's key could:
-    the token checks must still catch it."""
-    files = {**members(src), **changes}
-    listed = sorted(n for n in files if n not in ("SHA256SUMS", "SHA256SUMS.sig"))
-    sums = "".join(f"{hashlib.sha256(files[n]).hexdigest()}  {n}\n" for n in listed).encode()
-    files["SHA256SUMS"] = sums
-    files["SHA256SUMS.sig"] = signer.private_key.sign(sums)
-    with zipfile.ZipFile(dst, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return dst
-
-
 def test_a_package_carries_the_tokens_of_its_signed_head(stamped: Stamped) -> None:
     files = members(stamped.zip)
     token = f"timestamps/{stamped.head:08d}.1.tsr"
@@ -654,7 +635,7 @@ def test_verify_package_names_a_changed_or_foreign_token(
 
     changed = {token: flip_in_tst_info(original, gen_time)}
     with pytest.raises(IntegrityError) as caught:
-        verify_package(reseal(stamped.zip, tmp_path / "changed.zip", changed, signer))
+        verify_package(reseal(stamped.zip, tmp_path / "changed.zip", changed, signer, relist=False))
     assert caught.value.artifact == token
     assert "does not verify against the TSA CA" in caught.value.problem
 
@@ -667,7 +648,7 @@ def test_verify_package_names_a_changed_or_foreign_token(
         (row,) = other.catalog.timestamp_tokens(signature.stream_id)
         foreign = {token: other.blobs.get_bytes(row.blob_key)}
     with pytest.raises(IntegrityError) as caught:
-        verify_package(reseal(stamped.zip, tmp_path / "foreign.zip", foreign, signer))
+        verify_package(reseal(stamped.zip, tmp_path / "foreign.zip", foreign, signer, relist=False))
     assert (caught.value.artifact, caught.value.problem) == (
         token,
         "does not stamp the SHA-256 of the signed head",
@@ -677,12 +658,12 @@ def test_verify_package_names_a_changed_or_foreign_token(
     rogue = make_tsa_pki(tmp_path / "rogue-pki", "Rogue TSA")
     swapped = {"timestamps/tsa-ca.pem": rogue.ca_pem.read_bytes()}
     with pytest.raises(IntegrityError) as caught:
-        verify_package(reseal(stamped.zip, tmp_path / "swapped.zip", swapped, signer))
+        verify_package(reseal(stamped.zip, tmp_path / "swapped.zip", swapped, signer, relist=False))
     assert caught.value.artifact == token
     assert "does not verify against the TSA CA" in caught.value.problem
     garbled = {"timestamps/tsa-ca.pem": b"not a certificate\n"}
     with pytest.raises(IntegrityError) as caught:
-        verify_package(reseal(stamped.zip, tmp_path / "garbled.zip", garbled, signer))
+        verify_package(reseal(stamped.zip, tmp_path / "garbled.zip", garbled, signer, relist=False))
     assert caught.value.artifact == "timestamps/tsa-ca.pem"
     assert "holds no PEM certificates" in caught.value.problem
 
