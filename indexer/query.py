@@ -105,6 +105,7 @@ def _query_forms(query_text: str) -> tuple[str, list[str]]:
     return fold(query_text).strip(), sound_tokens(query_text)
 
 
+@lru_cache(maxsize=1024)  # a hit's highlight and its match times ask for the same span
 def match_span(text: str, query_text: str, match: str) -> tuple[int, int] | None:
     """Where a hit's text holds the query (a span of its folded text): exactly, else by
     its syllables; None when neither is found (a match only the search form holds)."""
