@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute
 
 from api.deps import API, HttpError, RoleCheck, Services, TokenBuckets
+from api.docs_page import add_docs_page
 from api.schemas import ErrorOut
 from core.errors import (
     ConflictError,
@@ -133,7 +134,17 @@ def _roles_of(route: BaseRoute) -> list[str] | None:
 
 
 def create_app(stores: Stores, index: SearchIndex) -> FastAPI:
-    from api.routes import admin, compliance, evidence, search, streams
+    from api.routes import (
+        admin,
+        cases,
+        compliance,
+        events,
+        evidence,
+        prices,
+        screen,
+        search,
+        streams,
+    )
 
     try:
         app_version = version("livewitness")
@@ -144,7 +155,7 @@ def create_app(stores: Stores, index: SearchIndex) -> FastAPI:
         title="LiveWitness",
         version=app_version,
         description="Livestream evidence: search what was said, play and export the moment.",
-        docs_url=f"{API}/docs",
+        docs_url=None,  # served by api/docs_page.py, without a CDN
         openapi_url=f"{API}/openapi.json",
         redoc_url=None,
     )
@@ -154,7 +165,7 @@ def create_app(stores: Stores, index: SearchIndex) -> FastAPI:
         TokenBuckets(stores.settings.rate_limit_per_second, stores.settings.rate_limit_burst),
     )
     app.state.version = app_version
-    modules = (streams, search, evidence, compliance, admin)
+    modules = (streams, events, search, evidence, screen, prices, cases, compliance, admin)
     for module in modules:
         app.include_router(module.router, prefix=API, responses=ERROR_RESPONSES)
 
@@ -203,6 +214,7 @@ def create_app(stores: Stores, index: SearchIndex) -> FastAPI:
     async def web_page() -> FileResponse:
         return FileResponse(WEB_DIR / "index.html")
 
+    add_docs_page(app, f"{API}/openapi.json")
     if WEB_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 

@@ -18,6 +18,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from indexer.protocol import SearchIndex
 from storage import audit
 from storage.api_keys import Role, api_key_actor, authenticate
+from storage.events import StreamRates
 from storage.models import ApiKey
 from storage.stores import Stores
 
@@ -34,6 +35,9 @@ Action = Literal[
     "administer",
     "whoami",
     "see-secrets",
+    "ingest-events",
+    "read-cases",
+    "manage-cases",
 ]
 
 # fmt: off
@@ -44,11 +48,16 @@ ROLE_TABLE: dict[Action, tuple[Role, ...]] = {
     "verify-streams":  ("admin", "reviewer", "case-system"),  # re-check a chain, receipts
     "search":          ("reviewer", "compliance", "case-system"),
     "view-evidence":   ("reviewer", "case-system"),       # moments, clips, playback, exports
-    "read-compliance": ("compliance",),                   # banned-word reports, the lexicon
+    "read-compliance": ("compliance",),                   # banned-word reports, overview, lexicon
     "manage-webhooks": ("case-system",),                  # webhooks and their delivery log
     "administer":      ("admin",),                        # API keys, audit log, metrics
     "whoami":          ("admin", "reviewer", "compliance", "case-system"),
     "see-secrets":     ("admin",),  # raw stream sources and errors (others: redacted)
+    "ingest-events":   ("connector",),  # post a stream's chat, cards, orders (only this)
+    # Cases hold evidence links and people's notes: not the admin's (as view-evidence);
+    # their report and package are exports (view-evidence).
+    "read-cases":      ("reviewer", "compliance", "case-system"),  # list, view
+    "manage-cases":    ("reviewer", "case-system"),  # create, edit, moments, notes
 }
 # fmt: on
 
@@ -131,6 +140,7 @@ class Services:
     index: SearchIndex
     limiter: TokenBuckets
     recent_reads: RecentReads = field(default_factory=RecentReads)
+    event_rates: StreamRates = field(default_factory=StreamRates)  # events/s per stream
 
 
 def audit_log(stores: Stores) -> audit.AuditLog:
@@ -215,4 +225,7 @@ ComplianceReader = Annotated[Caller, may("read-compliance")]
 WebhookManager = Annotated[Caller, may("manage-webhooks")]
 Administrator = Annotated[Caller, may("administer")]
 AnyRole = Annotated[Caller, may("whoami")]
+EventConnector = Annotated[Caller, may("ingest-events")]
+CaseReader = Annotated[Caller, may("read-cases")]
+CaseManager = Annotated[Caller, may("manage-cases")]
 ServicesDep = Annotated[Services, Depends(get_services)]

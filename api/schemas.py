@@ -81,6 +81,10 @@ class HitOut(BaseModel):
         description="JSON: the moment of the matched words, with its transcript."
     )
     clip_url: str = Field(description="MP4 from a few seconds before to after the matched words.")
+    kind: Literal["speech", "chat", "screen", "card"] = Field(
+        default="speech",
+        description="Said (speech), written in the chat, read on screen, or a product card.",
+    )
 
 
 class SearchOut(BaseModel):
@@ -159,6 +163,55 @@ class ReportOut(BaseModel):
     hits: list[BannedHitOut]
 
 
+class TermCount(BaseModel):
+    term: str
+    category: str
+    severity: str
+    count: int
+
+
+class OverviewRow(BaseModel):
+    """One stream's (``stream`` set) or one streamer's (``streams`` set) hits in the range."""
+
+    stream: str | None = None
+    streamer: str | None
+    streams: list[str] | None = None
+    total: int
+    by_category: dict[str, int]
+    series: dict[str, list[int]] = Field(
+        description="Hits per category per bucket, aligned with the overview's buckets."
+    )
+    top_terms: list[TermCount]
+    recorded_seconds: float
+    hits_per_hour: float | None = Field(description="Hits per hour on air (recorded).")
+    claims: dict[str, int] = Field(description="Utterances holding each claim type.")
+    claims_total: int
+
+
+class ClaimTypeOut(BaseModel):
+    name: str
+    label: str
+
+
+class OverviewOut(BaseModel):
+    since: str
+    until: str
+    bucket: str
+    bucket_seconds: int
+    buckets: list[str] = Field(description="Each bucket's start (ISO 8601).")
+    generated_at: str
+    lexicon_version: str
+    categories: list[str]
+    total: int
+    by_category: dict[str, int]
+    top_terms: list[TermCount]
+    claim_types: list[ClaimTypeOut]
+    claims: dict[str, int]
+    claims_at_least: bool = Field(description="Claim counts are lower bounds (capped).")
+    streamers: list[OverviewRow]
+    streams: list[OverviewRow]
+
+
 class LexiconCategoryOut(BaseModel):
     category: str
     terms: int
@@ -205,7 +258,7 @@ class DeliveryOut(BaseModel):
 
 
 class KeyIn(BaseModel):
-    role: Literal["admin", "reviewer", "compliance", "case-system"]
+    role: Literal["admin", "reviewer", "compliance", "case-system", "connector"]
     name: str = Field(min_length=1, max_length=128)
 
 
@@ -286,6 +339,9 @@ class VerifyOut(BaseModel):
     stamped_at: str | None = Field(
         default=None, description="The earliest TSA time of that head (UTC, ISO 8601)."
     )
+    event_batches: int = Field(default=0, description="Chained batches of stream events.")
+    events: int = Field(default=0, description="Stream events in them, each re-read.")
+    keyframes: int = Field(default=0, description="Chained keyframes (OCR), each re-read.")
     notes: list[str]
 
 
@@ -324,3 +380,63 @@ class SigningKeyOut(BaseModel):
     key_id: str = Field(description="First 16 hex digits of the SHA-256 of the raw key.")
     algorithm: Literal["Ed25519"]
     public_key_pem: str = Field(description="The public key, PEM (SubjectPublicKeyInfo).")
+
+
+class EventProblemOut(BaseModel):
+    """An event that was not taken as new: its line (or array element) and why."""
+
+    line: int = Field(description="1-based: the NDJSON line or JSON array element.")
+    id: str | None = Field(description="The event's id, when it could be read.")
+    status: Literal["duplicate", "refused"]
+    reason: str | None = Field(
+        description="Refused: malformed, too_large, invalid, unknown_kind, too_old, in_future,"
+        " rate_limited or conflict (docs/events.md)."
+    )
+    error: str | None = Field(description="Refused: one line saying what is wrong.")
+
+
+class EventsIngestOut(BaseModel):
+    """What became of a batch of posted events (each event is taken or not on its own)."""
+
+    accepted: int = Field(description="New events, stored (sealed into the chain shortly).")
+    duplicate: int = Field(description="Events whose id was taken, with the same content.")
+    refused: int
+    problems: list[EventProblemOut] = Field(description="Every duplicate and refused line.")
+
+
+class EventOut(BaseModel):
+    """A stored stream event (docs/events.md): the connector's fields as received."""
+
+    id: str
+    kind: str
+    at: str = Field(description="The platform's time, as the connector wrote it.")
+    at_utc: str = Field(description="The same time in UTC (ISO 8601).")
+    offset: float | None = Field(description="Seconds from the stream's first segment.")
+    received_at: str
+    late: bool = Field(description="Sealed into a batch after its time window was.")
+    batch: int | None = Field(description="The chain entry of its batch (None: not yet).")
+    text: str | None = None
+    user: str | None = None
+    action: str | None = None
+    title: str | None = None
+    price: float | None = None
+    sku: str | None = None
+    link: str | None = None
+    raw: dict[str, Any] = Field(default_factory=dict)
+    until: str | None = Field(default=None, description="A gap's end: the source was down.")
+
+
+class ScreenTextOut(BaseModel):
+    """A line of on-screen text (OCR), from the first to the last sampled frame it was
+    seen in (docs/ocr.md)."""
+
+    text: str = Field(description="As read.")
+    search: str = Field(description="As search matches it (width, script, numerals folded).")
+    box: list[list[float]] = Field(description="Four corners in frame pixels, first seen.")
+    confidence: float
+    first_seen: str = Field(description="UTC, ISO 8601.")
+    last_seen: str
+    first_offset: float = Field(description="Seconds from the stream's start.")
+    last_offset: float
+    segments: list[int]
+    keyframe_url: str = Field(description="The chained JPEG of the moment it was first seen.")

@@ -2,6 +2,12 @@
 面收/面烧 for 面霜, 手著 for 手镯): how many fuzzy mentions are false, by name length.
 
     .venv/bin/python bench/fuzzy_mentions.py --utterances 1000000 [--southern]
+    .venv/bin/python bench/fuzzy_mentions.py --vocabulary banned --utterances 1000000
+
+With ``--vocabulary banned`` the same is measured for the banned-word lexicon's terms
+(compliance/matcher.py, fuzzy from ``fuzzy_mention_min_syllables`` syllables): of the
+sentences holding a banned term, ``--rate`` have one syllable of it misheard; a fuzzy hit
+is true when the sentence held that term before, false otherwise.
 
 The synthetic sales talk of ``bench/search_corpus.py`` (its streams, product lists and
 sentences), with one change: of the sentences that name one of their stream's products,
@@ -70,9 +76,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.08)
     parser.add_argument("--southern", action="store_true")
     parser.add_argument("--shard", default="0/1", help="K/N: only every Nth stream from K.")
+    parser.add_argument("--vocabulary", choices=("products", "banned"), default="products")
+    parser.add_argument("--min-syllables", type=int, default=4, help="banned: fuzzy from")
     args = parser.parse_args()
     corpus = CorpusGenerator(utterances=args.utterances, streams=args.streams)
     pool = characters_by_initial()
+    if args.vocabulary == "banned":
+        measure_banned(args, corpus, pool)
+        return
     true: Counter[int] = Counter()
     false: Counter[int] = Counter()
     misheard: Counter[int] = Counter()
@@ -114,6 +125,59 @@ def main() -> None:
     print(
         f"{args.utterances:,} utterances, near-miss rate {args.rate:.0%}, southern {args.southern}"
     )
+    print("| syllables | misheard | true | false | precision | recall |")
+    print("|---|---|---|---|---|---|")
+    for length in sorted(set(true) | set(false) | set(misheard)):
+        t, f, m = true[length], false[length], misheard[length]
+        precision = t / (t + f) if t + f else float("nan")
+        recall = recalled[length] / m if m else float("nan")
+        print(f"| {length} | {m:,} | {t:,} | {f:,} | {precision:.3f} | {recall:.3f} |")
+    print("false, for example:")
+    for line in examples:
+        print(f"- {line}")
+
+
+def measure_banned(
+    args: argparse.Namespace, corpus: CorpusGenerator, pool: dict[str, list[tuple[str, str]]]
+) -> None:
+    from compliance.matcher import BannedWordMatcher, load_lexicon
+
+    lexicon = load_lexicon()
+    plain = BannedWordMatcher(lexicon)
+    fuzzy = BannedWordMatcher(lexicon, args.min_syllables, args.southern)
+    true: Counter[int] = Counter()
+    false: Counter[int] = Counter()
+    misheard: Counter[int] = Counter()
+    recalled: Counter[int] = Counter()
+    examples: list[str] = []
+    k, n = (int(x) for x in args.shard.split("/"))
+    for plan in corpus.plans[k::n]:
+        rng = random.Random(f"fuzzy-banned:{plan.index}")
+        for _ in range(plan.utterances):
+            text = corpus.sentence(rng, plan)
+            said = {h.term: h for h in plain.find(text)}
+            target = None
+            exact = [h for h in said.values() if h.match == "exact" and len(h.heard) >= 2]
+            if exact and rng.random() < args.rate:
+                hit = rng.choice(exact)
+                changed = near_miss(rng, hit.heard, pool)
+                if changed != hit.heard:
+                    target = hit.term
+                    text = text.replace(hit.heard, changed, 1)
+                    misheard[len(sound_tokens(hit.term))] += 1
+            for found in fuzzy.find(text):
+                if found.match != "fuzzy":
+                    continue
+                length = len(sound_tokens(found.term))
+                if found.term in said:
+                    true[length] += 1
+                    recalled[length] += found.term == target
+                else:
+                    false[length] += 1
+                    if len(examples) < 12:
+                        examples.append(f"{found.term} ({found.heard}) in {text}")
+    print(f"banned terms: {args.utterances:,} utterances, near-miss rate {args.rate:.0%},"
+          f" southern {args.southern}, fuzzy from {args.min_syllables} syllables")  # fmt: skip
     print("| syllables | misheard | true | false | precision | recall |")
     print("|---|---|---|---|---|---|")
     for length in sorted(set(true) | set(false) | set(misheard)):

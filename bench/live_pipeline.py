@@ -1,6 +1,16 @@
 """One run of the whole live pipeline, for bench/e2e_latency.py and bench/capacity.py.
 
     .venv/bin/python bench/live_pipeline.py --streams 3 --seconds 150 --probe --out /tmp/run.json
+    .venv/bin/python bench/live_pipeline.py --source flv --mode chunks --streams 3 \
+        --seconds 90 --probe --alerts --out /tmp/run.json
+
+`--source hls` (default): the sources described below. `--source flv`: N local live
+HTTP-FLV sources (bench/live_sources.py `LiveFlvSource`: ffmpeg -re, looped, `-f flv
+-listen 1`), which the recorder's ffmpeg reads directly. `--mode chunks` (the default
+`speech_chunks=True`: speech cut at pauses is transcribed as it arrives) or `--mode
+segments` (`speech_chunks=False`: each 10 s segment once it is chained); the chunker's
+settings with `--chunk-min-seconds` and its siblings. OCR is off (`ocr_enabled=False`):
+these runs measure speech; the OCR worker would take about 0.15 core per stream more.
 
 N local live HLS sources (`LiveHlsSource`: ffmpeg -re, looped) play a program of the
 committed Mandarin fixtures (sales_1, sales_2 and boundary one after another, padded to
@@ -53,8 +63,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.live_sources import LiveFlvSource, flv_loop_period
 from cli.demo_source import DEMO_PRODUCTS, LiveHlsSource
-from core.jobs import TRANSCRIBE_JOB
+from compliance.alerts import BANNED_WORD_EVENT, WebhookNotifier
+from compliance.matcher import BannedWordMatcher, load_lexicon
+from core.jobs import TRANSCRIBE_CHUNK_JOB, TRANSCRIBE_JOB, TRANSCRIPTION_JOBS
 from core.settings import Settings
 from core.timeutil import parse_iso
 from core.transcript import SegmentTranscript
@@ -65,7 +78,8 @@ from recorder.supervisor import RecordingSupervisor
 from storage.products import parse_products
 from storage.stores import Stores, open_stores
 from tests.support.media import make_test_video
-from tests.support.speech import clip, clip_path
+from tests.support.speech import clip, clip_path, normal
+from tests.support.webhook_receiver import WebhookReceiver
 from transcriber import audio
 from transcriber.pool import TranscriberPool
 from transcriber.protocol import SAMPLE_RATE
@@ -81,7 +95,9 @@ TICKS = os.sysconf("SC_CLK_TCK")
 class Program:
     video: Path
     period: float  # seconds of media per loop, as the looping publisher advances
-    terms: list[tuple[str, float]]  # (phrase, onset in the program, seconds)
+    terms: list[tuple[str, float, float]]  # (phrase, onset, end in the program, seconds)
+    # Banned terms the default lexicon finds in what is said: (term, onset, end).
+    banned: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 def make_program(ffmpeg: str, cache: Path) -> Program:
@@ -103,13 +119,35 @@ def make_program(ffmpeg: str, cache: Path) -> Program:
         joined.unlink()
     terms = sorted(
         (
-            (term["text"], round(offset + term["onset"], 3))
+            (term["text"], round(offset + term["onset"], 3), round(offset + term["end"], 3))
             for name, offset in zip(CLIPS, offsets, strict=True)
             for term in clip(name)["terms"]
         ),
         key=lambda t: t[1],
     )
-    return Program(video=video, period=container_duration(ffmpeg, video), terms=terms)
+    return Program(
+        video=video,
+        period=container_duration(ffmpeg, video),
+        terms=terms,
+        banned=banned_terms(offsets),
+    )
+
+
+def banned_terms(offsets: list[float]) -> list[tuple[str, float, float]]:
+    """(term, onset, end) in the program of each banned term the default lexicon finds
+    in the fixtures' text, timed by the manifest's per-character onsets and ends."""
+    matcher = BannedWordMatcher(load_lexicon())
+    found = []
+    for name, offset in zip(CLIPS, offsets, strict=True):
+        for sentence in clip(name)["sentences"]:
+            text, chars = sentence["text"], sentence["chars"]
+            spoken = [i for i, c in enumerate(text) if normal(c)]  # text index of each char
+            assert len(spoken) == len(chars), name
+            for hit in matcher.find(text):
+                inside = [k for k, i in enumerate(spoken) if hit.start <= i < hit.end]
+                onset, end = chars[inside[0]]["onset"], chars[inside[-1]]["end"]
+                found.append((hit.term, round(offset + onset, 3), round(offset + end, 3)))
+    return sorted(found, key=lambda t: t[1])
 
 
 def container_duration(ffmpeg: str, video: Path) -> float:
@@ -184,6 +222,23 @@ class Occurrence:
     segment: int | None = None
     heard: str | None = None  # for a miss: what the transcript has around spoken_at
     near: list[dict[str, Any]] | None = None  # for a miss: hits of the phrase nearby
+    length: float = 0.0  # seconds from its first syllable's onset to its last one's end
+
+
+@dataclass
+class AlertOccurrence:
+    """A banned term spoken, and the webhook alert that told of it (if one did)."""
+
+    stream: str
+    term: str
+    loop: int
+    onset: float
+    length: float
+    spoken_at: float
+    received_at: float | None = None  # when the local receiver got the alert
+    placed_at: float | None = None  # the alert's `at` (the matched words' start)
+    match: str | None = None
+    loose: bool = False  # matched only within the loose tolerance
 
 
 def proc_cpu(pid: int) -> float:
@@ -250,14 +305,16 @@ class Run:
     args: argparse.Namespace
     stores: Stores
     program: Program
-    sources: list[LiveHlsSource]
-    clocks: list[PublisherClock]
+    sources: list[LiveHlsSource | LiveFlvSource]
+    clocks: list[PublisherClock]  # HLS only
     names: list[str]
     stop: threading.Event = field(default_factory=threading.Event)
     occurrences: list[Occurrence] = field(default_factory=list)
+    alerts: list[AlertOccurrence] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
     probe_cpu: float = 0.0
     probe_queries: int = 0
+    load_at_start: float = field(default_factory=loadavg)  # 1-minute load average
 
     def monitor(self) -> None:
         publishers = [s.publisher.pid for s in self.sources if s.publisher]
@@ -270,7 +327,7 @@ class Run:
             self.samples.append(
                 {
                     "t": now["wall"],
-                    "backlog": self.stores.catalog.backlog(TRANSCRIBE_JOB),
+                    "backlog": self.stores.catalog.backlog(*TRANSCRIPTION_JOBS),
                     "machine_cpu": (now["machine_busy"] - previous["machine_busy"]) / machine
                     if machine
                     else 0.0,
@@ -289,19 +346,25 @@ class Run:
             for clock in self.clocks:
                 clock.poll()
 
-    def schedule(self, first_want: float) -> None:
-        """The phrase occurrences to score: spoken inside the scored window."""
+    def schedule(self, first_want: float, zeros: list[float], period: float) -> None:
+        """The phrase and banned-term occurrences to score: spoken inside the scored
+        window, media time 0 of each stream at ``zeros``."""
         begin = first_want + self.args.warmup
         end = begin + self.args.seconds
-        for name, clock in zip(self.names, self.clocks, strict=True):
-            clock.poll()
-            zero = clock.media_zero()
-            assert zero is not None, f"{name}: no HLS segment seen yet"
-            for loop in range(int((end - zero) / self.program.period) + 1):
-                for phrase, onset in self.program.terms:
-                    spoken = zero + loop * self.program.period + onset
+        for name, zero in zip(self.names, zeros, strict=True):
+            for loop in range(int((end - zero) / period) + 1):
+                for phrase, onset, last in self.program.terms:
+                    spoken = zero + loop * period + onset
                     if begin <= spoken <= end:
-                        self.occurrences.append(Occurrence(name, phrase, loop, onset, spoken))
+                        self.occurrences.append(
+                            Occurrence(name, phrase, loop, onset, spoken, length=last - onset)
+                        )
+                for term, onset, last in self.program.banned:
+                    spoken = zero + loop * period + onset
+                    if begin <= spoken <= end:
+                        self.alerts.append(
+                            AlertOccurrence(name, term, loop, onset, last - onset, spoken)
+                        )
 
     def probe(self) -> None:
         index = open_search_index(self.stores)
@@ -338,8 +401,12 @@ class Run:
         for hit in result.hits:
             start = parse_iso(hit.start).timestamp()
             end = start + max(0.0, hit.end_offset - hit.offset)
-            before = hit.highlighted.split("<mark>", 1)[0] if "<mark>" in hit.highlighted else ""
-            at = start + (end - start) * len(before) / max(1, len(hit.text))
+            if hit.match_offset is not None:  # the matched words' own time
+                at = start + hit.match_offset - hit.offset
+            else:
+                marked = "<mark>" in hit.highlighted
+                before = hit.highlighted.split("<mark>", 1)[0] if marked else ""
+                at = start + (end - start) * len(before) / max(1, len(hit.text))
             # The hit's utterance covers the moment (within the tolerance); of the pending
             # occurrences it covers, the phrase is the one nearest to where it falls. The
             # loose tolerance tells a phrase placed a little too late from one not heard.
@@ -416,13 +483,18 @@ def hits_near(index: Any, stream: str, phrase: str, at: float) -> list[dict[str,
 
 
 def job_rows(stores: Stores, names: list[str]) -> list[dict[str, Any]]:
+    """Transcription jobs: a segment's (`seq` is the segment's) or a speech chunk's (`seq`
+    is the segment it began in; `chunk` its number, `chunk_start`/`chunk_end` its audio's
+    wall-clock span)."""
     rows = []
     for name in names:
         stream = stores.catalog.get_stream(name)
-        for job in stores.catalog.jobs(stream.id, TRANSCRIBE_JOB):
-            rows.append(
-                {
+        chunks = {c.seq: c for c in stores.catalog.speech_chunks(stream.id)}
+        for kind in (TRANSCRIBE_JOB, TRANSCRIBE_CHUNK_JOB):
+            for job in stores.catalog.jobs(stream.id, kind):
+                row: dict[str, Any] = {
                     "stream": name,
+                    "kind": kind,
                     "seq": job.segment_seq,
                     "status": job.status,
                     "created": job.created_at.timestamp(),
@@ -431,25 +503,102 @@ def job_rows(stores: Stores, names: list[str]) -> list[dict[str, Any]]:
                     "audio_seconds": job.audio_seconds,
                     "rtf": job.rtf,
                 }
-            )
+                chunk = chunks.get(job.segment_seq) if kind == TRANSCRIBE_CHUNK_JOB else None
+                if chunk is not None:
+                    begin = chunk.starts_at.timestamp()
+                    row |= {
+                        "seq": chunk.segment_seq,
+                        "chunk": chunk.seq,
+                        "chunk_start": begin,
+                        "chunk_end": begin + chunk.duration,
+                    }
+                rows.append(row)
     return rows
+
+
+def match_alerts(
+    alerts: list[AlertOccurrence], receiver: WebhookReceiver, tolerance: float, loose: float
+) -> int:
+    """Pair each banned-word alert received with the occurrence it tells of (same stream
+    and term, its matched words' time nearest, within ``tolerance`` or else ``loose``
+    seconds); returns how many alerts matched none (said outside the scored window, or
+    a term heard where none was said)."""
+    unmatched = 0
+    for received in receiver.received:
+        payload = received.payload
+        if payload.get("event") != BANNED_WORD_EVENT:
+            continue
+        placed = parse_iso(payload["at"]).timestamp()
+        candidates = [
+            a
+            for a in alerts
+            if a.received_at is None
+            and a.stream == payload["stream"]
+            and a.term == payload["term"]
+            and abs(a.spoken_at - placed) <= loose
+        ]
+        if not candidates:
+            unmatched += 1
+            continue
+        best = min(candidates, key=lambda a: abs(a.spoken_at - placed))
+        best.received_at, best.placed_at, best.match = received.at, placed, payload.get("match")
+        best.loose = abs(best.spoken_at - placed) > tolerance
+    return unmatched
+
+
+def bench_settings(args: argparse.Namespace, home: Path) -> Settings:
+    """The defaults, but for what the run varies (and OCR off: see the module doc)."""
+    return Settings(
+        home=home,
+        transcribe_workers=args.workers,
+        speech_chunks=args.mode == "chunks",
+        chunk_min_seconds=args.chunk_min_seconds,
+        chunk_pause_seconds=args.chunk_pause_seconds,
+        chunk_long_pause_seconds=args.chunk_long_pause_seconds,
+        chunk_max_seconds=args.chunk_max_seconds,
+        ocr_enabled=False,
+        egress_allow=["127.0.0.0/8"],  # the local sources and webhook receiver
+    )
+
+
+def first_segment_starts(
+    stores: Stores, stream_ids: list[int], timeout: float
+) -> list[float | None]:
+    """Each stream's first segment's wall-clock start (the recorder's anchor of media
+    time 0), waiting up to ``timeout`` seconds for them to be chained."""
+    deadline = time.time() + timeout
+    starts: list[float | None] = [None] * len(stream_ids)
+    while time.time() < deadline and None in starts:
+        for i, stream_id in enumerate(stream_ids):
+            if starts[i] is None:
+                first = stores.catalog.first_segment(stream_id)
+                starts[i] = first.starts_at.timestamp() if first is not None else None
+        time.sleep(0.1)
+    return starts
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cache = Path(args.cache).resolve()
     home = fresh_home(args)
-    settings = Settings(home=home, transcribe_workers=args.workers)
+    settings = bench_settings(args, home)
     program = make_program(settings.ffmpeg, cache)
+    flv = args.source == "flv"
+    period = flv_loop_period(settings.ffmpeg, program.video, cache) if flv else program.period
     stores = open_stores(settings)
     load_began = time.monotonic()
     transcribers = TranscriberPool(stores)  # loads the model (and assembles it the first time)
     model_load = time.monotonic() - load_began
-    sources, names = [], [f"live-{i + 1}" for i in range(args.streams)]
+    names = [f"live-{i + 1}" for i in range(args.streams)]
+    sources: list[LiveHlsSource | LiveFlvSource] = []
     for i in range(args.streams):
-        source = LiveHlsSource(settings.ffmpeg, program.video, home / "hls" / f"s{i + 1}")
+        source: LiveHlsSource | LiveFlvSource = (
+            LiveFlvSource(settings.ffmpeg, program.video)
+            if flv
+            else LiveHlsSource(settings.ffmpeg, program.video, home / "hls" / f"s{i + 1}")
+        )
         source.start()
         sources.append(source)
-    clocks = [PublisherClock(s) for s in sources]
+    clocks = [] if flv else [PublisherClock(s) for s in sources if isinstance(s, LiveHlsSource)]
     state = Run(args, stores, program, sources, clocks, names)
     stream_ids = []
     for name, source in zip(names, sources, strict=True):
@@ -457,6 +606,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stores.catalog.set_stream_details(stream_id, language="zh")
         stores.catalog.set_products(stream_id, parse_products(DEMO_PRODUCTS))
         stream_ids.append(stream_id)
+    receiver = WebhookReceiver()
+    if args.alerts:
+        receiver.start()
+        stores.catalog.add_webhook(receiver.url, "bench-secret-0123456789abcdef")
 
     # Create the index's tables before two threads open it (the indexer and the probe):
     # opened at the same moment on a fresh directory, one can see the tables without the
@@ -470,6 +623,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             index.close()
 
+    def alert_stage(stop: threading.Event) -> None:  # as `serve` runs its "alerts" stage
+        notifier = WebhookNotifier(stores.catalog, stores.settings)
+        try:
+            notifier.follow(stop)
+        finally:
+            notifier.close()
+
     stages = [
         threading.Thread(
             target=RecordingSupervisor(stores).follow, args=(state.stop,), daemon=True
@@ -478,10 +638,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         threading.Thread(target=state.monitor, daemon=True),
         threading.Thread(target=state.watch_clocks, daemon=True),
     ]
+    if args.alerts:
+        stages.append(threading.Thread(target=alert_stage, args=(state.stop,), daemon=True))
     transcribers.start()
     for thread in stages:
         thread.start()
     publisher_pids = [s.publisher.pid for s in sources if s.publisher]
+    zeros: list[float | None] = []
     try:
         first_want = time.time()
         wanted_at = []
@@ -491,12 +654,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             stores.catalog.want_recording(stream_id, True, sources[i].url)
             wanted_at.append(time.time())
-        state.schedule(first_want)
+        if flv:
+            # Spoken time is the recorder's own: media time 0 of a stream is placed where
+            # its first segment starts (the recorder's wall-clock anchor).
+            zeros = first_segment_starts(stores, stream_ids, args.warmup - 1)
+        else:
+            for clock in clocks:
+                clock.poll()
+            zeros = [clock.media_zero() for clock in clocks]
+        missing = [name for name, zero in zip(names, zeros, strict=True) if zero is None]
+        assert not missing, f"no media time 0 for {missing} within the warm-up"
+        scheduled_at = time.time()
+        state.schedule(first_want, [z for z in zeros if z is not None], period)
         if args.probe:
             stages.append(threading.Thread(target=state.probe, daemon=True))
             stages[-1].start()
         window_begin = first_want + args.warmup
         window_end = window_begin + args.seconds
+        assert scheduled_at < window_begin, "the probe started after the scored window began"
         time.sleep(max(0.0, window_begin - time.time()))
         cpu_begin = cpu_snapshot(publisher_pids)
         time.sleep(max(0.0, window_end - time.time()))
@@ -512,14 +687,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stop_seconds = time.monotonic() - stop_began
         for source in sources:
             source.stop()
-    zeros = [clock.media_zero() for clock in clocks]
-    periods = [clock.loop_period(program.period) for clock in clocks]
+        receiver.stop()
+    periods = [clock.loop_period(program.period) for clock in clocks] or [period] * len(names)
+    if not flv:
+        zeros = [clock.media_zero() for clock in clocks]  # the final (best) estimates
     index = open_search_index(stores)
-    for occurrence in state.occurrences:  # the final (best) estimates of media time 0
+    scored: list[Occurrence | AlertOccurrence] = [*state.occurrences, *state.alerts]
+    for occurrence in scored:
         zero = zeros[names.index(occurrence.stream)]
         assert zero is not None
-        period = periods[names.index(occurrence.stream)]
-        occurrence.spoken_at = zero + occurrence.loop * period + occurrence.onset
+        stream_period = periods[names.index(occurrence.stream)]
+        occurrence.spoken_at = zero + occurrence.loop * stream_period + occurrence.onset
+    for occurrence in state.occurrences:
         if args.probe and occurrence.found_at is None:
             stream_id = stream_ids[names.index(occurrence.stream)]
             occurrence.heard = heard_near(stores, stream_id, occurrence.spoken_at)
@@ -527,15 +706,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 index, occurrence.stream, occurrence.phrase, occurrence.spoken_at
             )
     index.close()
+    other_alerts = match_alerts(state.alerts, receiver, args.tolerance, args.loose_tolerance)
     jobs = job_rows(stores, names)
     stores.close()
     span = cpu_end["wall"] - cpu_begin["wall"]
     machine = cpu_end["machine_total"] - cpu_begin["machine_total"]
     return {
         "config": {
+            "source": args.source,
+            "mode": args.mode,
             "streams": args.streams,
             "workers": args.workers,
             "segment_seconds": settings.segment_seconds,
+            "chunk_min_seconds": settings.chunk_min_seconds,
+            "chunk_pause_seconds": settings.chunk_pause_seconds,
+            "chunk_long_pause_seconds": settings.chunk_long_pause_seconds,
+            "chunk_max_seconds": settings.chunk_max_seconds,
             "model": settings.whisper_model,
             "compute_type": settings.whisper_compute_type,
             "beam_size": settings.whisper_beam_size,
@@ -543,11 +729,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": args.seconds,
             "drain": args.drain,
             "probe": args.probe,
+            "alerts": args.alerts,
             "poll_seconds": args.poll_seconds,
             "tolerance": args.tolerance,
             "loose_tolerance": args.loose_tolerance,
             "program_period": program.period,
             "terms_per_loop": len(program.terms),
+            "banned_per_loop": len(program.banned),
         },
         "model_load_seconds": model_load,
         "first_want": first_want,
@@ -556,6 +744,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "publisher_media_zero": zeros,
         "publisher_loop_period": periods,
         "publisher_started_at": [s.started_at for s in sources],
+        "load_at_start": state.load_at_start,
         "cpu": {
             "seconds": span,
             "python": cpu_end["python"] - cpu_begin["python"],
@@ -572,11 +761,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "samples": state.samples,
         "jobs": jobs,
         "occurrences": [asdict(o) for o in state.occurrences],
+        "alerts": [asdict(a) for a in state.alerts],
+        "alerts_unmatched": other_alerts,
     }
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--source", choices=("hls", "flv"), default="hls")
+    p.add_argument(
+        "--mode",
+        choices=("chunks", "segments"),
+        default="chunks",
+        help="settings.speech_chunks on (chunks) or off (segments)",
+    )
+    defaults = Settings.model_fields
+    for name in ("chunk_min_seconds", "chunk_pause_seconds", "chunk_long_pause_seconds"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=defaults[name].default)
+    p.add_argument("--chunk-max-seconds", type=float, default=defaults["chunk_max_seconds"].default)
+    p.add_argument("--alerts", action="store_true", help="a webhook receiver for banned terms")
     p.add_argument("--streams", type=int, default=1)
     p.add_argument("--workers", type=int, default=1, help="settings.transcribe_workers")
     p.add_argument("--seconds", type=float, default=150.0, help="scored live window")

@@ -423,7 +423,7 @@ class CorpusGenerator:
             yield batch
 
     def product_phrases(self, plan: StreamPlan) -> list[tuple[str, str]]:
-        """As :func:`indexer.documents._product_phrases` makes them from catalog rows."""
+        """As :func:`indexer.documents.product_phrases` makes them from catalog rows."""
         return [(p.name, a) for p in plan.products for a in (p.name, *p.aliases)]
 
 

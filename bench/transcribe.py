@@ -1,10 +1,15 @@
 """Transcription figures on the committed Mandarin fixtures (base int8, CPU).
 
     .venv/bin/python bench/transcribe.py
+    .venv/bin/python bench/transcribe.py --variants plain chunks   # without the vocabulary
 
 - real-time factor of the pipeline (ingest's chained segments through TranscriptionWorker)
   and of faster-whisper called directly on the same audio with the same options, in the
   same run; the difference is the pipeline's overhead;
+- the same for speech chunks (issue 15: `speech_chunks`, the default; the recorder cuts
+  speech at pauses, recorder/speech.py): the fixtures ingested with chunks on, each chunk
+  job through TranscriptionWorker, and faster-whisper called directly on the same chunk
+  WAVs (read from the blob store) with the same options;
 - character error rate with and without the per-stream vocabulary;
 - word-timestamp error: each fixture character's true onset against the word that holds it;
 - hit timing: each claim and banned-word hit's matched-word offset (what links and clips
@@ -14,6 +19,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
@@ -28,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
+from core.jobs import TRANSCRIBE_CHUNK_JOB, TRANSCRIBE_JOB
+from core.pcm import wav_samples
 from core.settings import Settings
 from core.transcript import SegmentTranscript, TranscriptWord, assemble_words
 from storage.stores import open_stores
@@ -42,8 +50,15 @@ PRODUCTS = '[{"name":"羽绒服"},{"name":"手镯"},{"name":"面霜"},{"name":"�
 LIVEWITNESS = str(Path(sys.executable).parent / "livewitness")
 
 
-def ingest(home: Path, video: Path, stream: str, products: bool) -> None:
-    env = {"LIVEWITNESS_HOME": str(home), "PATH": "/usr/bin:/bin"}
+def ingest(home: Path, video: Path, stream: str, products: bool, chunks: bool = False) -> None:
+    """Ingest a fixture video: as 10 s segments to transcribe whole, or (``chunks``) with
+    its speech cut into chunks at pauses; OCR off (its jobs are not what is measured)."""
+    env = {
+        "LIVEWITNESS_HOME": str(home),
+        "PATH": "/usr/bin:/bin",
+        "LIVEWITNESS_SPEECH_CHUNKS": "true" if chunks else "false",
+        "LIVEWITNESS_OCR_ENABLED": "false",
+    }
     if products:
         (home / "p.json").write_text(PRODUCTS)
         subprocess.run(
@@ -146,7 +161,103 @@ def product_recall(stores: Any, stream_name: str, name: str, fuzzy_min: int) -> 
     return said, sum(len(d.products) for d in docs)
 
 
+DIRECT_OPTIONS: dict[str, Any] = {
+    # What transcriber/faster_whisper_backend.py passes, without a vocabulary.
+    "language": "zh",
+    "beam_size": 5,
+    "word_timestamps": True,
+    "condition_on_previous_text": False,
+    "vad_filter": True,
+    "temperature": (0.0, 0.4, 0.8),
+    "vad_parameters": {"min_silence_duration_ms": 500, "speech_pad_ms": 300},
+}
+
+
+def transcribe_variant(stores: Any, transcriber: Any, variant: str) -> dict[str, Any]:
+    """Run every transcription job of the variant's streams through the worker (as a
+    worker claims them); the real-time factor, character error rate and onset error."""
+    worker = TranscriptionWorker(stores, transcriber, use_vocabulary=variant == "vocab")
+    kind = TRANSCRIBE_CHUNK_JOB if variant == "chunks" else TRANSCRIBE_JOB
+    audio_s = wall = direct_wall = 0.0
+    jobs = 0
+    for name in CLIPS:
+        stream = stores.catalog.get_stream(f"{name}-{variant}")
+        for job in stores.catalog.jobs(stream.id, kind):
+            began = time.perf_counter()
+            if variant == "chunks":
+                result = worker.transcribe_chunk_job(job)
+                audio_s += result.audio_seconds
+                wall += time.perf_counter() - began
+                # faster-whisper directly on the same chunk WAV (read outside the timing),
+                # right after the worker's job: both see the machine in the same state.
+                chunk = stores.catalog.speech_chunk(stream.id, job.segment_seq)
+                samples = wav_samples(stores.blobs.get_bytes(chunk.blob_key))
+                began = time.perf_counter()
+                list(transcriber.model.transcribe(samples, **DIRECT_OPTIONS)[0])
+                direct_wall += time.perf_counter() - began
+            else:
+                segment = stores.catalog.segment(stream.id, job.segment_seq)
+                assert segment is not None
+                worker._store(stream, segment, worker.transcribe_segment(stream, segment))
+                audio_s += segment.duration
+                wall += time.perf_counter() - began
+            jobs += 1
+    cers, errs = [], []
+    for name in CLIPS:
+        stream = stores.catalog.get_stream(f"{name}-{variant}")
+        stored = [
+            SegmentTranscript.from_json(json.loads(t.body))
+            for t in stores.catalog.transcripts(stream.id)
+        ]
+        words = assemble_words(stored)
+        cers.append(char_error_rate("".join(w.text for w in words), clip(name)["text"]))
+        errs += onset_errors(words, name)
+    return {
+        "audio": audio_s,
+        "wall": wall,
+        "direct_wall": direct_wall,  # chunks: faster-whisper directly on each chunk WAV
+        "jobs": jobs,
+        "cer": float(np.mean(cers)),
+        "cer_by_clip": [round(c, 3) for c in cers],
+        "onset_mean": float(np.mean(errs)),
+        "onset_p95": float(np.percentile(errs, 95)),
+        "chars": len(errs),
+    }
+
+
+def direct_segments(model: Any, ffmpeg: str) -> tuple[float, float]:
+    """faster-whisper directly on the fixtures in 10 s pieces with 3 s of context, as the
+    segment path decodes them: (audio seconds, wall seconds)."""
+    began = time.perf_counter()
+    direct_audio = 0.0
+    for name in CLIPS:
+        samples = audio.decode(ffmpeg, clip_path(name))
+        direct_audio += len(samples) / 16000
+        for start in range(0, len(samples), 160000):
+            lo = max(0, start - 3 * 16000)
+            segs, _ = model.transcribe(samples[lo : start + 160000], **DIRECT_OPTIONS)
+            list(segs)
+    return direct_audio, time.perf_counter() - began
+
+
+def overhead(pipeline: dict[str, Any], direct_audio: float, direct_wall: float) -> float:
+    """The pipeline's seconds per audio second over the direct call's, minus 1 (percent)."""
+    ours = float(pipeline["wall"]) / float(pipeline["audio"])
+    theirs = direct_wall / direct_audio
+    return 100 * (ours - theirs) / theirs
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=("vocab", "plain", "chunks"),
+        default=["vocab", "plain", "chunks"],
+        help="vocab/plain: 10 s segments with/without the vocabulary; chunks: speech chunks",
+    )
+    args = parser.parse_args()
+    variants: list[str] = args.variants
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         home.mkdir()
@@ -158,82 +269,53 @@ def main() -> None:
                 clip(name)["duration_s"],
                 audio=clip_path(name),
             )
-            ingest(home, video, f"{name}-vocab", products=True)
-            ingest(home, video, f"{name}-plain", products=False)
+            for variant in variants:
+                ingest(
+                    home,
+                    video,
+                    f"{name}-{variant}",
+                    products=variant == "vocab",
+                    chunks=variant == "chunks",
+                )
         stores = open_stores(settings)
         transcriber = open_transcriber(stores)
         warm = np.zeros(16000, dtype=np.float32)
         transcriber.transcribe(warm, __import__("transcriber.protocol").protocol.DecodeOptions())
-        results: dict[str, dict[str, float]] = {}
-        for variant in ("vocab", "plain"):
-            worker = TranscriptionWorker(stores, transcriber, use_vocabulary=variant == "vocab")
-            audio_s = wall = 0.0
-            for name in CLIPS:
-                stream = stores.catalog.get_stream(f"{name}-{variant}")
-                began = time.perf_counter()
-                for job in stores.catalog.jobs(stream.id):
-                    segment = stores.catalog.segment(stream.id, job.segment_seq)
-                    assert segment is not None
-                    worker._store(stream, segment, worker.transcribe_segment(stream, segment))
-                    audio_s += segment.duration
-                wall += time.perf_counter() - began
-            results[variant] = {"audio": audio_s, "wall": wall}
-            cers, errs = [], []
-            for name in CLIPS:
-                stream = stores.catalog.get_stream(f"{name}-{variant}")
-                stored = [
-                    SegmentTranscript.from_json(json.loads(t.body))
-                    for t in stores.catalog.transcripts(stream.id)
-                ]
-                words = assemble_words(stored)
-                cers.append(char_error_rate("".join(w.text for w in words), clip(name)["text"]))
-                errs += onset_errors(words, name)
-            results[variant] |= {
-                "cer": float(np.mean(cers)),
-                "onset_mean": float(np.mean(errs)),
-                "onset_p95": float(np.percentile(errs, 95)),
-                "chars": len(errs),
-            }
-        # faster-whisper directly on the same audio (10 s pieces + 3 s context), same
-        # options as the default pipeline (no vocabulary).
+        results = {
+            variant: transcribe_variant(stores, transcriber, variant) for variant in variants
+        }
         model = transcriber.model  # type: ignore[attr-defined]
-        began = time.perf_counter()
-        direct_audio = 0.0
-        for name in CLIPS:
-            samples = audio.decode(settings.ffmpeg, clip_path(name))
-            direct_audio += len(samples) / 16000
-            for start in range(0, len(samples), 160000):
-                lo = max(0, start - 3 * 16000)
-                segs, _ = model.transcribe(
-                    samples[lo : start + 160000],
-                    language="zh",
-                    beam_size=5,
-                    word_timestamps=True,
-                    condition_on_previous_text=False,
-                    vad_filter=True,
-                    temperature=(0.0, 0.4, 0.8),
-                    vad_parameters={"min_silence_duration_ms": 500, "speech_pad_ms": 300},
-                )
-                list(segs)
-        direct_wall = time.perf_counter() - began
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        v, p = results["vocab"], results["plain"]
-        print(
-            f"pipeline (vocabulary): {v['audio']:.1f}s audio in {v['wall']:.1f}s = {v['audio'] / v['wall']:.2f}x real time"
-        )
-        print(
-            f"faster-whisper direct: {direct_audio:.1f}s audio in {direct_wall:.1f}s = {direct_audio / direct_wall:.2f}x real time"
-        )
-        print(
-            f"pipeline overhead (default, no vocabulary): {100 * (p['wall'] / p['audio'] - direct_wall / direct_audio) / (direct_wall / direct_audio):.1f}%"
-        )
-        print(f"pipeline (no vocabulary): {p['audio'] / p['wall']:.2f}x real time")
-        print(f"CER with vocabulary {v['cer']:.3f}, without {p['cer']:.3f}")
-        print(
-            f"word onset error with vocabulary: mean {v['onset_mean']:.3f}s p95 {v['onset_p95']:.3f}s over {v['chars']} chars"
-        )
-        print(f"word onset error without: mean {p['onset_mean']:.3f}s p95 {p['onset_p95']:.3f}s")
-        for variant in ("plain", "vocab"):
+        for variant, r in results.items():
+            print(
+                f"pipeline ({variant}): {r['jobs']} jobs, {r['audio']:.1f}s audio in"
+                f" {r['wall']:.1f}s = {r['audio'] / r['wall']:.2f}x real time; CER {r['cer']:.3f}"
+                f" (by clip {r['cer_by_clip']}); word onset error mean {r['onset_mean']:.3f}s"
+                f" p95 {r['onset_p95']:.3f}s over {r['chars']} chars"
+            )
+        if "plain" in results:
+            # faster-whisper directly on the same audio (10 s pieces + 3 s context), same
+            # options as the default segment path (no vocabulary).
+            direct_audio, direct_wall = direct_segments(model, settings.ffmpeg)
+            print(
+                f"faster-whisper direct, 10 s pieces: {direct_audio:.1f}s audio in"
+                f" {direct_wall:.1f}s = {direct_audio / direct_wall:.2f}x real time"
+            )
+            print(
+                "pipeline overhead (segments, no vocabulary):"
+                f" {overhead(results['plain'], direct_audio, direct_wall):.1f}%"
+            )
+        if "chunks" in results:
+            chunk_audio, chunk_wall = results["chunks"]["audio"], results["chunks"]["direct_wall"]
+            print(
+                f"faster-whisper direct, the same chunk WAVs: {chunk_audio:.1f}s audio in"
+                f" {chunk_wall:.1f}s = {chunk_audio / chunk_wall:.2f}x real time"
+            )
+            print(
+                "pipeline overhead (chunks):"
+                f" {overhead(results['chunks'], chunk_audio, chunk_wall):.1f}%"
+            )
+        for variant in [v for v in ("plain", "vocab", "chunks") if v in results]:
             hits = close = 0
             timing_errors: list[float] = []
             for name in CLIPS:
@@ -247,15 +329,16 @@ def main() -> None:
                 f" p95 {float(np.percentile(timing_errors, 95)):.3f}s"
                 " (a hit whose phrase the fixture never says counts as outside)"
             )
-        for bound in (0, 3, 2):
-            said = found = 0
-            for name in CLIPS:
-                n, f = product_recall(stores, f"{name}-plain", name, bound)
-                said, found = said + n, found + f
-            print(
-                f"product names said {said}, mentions found {found} (no vocabulary,"
-                f" fuzzy from {bound or 'never'} syllables)"
-            )
+        if "plain" in results:
+            for bound in (0, 3, 2):
+                said = found = 0
+                for name in CLIPS:
+                    n, f = product_recall(stores, f"{name}-plain", name, bound)
+                    said, found = said + n, found + f
+                print(
+                    f"product names said {said}, mentions found {found} (no vocabulary,"
+                    f" fuzzy from {bound or 'never'} syllables)"
+                )
         print(f"peak RSS of this worker process: {peak:.0f} MB")
         stores.close()
 

@@ -89,20 +89,25 @@ def open_cli_stores() -> Iterator[Stores]:
         opened.close()
 
 
-def audit_cli(stores: Stores, action: str, details: dict[str, Any]) -> None:
-    """Audit a read of evidence from the command line, as the API audits its own: the
-    actor is the operating-system user on this host (the CLI needs no API key)."""
+def cli_actor() -> str:
+    """Who acts from the command line: the operating-system user on this host."""
     import getpass
     import socket
-
-    from storage.audit import AuditLog
 
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (a container's arbitrary user)
         user = str(os.getuid())
+    return f"cli {user}@{socket.gethostname()}"
+
+
+def audit_cli(stores: Stores, action: str, details: dict[str, Any]) -> None:
+    """Audit a read of evidence from the command line, as the API audits its own: the
+    actor is the operating-system user on this host (the CLI needs no API key)."""
+    from storage.audit import AuditLog
+
     log = AuditLog(stores.catalog, stores.blobs, stores.chain.signer, stores.settings)
-    log.record(f"cli {user}@{socket.gethostname()}", "operator", action, details)
+    log.record(cli_actor(), "operator", action, details)
 
 
 def configure_logging(

@@ -16,6 +16,7 @@ from core.timeutil import iso, parse_iso
 
 compliance_app = typer.Typer(help="Banned advertising terms: lexicon, reports, rescans.")
 webhooks_app = typer.Typer(help="Where banned-word alerts are posted (HMAC-signed JSON).")
+SECRET_MIN_CHARS = 16  # as the API's WebhookIn.secret
 
 
 @compliance_app.command("report")
@@ -113,12 +114,38 @@ def compliance_lexicon() -> None:
     console.print(table)
 
 
+@compliance_app.command("spikes")
+@clean_errors
+def compliance_spikes() -> None:
+    """Check every streamer's banned-word rate over the last hour against their baseline
+    now, once (the indexer does it after it stores new hits); each new spike is queued
+    as a compliance.spike webhook event, posted by a running `serve` or `indexer`."""
+    from compliance.spikes import raise_spikes
+    from core.timeutil import utc_now
+
+    with open_cli_stores() as stores:
+        raised = raise_spikes(stores, utc_now())
+    for check in raised:
+        base = check.baseline.per_hour if check.baseline.recorded_seconds else 0.0
+        console.print(
+            f"spike: {check.streamer}: {check.recent.hits} hits in the last hour"
+            f" ({check.recent.per_hour:.1f}/h on air, baseline {base:.1f}/h)",
+            highlight=False,
+        )
+    if not raised:
+        console.print("no new spike", highlight=False)
+
+
 @webhooks_app.command("add")
 @clean_errors
 def webhooks_add(
     url: Annotated[str, typer.Argument(help="http(s) URL that receives POSTed JSON.")],
     secret: Annotated[
-        str | None, typer.Option(help="HMAC secret; a new random one when not given.")
+        str | None,
+        typer.Option(
+            help=f"HMAC secret, at least {SECRET_MIN_CHARS} characters; a new random one"
+            " when not given."
+        ),
     ] = None,
 ) -> None:
     """Register a webhook; prints its id and secret. The URL must pass the egress policy
@@ -126,8 +153,10 @@ def webhooks_add(
     from core.egress import EgressPolicy
 
     chosen = secret or secrets.token_urlsafe(32)
-    if len(chosen) < 16:
-        raise InvalidInputError("a webhook secret needs at least 16 characters")
+    if len(chosen) < SECRET_MIN_CHARS:
+        raise InvalidInputError(
+            f"a webhook secret needs at least {SECRET_MIN_CHARS} characters, not {len(chosen)}"
+        )
     with open_cli_stores() as stores:
         EgressPolicy.for_settings(stores.settings).check_url(url, what="webhook")
         webhook = stores.catalog.add_webhook(url, chosen)

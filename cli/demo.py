@@ -13,9 +13,16 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from cli.demo_keys import demo_keys
 from cli.demo_source import DEMO_PRODUCTS, LiveHlsSource, make_demo_source
-from compliance.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
-from storage.api_keys import create_api_key
+from compliance.alerts import (
+    BANNED_WORD_EVENT,
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
+    SPIKE_EVENT,
+    TIMESTAMP_HEADER,
+    verify_signature,
+)
 from storage.products import parse_products
 from storage.stores import Stores
 
@@ -52,11 +59,7 @@ def start_demo(stores: Stores, say: Callable[[str], None]) -> Demo:
         if webhook.url.endswith(ALERT_PATH):  # a receiver of an earlier demo run
             stores.catalog.deactivate_webhook(webhook.id)
     stores.catalog.add_webhook(url, secret)
-    keys = {
-        role: create_api_key(stores.catalog, role, f"demo {role}")[0]
-        for role in ("reviewer", "compliance", "admin")
-    }
-    return Demo(source, alerts, keys)
+    return Demo(source, alerts, demo_keys(stores))  # the last start's keys, still valid
 
 
 def _alert_receiver(say: Callable[[str], None]) -> tuple[ThreadingHTTPServer, str, str]:
@@ -74,7 +77,16 @@ def _alert_receiver(say: Callable[[str], None]) -> tuple[ThreadingHTTPServer, st
             )
             self.send_response(200 if signed else 401)
             self.end_headers()
-            if signed:
+            event = self.headers.get(EVENT_HEADER, "")
+            if signed and event == SPIKE_EVENT:
+                spike = json.loads(body)
+                window = spike["window"]
+                say(
+                    f"[bold red]SPIKE[/] streamer {spike['streamer']}: {window['hits']} banned"
+                    f" terms in the last hour ({window['hits_per_hour']:.0f}/h on air, baseline"
+                    f" {spike['baseline']['hits_per_hour']:.0f}/h)"
+                )
+            elif signed and event == BANNED_WORD_EVENT:  # receipts are not shown
                 alert = json.loads(body)
                 say(
                     f"[bold red]ALERT[/] {alert['stream']} +{alert['offset']:.1f}s"

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.base import audit_cli, clean_errors, console, open_cli_stores
+from cli.export_notice import export_notice
 from core.errors import InvalidInputError
 from core.settings import Settings
 from core.timeutil import iso, parse_iso
+
+if TYPE_CHECKING:
+    from evidence.package_verify import TrustAnchor
 
 # A package consistent in itself whose signer nothing vouches for: not OK, not tampered.
 UNTRUSTED_EXIT = 3
@@ -91,6 +95,7 @@ def package_command(
         f" clip {info.clip.duration:.2f}s from {iso(info.clip.start)}",
         highlight=False,
     )
+    console.print(export_notice(output, info.size, info.key_id), highlight=False)
 
 
 @commands.command("verify-package")
@@ -116,7 +121,6 @@ def verify_package_command(
     codes: 0 consistent and trusted, 1 evidence does not match or another signer, 2 bad
     input, 3 consistent but its signer is not trusted (no key to check it against)."""
     from evidence.package_verify import (
-        TrustAnchor,
         key_id_anchor,
         public_key_anchor,
         trust_store_anchor,
@@ -133,6 +137,11 @@ def verify_package_command(
     else:
         store = Settings().trusted_signing_keys
         anchor = trust_store_anchor(store) if store is not None else None
+    from evidence.case_package import is_case_package
+
+    if is_case_package(file):  # a case's package: its moments' packages inside
+        _verify_case_package(file, anchor, as_json)
+        return
     report = verify_package(file, anchor)
     if as_json:
         print(
@@ -174,6 +183,49 @@ def verify_package_command(
                 f"[bold yellow]UNTRUSTED[/] {what}: consistent in itself, but nothing says"
                 f" key {report.key_id} is the installation's; pin it with --key-id or"
                 " --public-key from its `livewitness keys signing` or GET /api/v1/signing-key",
+                highlight=False,
+            )
+    if not report.trusted:
+        raise typer.Exit(UNTRUSTED_EXIT)
+
+
+def _verify_case_package(file: Path, anchor: TrustAnchor | None, as_json: bool) -> None:
+    from evidence.case_package import verify_case_package
+
+    report = verify_case_package(file, anchor)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "ok": report.trusted,
+                    "consistent": True,
+                    "trusted": report.trusted,
+                    "anchor": report.anchor,
+                    "case": report.case_id,
+                    "key_id": report.key_id,
+                    "packages": [
+                        {"stream": p.stream, "since": iso(p.since), "until": iso(p.until)}
+                        for p in report.packages
+                    ],
+                    "overlays": report.overlays,
+                    "overlays_signed": report.overlays_ok,
+                    "report": report.report,
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        what = (
+            f"{file}: case {report.case_id}, {len(report.packages)} evidence packages"
+            f" ({', '.join(p.stream for p in report.packages)}), {report.overlays_ok} of"
+            f" {report.overlays} overlays signed (not evidence), signed by key {report.key_id}"
+        )
+        if report.trusted:
+            console.print(f"[bold green]OK[/] {what} (trusted: {report.anchor})", highlight=False)
+        else:
+            console.print(
+                f"[bold yellow]UNTRUSTED[/] {what}: consistent in itself; pin the key with"
+                " --key-id or --public-key",
                 highlight=False,
             )
     if not report.trusted:

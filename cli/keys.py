@@ -14,14 +14,17 @@ from cli.base import clean_errors, console, open_cli_stores
 from core.timeutil import iso
 
 keys_app = typer.Typer(
-    help="API keys with roles (admin, reviewer, compliance, case-system); the signing key."
+    help="API keys with roles (admin, reviewer, compliance, case-system, connector); the"
+    " signing key."
 )
 
 
 @keys_app.command("create")
 @clean_errors
 def keys_create(
-    role: Annotated[str, typer.Option(help="admin, reviewer, compliance or case-system.")],
+    role: Annotated[
+        str, typer.Option(help="admin, reviewer, compliance, case-system or connector.")
+    ],
     name: Annotated[str, typer.Option(help="Who or what uses it.")] = "cli",
 ) -> None:
     """Make an API key and print it (only its hash is kept)."""

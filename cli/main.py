@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import typer
 
-from cli import compliance, doctor, evidence, keys, recording, serve, transcripts
+from cli import (
+    cases,
+    compliance,
+    doctor,
+    events,
+    evidence,
+    keys,
+    prices,
+    recording,
+    screen,
+    serve,
+    transcripts,
+)
 from cli.base import configure_logging
 
 app = typer.Typer(
@@ -20,8 +32,13 @@ app = typer.Typer(
 app.callback()(configure_logging)
 app.add_typer(recording.commands)
 app.add_typer(transcripts.commands)
+app.add_typer(screen.commands)
+app.add_typer(prices.commands)
 app.add_typer(recording.products_app, name="products")
+app.add_typer(events.events_app, name="events")
 app.add_typer(evidence.commands)
+app.add_typer(cases.cases_app, name="cases")
+app.add_typer(cases.commands)
 app.add_typer(compliance.compliance_app, name="compliance")
 app.add_typer(compliance.webhooks_app, name="webhooks")
 app.add_typer(serve.commands)

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 # indexer starts on a data directory, so its presence says an indexer writes there.
 INDEXER_STATE = ("search", "indexed.json")
 
-BLOB_STAGES = ("api", "recorder", "transcriber")  # they write or read segments
+BLOB_STAGES = ("api", "recorder", "transcriber", "ocr")  # they write or read segments
 
 
 def check_placement(stage: str, stores: Stores) -> None:

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.base import clean_errors, console, open_cli_stores, stop_on_signals
+from cli.base import audit_cli, clean_errors, console, open_cli_stores, stop_on_signals
 from cli.transcripts import index_pending, search, transcribe_backlog, transcript
 from core.errors import InvalidInputError
-from core.jobs import TRANSCRIBE_JOB
+from core.jobs import TRANSCRIPTION_JOBS
 from core.settings import Settings
 from core.timeutil import iso, parse_iso
 
@@ -22,8 +22,9 @@ from core.timeutil import iso, parse_iso
 # every `livewitness` call imports this module (`livewitness search` starts in < 1 s).
 if TYPE_CHECKING:
     from evidence.verify import VerifyReport
-    from storage.models import Segment
+    from storage.models import Segment, Stream
     from storage.receipts import HeadReceipt
+    from storage.stores import Stores
 
 commands = typer.Typer()  # registered on the app by cli.main
 
@@ -127,6 +128,7 @@ def verify(
         f" {report.signatures} signatures, head signed at entry {report.signed_head},"
         f" {report.bytes_checked} bytes checked"
         + (f", {report.receipts} witnessed heads found" if receipts is not None else "")
+        + (f", {report.keyframes} keyframes" if report.keyframes else "")
         + (
             f", {report.timestamps} time-stamps, {report.timestamps_referenced} listed in the"
             f" chain (head {report.stamped_head} stamped at {iso(report.stamped_at)})"
@@ -229,7 +231,28 @@ def products_set(
     with open_cli_stores() as stores:
         stream_id = stores.chain.open_stream(stream)
         stores.catalog.set_products(stream_id, products)
-    console.print(f"{len(products)} products set for {stream!r}", highlight=False)
+        console.print(f"{len(products)} products set for {stream!r}", highlight=False)
+        if stores.catalog.transcripts(stream_id):
+            # What was said before (an ingest, an earlier recording) is found by its
+            # product from now on, without a manual `reindex`.
+            done = reindex_stream(stores, stores.catalog.stream_by_id(stream_id))
+            console.print(
+                f"re-indexed {done} transcripts of {stream!r} with the new products",
+                highlight=False,
+            )
+
+
+def reindex_stream(stores: Stores, stream: Stream) -> int:
+    """Rebuild one stream's search documents (mentions, claims' products, banned hits)."""
+    from indexer.factory import open_search_index
+    from indexer.service import Indexer
+
+    index = open_search_index(stores)
+    try:
+        with console.status(f"re-indexing {stream.name!r} with its products…"):
+            return Indexer(stores, index).rescan([stream])
+    finally:
+        index.close()
 
 
 @products_app.command("list")
@@ -243,6 +266,46 @@ def products_list(stream: Annotated[str, typer.Option("--stream", help="Stream n
     console.print(table)
 
 
+@commands.command("add-stream")
+@clean_errors
+def add_stream_command(
+    name: Annotated[str, typer.Argument(help="Stream name: letters, digits, '.', '_', '-'.")],
+    source: Annotated[
+        str, typer.Argument(help="Live source: rtmp://, an HLS .m3u8, HTTP-FLV, srt://, …")
+    ],
+    streamer: Annotated[str | None, typer.Option(help="Who streams it.")] = None,
+    language: Annotated[str | None, typer.Option(help="Spoken language, e.g. zh.")] = None,
+) -> None:
+    """Start recording SOURCE as stream NAME on the running `serve` (or `recorder` stage):
+    kept in the catalog they share, taken up within a second; no API key or HTTP needed."""
+    from core.redact import redact_source
+    from recorder.wanted import start_wanted
+
+    with open_cli_stores() as stores:
+        row = start_wanted(stores, name, source, streamer=streamer, language=language)
+        audit_cli(stores, "stream.start", {"stream": row.name, "source": redact_source(source)})
+    console.print(
+        f"stream {row.name!r}: recording {redact_source(source.strip())} is wanted; a running"
+        " `serve` or `recorder` stage starts it within a second (`livewitness streams`"
+        f" shows it; `livewitness stop-stream {row.name}` stops it)",
+        highlight=False,
+    )
+
+
+@commands.command("stop-stream")
+@clean_errors
+def stop_stream_command(
+    name: Annotated[str, typer.Argument(help="Stream name.")],
+) -> None:
+    """Stop recording stream NAME (its recorder ends the session with an `end` entry)."""
+    from recorder.wanted import stop_wanted
+
+    with open_cli_stores() as stores:
+        row = stop_wanted(stores, name)
+        audit_cli(stores, "stream.stop", {"stream": row.name})
+    console.print(f"stream {row.name!r}: recording stops within a second", highlight=False)
+
+
 @commands.command()
 @clean_errors
 def streams() -> None:
@@ -252,7 +315,11 @@ def streams() -> None:
         for row in stores.catalog.list_streams():
             segments = stores.catalog.segments(row.id)
             gaps = sum(1 for e in stores.catalog.entries(row.id) if e.kind == "gap")
-            backlog = sum(1 for j in stores.catalog.jobs(row.id) if j.status != "done")
+            backlog = sum(
+                1
+                for j in stores.catalog.jobs(row.id)
+                if j.kind in TRANSCRIPTION_JOBS and j.status != "done"
+            )
             seconds = sum(s.duration for s in segments)
             table.add_row(
                 row.name, row.status, str(len(segments)), f"{seconds:.1f}", str(gaps), str(backlog)
@@ -304,7 +371,7 @@ def demo(
         stop_on_signals(recorder.stop)
         recorder.run()
         with console.status("transcribing the last segments…"):
-            while stores.catalog.backlog(TRANSCRIBE_JOB):
+            while stores.catalog.backlog(*TRANSCRIPTION_JOBS):
                 time.sleep(0.5)
         pool.stop()
         pool.join()

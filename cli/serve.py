@@ -83,11 +83,12 @@ def _run_threads(
 
 def _backlog_of(name: str, stores: Stores) -> Callable[[], int] | None:
     """What ``/health`` shows as a stage's backlog (read from the catalog when asked)."""
-    if name != "transcriber":
-        return None
-    from core.jobs import TRANSCRIBE_JOB
+    from core.jobs import OCR_JOB, TRANSCRIBE_JOB
 
-    return lambda: stores.catalog.backlog(TRANSCRIBE_JOB)
+    kind = {"transcriber": TRANSCRIBE_JOB, "ocr": OCR_JOB}.get(name)
+    if kind is None:
+        return None
+    return lambda: stores.catalog.backlog(kind)
 
 
 def _stage_api(stores: Stores, host: str, port: int) -> Callable[[threading.Event], None]:
@@ -96,6 +97,7 @@ def _stage_api(stores: Stores, host: str, port: int) -> Callable[[threading.Even
     from api.app import create_app
     from api.deps import audit_log
     from indexer.factory import open_search_index
+    from storage.events import EventService
 
     index = open_search_index(stores)
     server = uvicorn.Server(
@@ -107,6 +109,7 @@ def _stage_api(stores: Stores, host: str, port: int) -> Callable[[threading.Even
     # The API appends the audit log, so it signs the log's head: every N events as they
     # come, every interval here, and once more when it stops.
     heads = audit_log(stores)
+    sealer = EventService(stores)
 
     def run(stop: threading.Event) -> None:
         def exit_on_stop() -> None:
@@ -116,6 +119,8 @@ def _stage_api(stores: Stores, host: str, port: int) -> Callable[[threading.Even
         threading.Thread(target=exit_on_stop, daemon=True).start()
         signing = threading.Thread(target=heads.follow, args=(stop,), daemon=True)
         signing.start()
+        # Events posted to this API are sealed into their chains as their windows close.
+        threading.Thread(target=sealer.follow, args=(stop,), daemon=True).start()
         try:
             server.run()
         finally:
@@ -145,6 +150,40 @@ def _stage_transcriber(stores: Stores) -> Callable[[threading.Event], None]:
     return run
 
 
+def _stage_ocr(stores: Stores) -> list[tuple[str, Callable[[threading.Event], None]]]:
+    """The OCR workers (on-screen text), when OCR is on."""
+    if not stores.settings.ocr_enabled:
+        return []
+    from transcriber.ocr.pool import OcrPool
+
+    def run(stop: threading.Event) -> None:
+        pool = OcrPool(stores)
+        pool.start()
+        stop.wait()
+        pool.stop()
+        pool.join()
+
+    return [("ocr", run)]
+
+
+def _stage_holds(stores: Stores) -> tuple[str, Callable[[threading.Event], None]]:
+    """Legal holds of cases: placed when the store could not take them at once, and
+    released once a closed case's delay has passed (storage/holds.py)."""
+    from storage.holds import follow_holds
+
+    def run(stop: threading.Event) -> None:
+        settings = stores.settings
+        follow_holds(
+            stores.blobs,
+            stores.catalog,
+            settings.case_hold_release_delay_seconds,
+            settings.case_hold_check_seconds,
+            stop,
+        )
+
+    return ("holds", run)
+
+
 def _stage_stamper(stores: Stores) -> list[tuple[str, Callable[[threading.Event], None]]]:
     """The RFC 3161 stamper, where TSAs are configured (made now, so that a bad CA bundle
     stops the start with one line rather than a stage later)."""
@@ -155,9 +194,12 @@ def _stage_stamper(stores: Stores) -> list[tuple[str, Callable[[threading.Event]
     return [("stamper", Stamper(stores.settings, stores.catalog, stores.blobs).follow)]
 
 
-def _stage_indexer(stores: Stores) -> list[tuple[str, Callable[[threading.Event], None]]]:
+def _stage_indexer(
+    stores: Stores, say: Callable[[str], None] | None = None
+) -> list[tuple[str, Callable[[threading.Event], None]]]:
     """The indexer and the webhook sender: two stages, each supervised on its own, so that
-    a sender that fails does not stop indexing (nor the other way round)."""
+    a sender that fails does not stop indexing (nor the other way round). With ``say``,
+    the indexer says each segment it indexes (the stage run on its own)."""
     from compliance.alerts import WebhookNotifier
     from indexer.factory import open_search_index
     from indexer.service import Indexer
@@ -165,7 +207,12 @@ def _stage_indexer(stores: Stores) -> list[tuple[str, Callable[[threading.Event]
     def index(stop: threading.Event) -> None:
         opened = open_search_index(stores)
         try:
-            Indexer(stores, opened).follow(stop)
+            if say is not None:
+                from cli.progress_lines import ReportingIndexer
+
+                ReportingIndexer(stores, opened, say).follow(stop)
+            else:
+                Indexer(stores, opened).follow(stop)
         finally:
             opened.close()
 
@@ -208,8 +255,10 @@ def serve(
         console.print("loading the Whisper model…")
         stages = [
             ("api", _stage_api(stores, host, port)),
+            _stage_holds(stores),
             ("recorder", _stage_recorder(stores)),
             ("transcriber", _stage_transcriber(stores)),
+            *_stage_ocr(stores),
             *_stage_indexer(stores),
             *_stage_stamper(stores),
         ]
@@ -235,10 +284,11 @@ def serve(
 
 
 def _print_transcripts(stores: Stores) -> Callable[[threading.Event], None]:
-    """Show what was said, segment by segment, as it is transcribed (what the demo is
-    about): each transcript's utterances as search indexes them (a word cut by a segment
-    boundary is shown whole, once), so a transcript is shown once the next one is there,
-    or after two segments' time; transcripts stored before this start are not shown again."""
+    """Show what was said as it is transcribed (what the demo is about): a speech chunk's
+    words at once; a whole segment's utterances as search indexes them (a word cut by a
+    segment boundary is shown whole, once), so such a transcript is shown once the next
+    one is there, or after two segments' time; transcripts stored before this start are
+    not shown again."""
     from core.transcript import SegmentTranscript
 
     catalog = stores.catalog
@@ -251,10 +301,14 @@ def _print_transcripts(stores: Stores) -> Callable[[threading.Event], None]:
         shown: dict[int, SegmentTranscript] = {}
         patience = 2 * stores.settings.segment_seconds
         while not stop.wait(1.0):
-            for row_id, stream_id, seq in catalog.transcript_keys(cursor):
+            for row_id, stream_id, seq, part in catalog.transcript_keys(cursor):
                 cursor = row_id
-                (row,) = catalog.transcripts(stream_id, [seq])
+                rows = catalog.transcripts(stream_id, [seq])
+                (row,) = [r for r in rows if r.part == part]
                 body = SegmentTranscript.from_json(json.loads(row.body))
+                if part:  # a speech chunk ends in a pause: nothing runs on, shown at once
+                    _print_utterances(stores, stream_id, None, body, None)
+                    continue
                 waiting.setdefault(stream_id, {})[seq] = (body, time.monotonic())
             for stream_id, bodies in waiting.items():
                 for seq in sorted(bodies):
@@ -299,7 +353,7 @@ def api_command(host: Host = None, port: Port = None) -> None:
         host = host or stores.settings.api_host
         port = port if port is not None else stores.settings.api_port
         console.print(f"API on http://{host}:{port}/api/v1/docs")
-        _run_threads([("api", _stage_api(stores, host, port))], stores)
+        _run_threads([("api", _stage_api(stores, host, port)), _stage_holds(stores)], stores)
 
 
 @commands.command("recorder")
@@ -333,4 +387,6 @@ def indexer_command(metrics_port: MetricsPort = 0) -> None:
     words, and post alerts to the webhooks."""
     with open_cli_stores() as stores:
         _metrics(stores, metrics_port)
-        _run_threads(_stage_indexer(stores), stores)
+        say = partial(console.print, highlight=False)
+        say("indexing transcripts as they are stored; Ctrl-C stops")
+        _run_threads(_stage_indexer(stores, say), stores)

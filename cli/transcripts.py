@@ -4,14 +4,16 @@ search what was said, rebuild the index."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import asdict
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli.base import audit_cli, clean_errors, console, err, open_cli_stores, stop_on_signals
 from core.errors import InvalidInputError
-from core.jobs import TRANSCRIBE_JOB
+from core.jobs import TRANSCRIPTION_JOBS
 from core.settings import Settings, load_settings
 from core.timeutil import parse_iso
 
@@ -55,8 +57,8 @@ def transcribe_backlog(stores: Stores, stream: str | None) -> None:
         job
         for row in stores.catalog.list_streams()
         if stream is None or row.name == stream
-        for job in stores.catalog.jobs(row.id, TRANSCRIBE_JOB)
-        if job.status != "done"
+        for job in stores.catalog.jobs(row.id)
+        if job.kind in TRANSCRIPTION_JOBS and job.status != "done"
     ]
     worker = TranscriptionWorker(stores, open_transcriber(stores))
     with Progress(
@@ -97,10 +99,21 @@ def transcribe_command(
             transcribe_backlog(stores, None)
             index_pending(stores)  # searchable now, as after `ingest`
             return
+        from cli.progress_lines import follow_transcripts
         from transcriber.pool import TranscriberPool
 
         pool = TranscriberPool(stores)
         stop_on_signals(pool.stop)
+        say = partial(console.print, highlight=False)
+        workers = settings.transcribe_workers
+        say(
+            f"transcribing new segments with {workers} worker{'s' if workers > 1 else ''}"
+            f" ({stores.catalog.backlog(*TRANSCRIPTION_JOBS)} queued); Ctrl-C stops"
+        )
+        lines = threading.Thread(
+            target=follow_transcripts, args=(stores, say, threading.Event()), daemon=True
+        )
+        lines.start()
         pool.run()
     finally:
         stores.close()
@@ -150,6 +163,9 @@ def search(
     since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Until this time (ISO 8601).")] = None,
     sort: Annotated[str, typer.Option(help="relevance or time.")] = "relevance",
+    kind: Annotated[
+        str | None, typer.Option(help="Only speech, chat, screen (on-screen text) or card.")
+    ] = None,
     page: Annotated[int, typer.Option(help="Page number, from 1.")] = 1,
     size: Annotated[int, typer.Option(help="Hits per page.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
@@ -172,6 +188,7 @@ def search(
         sort=sort,  # type: ignore[arg-type]
         page=page,
         size=size,
+        kind=kind,  # type: ignore[arg-type]  # checked by the index (check_query)
     )
     settings = load_settings()
     indexed = behind = 0
@@ -214,10 +231,11 @@ def search(
     console.print(f"{result.total}{more} hits", highlight=False)
     for hit in result.hits:
         marked = hit.highlighted.replace("<mark>", "[bold yellow]").replace("</mark>", "[/]")
-        kind = "" if hit.match == "exact" else f" [magenta]({hit.match})[/]"
+        how = "" if hit.match == "exact" else f" [magenta]({hit.match})[/]"
+        what = "" if hit.kind == "speech" else f" [green]{hit.kind}[/]"
         at = hit_match_times(hit)
         console.print(
-            f"[cyan]{hit.stream}[/] {at.start} +{at.offset:.1f}s{kind}  {marked}",
+            f"[cyan]{hit.stream}[/] {at.start} +{at.offset:.1f}s{what}{how}  {marked}",
             highlight=False,
         )
 

@@ -2,8 +2,10 @@
 
 Every body is a typed event: its ``event`` field (and the ``X-LiveWitness-Event``
 header) is one of :data:`EVENTS`: ``banned_word`` (an alert: a banned word on a live
-stream), ``chain.head`` and ``audit.head`` (receipts: a signed head of a stream's chain
-or of the audit log, for a witness outside the installation to keep), ``timestamp`` (an
+stream), ``compliance.spike`` (an alert: a streamer's banned-word rate over the last hour
+far above their own baseline; ``compliance/spikes.py``), ``chain.head`` and
+``audit.head`` (receipts: a signed head of a stream's chain or of the audit log, for a
+witness outside the installation to keep), ``timestamp`` (an
 RFC 3161 token a TSA gave such a head; see ``storage/receipts.py``). Each is stored first,
 where it happens (the indexer stores alerts, storage queues receipts where it signs a
 head and time-stamp receipts where it stores a token), in the outbox: one delivery row
@@ -42,7 +44,8 @@ from storage.models import WebhookDelivery
 from storage.receipts import AUDIT_HEAD_EVENT, CHAIN_HEAD_EVENT, TIMESTAMP_EVENT, payload_json
 
 BANNED_WORD_EVENT = "banned_word"
-EVENTS = (BANNED_WORD_EVENT, CHAIN_HEAD_EVENT, AUDIT_HEAD_EVENT, TIMESTAMP_EVENT)
+SPIKE_EVENT = "compliance.spike"  # a streamer's banned-word rate jumped (compliance/spikes.py)
+EVENTS = (BANNED_WORD_EVENT, SPIKE_EVENT, CHAIN_HEAD_EVENT, AUDIT_HEAD_EVENT, TIMESTAMP_EVENT)
 
 SIGNATURE_HEADER = "X-LiveWitness-Signature"
 TIMESTAMP_HEADER = "X-LiveWitness-Timestamp"

@@ -56,13 +56,13 @@ import yaml
 from pypinyin import Style, lazy_pinyin
 
 from core.errors import ConfigError
-from core.phonetic import Syllable, blur, sound_tokens, syllables
+from core.phonetic import SoundText, Syllable, blur, sound_tokens, syllables
 from core.text import fold
 
 LEXICON_FILE = Path(__file__).with_name("lexicon.yaml")
 
 Severity = Literal["low", "medium", "high", "critical"]
-MatchKind = Literal["exact", "sound-alike"]
+MatchKind = Literal["exact", "sound-alike", "fuzzy"]
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 
 # Compaction keeps letters, digits and CJK (``\w`` without ``_``) and ``%`` (100% is not 100).
@@ -251,11 +251,19 @@ class _Candidate:
     end: int
     term: int
     exact: bool
+    fuzzy: bool = False  # a near miss: one syllable's final differs (SoundText.find_fuzzy)
 
 
 class BannedWordMatcher:
-    def __init__(self, lexicon: Lexicon) -> None:
+    """Banned terms in a text: exactly, by sound (toneless syllables), and with
+    ``fuzzy_min_syllables`` also as near misses of terms that long (one syllable heard
+    with another final: 全网最低价 heard as 全网最低就), ranked below sound-alikes."""
+
+    def __init__(
+        self, lexicon: Lexicon, fuzzy_min_syllables: int = 0, southern: bool = False
+    ) -> None:
         self.lexicon = lexicon
+        self._southern = southern
         self._rank = [SEVERITIES.index(t.severity) for t in lexicon.terms]
         whitelist = {_compact(fold(p)) for p in lexicon.whitelist}
         self._guards = [
@@ -265,6 +273,7 @@ class BannedWordMatcher:
         for phrase in whitelist.union(*self._guards):
             exact.setdefault(phrase, ([], True))
         sounds: dict[str, list[int]] = {}
+        self._fuzzy: list[tuple[int, list[str]]] = []  # (term, syllables) near misses of
         self._codes: dict[str, str] = {}
         per_char = _char_sounds()
         for index, term in enumerate(lexicon.terms):
@@ -275,6 +284,8 @@ class BannedWordMatcher:
                     for reading in (sound_tokens(key), [per_char[c] for c in key]):
                         pattern = "".join(self._code(s) for s in reading)
                         sounds.setdefault(pattern, []).append(index)
+                    if fuzzy_min_syllables and len(key) >= fuzzy_min_syllables:
+                        self._fuzzy.append((index, sound_tokens(key)))
         self._exact = ahocorasick.Automaton()
         for key, (terms, guard) in exact.items():
             edges = key[0] in _ASCII_WORD, key[-1] in _ASCII_WORD
@@ -304,6 +315,8 @@ class BannedWordMatcher:
         candidates, guards = self._exact_hits(folded)
         if len(self._sounds):
             candidates += self._sound_hits(folded, heard)
+        if self._fuzzy:
+            candidates += self._fuzzy_hits(folded, heard, {c.term for c in candidates})
         kept = [c for c in candidates if not self._excepted(c, guards)]
         return [self._hit(folded, c) for c in self._resolve(kept)]
 
@@ -352,6 +365,34 @@ class BannedWordMatcher:
             candidates.extend(_Candidate(start, end, t, False) for t in terms)
         return candidates
 
+    # -- the near-miss layer ---------------------------------------------------------------
+    def _fuzzy_hits(
+        self, folded: str, heard: Sequence[Syllable] | HasSyllables | None, found: set[int]
+    ) -> list[_Candidate]:
+        """Near misses of the long terms not found otherwise. A term of n >= 4 syllables
+        with one differing holds its first two or its last two as heard: looked up in the
+        joined syllables first (cheap), so find_fuzzy runs for few terms."""
+        if heard is None:
+            heard = syllables(folded)
+        given = list(heard if isinstance(heard, Sequence) else heard.syllables)
+        joined = " " + " ".join(s.sound for s in given) + " "
+        sound_text: SoundText | None = None
+        candidates: list[_Candidate] = []
+        for term, sounds in self._fuzzy:
+            if term in found:
+                continue
+            if f" {sounds[0]} {sounds[1]} " not in joined and (
+                f" {sounds[-2]} {sounds[-1]} " not in joined
+            ):
+                continue
+            sound_text = sound_text or SoundText(given)
+            span = sound_text.find_fuzzy(sounds, self._southern)
+            if span is None or _CLAUSE_BREAK.search(folded, span[0], span[1]):
+                continue
+            candidates.append(_Candidate(span[0], span[1], term, False, fuzzy=True))
+            found.add(term)
+        return candidates
+
     def _read_sounds(self, folded: str) -> tuple[str, Callable[[int, int], tuple[int, int]]]:
         """The syllable string of the text read per character, and a function from a run of
         syllables to its character span: as core.phonetic.syllables, polyphones aside."""
@@ -398,8 +439,8 @@ class BannedWordMatcher:
                 kept.append(c)
         return sorted(kept, key=lambda c: (c.start, c.end))
 
-    def _preference(self, c: _Candidate) -> tuple[bool, int, int]:
-        return not c.exact, -self._rank[c.term], c.term
+    def _preference(self, c: _Candidate) -> tuple[bool, bool, int, int]:
+        return not c.exact, c.fuzzy, -self._rank[c.term], c.term
 
     def _hit(self, folded: str, c: _Candidate) -> TermMatch:
         term = self.lexicon.terms[c.term]
@@ -409,7 +450,7 @@ class BannedWordMatcher:
             severity=term.severity,
             source=term.source,
             heard=folded[c.start : c.end],
-            match="exact" if c.exact else "sound-alike",
+            match="exact" if c.exact else "fuzzy" if c.fuzzy else "sound-alike",
             start=c.start,
             end=c.end,
         )

@@ -44,6 +44,23 @@ class Settings(BaseSettings):
     upload_attempts: int = Field(default=4, ge=1, description="Tries before a blob is spooled.")
     spool_retry_seconds: float = Field(default=2.0, gt=0)
 
+    # Cases: legal holds and retention (docs/cases.md)
+    case_hold_release_delay_seconds: float = Field(
+        default=30 * 86400.0,
+        ge=0,
+        description="How long after a case is closed its legal holds stay (unless another"
+        " open case holds the same objects).",
+    )
+    case_hold_check_seconds: float = Field(
+        default=60.0, gt=0, description="How often `serve` applies and releases due holds."
+    )
+    retention_days: float = Field(
+        default=0.0,
+        ge=0,
+        description="Evidence older than this is reported by `livewitness retention` as"
+        " expired unless held; 0: evidence never expires.",
+    )
+
     # Search index
     search_backend: Literal["embedded", "elasticsearch"] = "embedded"
     es_url: str | None = Field(
@@ -185,11 +202,73 @@ class Settings(BaseSettings):
     context_seconds: float = Field(
         default=3.0, ge=0, description="Tail of the previous segment decoded as context."
     )
+
+    # On-screen text (OCR of sampled frames; transcriber/ocr)
+    ocr_enabled: bool = Field(
+        default=True,
+        description="Read on-screen text (price stickers, banners) from each stored segment:"
+        " an OCR job is queued per segment. On by default: at the default sampling it"
+        " measured 14.7% of one core per 720p stream, within the 15% goal"
+        " (docs/benchmarks.md); turn it off where that core is needed for more streams.",
+    )
+    ocr_every_seconds: float = Field(
+        default=5.0, gt=0, description="Sample a frame for OCR at least this often."
+    )
+    ocr_scene_threshold: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Also sample a frame whose scene-change score (ffmpeg) is above this;"
+        " 0 samples on the clock alone.",
+    )
+    ocr_key_frames_only: bool = Field(
+        default=True,
+        description="Decode only key frames (cheap): samples fall on key frames, so the"
+        " interval is rounded up to the stream's key-frame spacing. Off decodes every frame.",
+    )
+    ocr_min_confidence: float = Field(
+        default=0.6, ge=0, le=1, description="Text lines read with less confidence are dropped."
+    )
+    ocr_workers: int = Field(default=1, ge=1)
     handover_seconds: float = Field(
         default=1.0,
         ge=0,
         description="Words this close before a boundary are taken from the next segment's"
         " decoding, which heard them with what follows.",
+    )
+
+    # Transcription as speech arrives (recorder/speech.py): the recorder's ffmpeg also
+    # writes 16 kHz PCM; a voice-activity detector cuts it into chunks at pauses, and
+    # each chunk is a transcription job, so words are searchable seconds after a phrase
+    # ends instead of after the 10 s evidence segment closes.
+    speech_chunks: bool = Field(
+        default=True,
+        description="Transcribe speech chunks cut at pauses as they arrive; off: transcribe"
+        " each evidence segment once it is chained (the older, coarser path).",
+    )
+    chunk_pause_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="A pause this long ends a chunk once it holds chunk_min_seconds.",
+    )
+    chunk_long_pause_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="A pause this long ends a chunk of any length: the phrase is over.",
+    )
+    chunk_min_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        description="Shorter chunks wait for the next pause (unless it is long): Whisper's"
+        " encoder costs nearly the same for 3 s as for 13 s, so short chunks cost capacity.",
+    )
+    chunk_max_seconds: float = Field(
+        default=15.0,
+        gt=1,
+        description="Talk without a pause is cut at its quietest moment near this length.",
+    )
+    vad_aggressiveness: int = Field(
+        default=2, ge=0, le=3, description="webrtcvad mode: 0 keeps most audio, 3 the least."
     )
 
     # Compliance
@@ -202,16 +281,18 @@ class Settings(BaseSettings):
     fuzzy_mention_min_syllables: int = Field(
         default=4,
         ge=0,
-        description="Product names of at least this many syllables are also found when one"
-        " syllable is heard with the same initial and another final (保温包 for 保温杯),"
-        " marked fuzzy; 0 turns it off. Shorter names are left out by default: on the"
-        " synthetic corpus their fuzzy mentions were false too often (precision 0.36 for two"
-        " syllables, 0.86 for three; bench/fuzzy_mentions.py).",
+        description="Product names, claim phrases and banned terms of at least this many"
+        " syllables are also found when one syllable is heard with the same initial and"
+        " another final (保温包 for 保温杯, 全网最低就 for 全网最低价), marked fuzzy and"
+        " ranked below sound-alikes; 0 turns it off. Shorter ones are left out by default:"
+        " on the synthetic corpus their fuzzy hits were false too often (products: precision"
+        " 0.36 for two syllables, 0.86 for three; banned terms: 0.84 for three, 0.98 for"
+        " four; bench/fuzzy_mentions.py).",
     )
     southern_confusions: bool = Field(
         default=False,
-        description="For fuzzy product mentions, also take n/l, f/h and an/ang as the same"
-        " (common in southern Mandarin).",
+        description="For fuzzy hits (products, claims, banned terms), also take n/l, f/h"
+        " and an/ang as the same (common in southern Mandarin).",
     )
     product_focus_seconds: float = Field(
         default=180.0,
@@ -226,6 +307,24 @@ class Settings(BaseSettings):
         description="Alert on a banned word only if it was said this recently (a live"
         " stream); older transcripts (ingested files, rescans) go to reports only.",
     )
+    spike_multiple: float = Field(
+        default=3.0,
+        ge=1,
+        description="A streamer's banned-word hits per recorded hour over the last hour"
+        " above this multiple of their own baseline raise a `compliance.spike` event.",
+    )
+    spike_baseline_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="The baseline of the spike rule: the streamer's hits per recorded hour"
+        " over this many days before the last hour.",
+    )
+    spike_min_hits: int = Field(
+        default=5,
+        ge=1,
+        description="A spike needs at least this many hits in the last hour (so 1 hit"
+        " against a baseline of 0 is none).",
+    )
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_retry_initial_seconds: float = Field(default=1.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=60.0, gt=0)
@@ -236,6 +335,49 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8080",
         description="Base URL of the web page, for links to a moment in alerts and reports.",
     )
+
+    # Stream events (docs/events.md)
+    events_batch_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Events are sealed into the chain in windows of this many seconds of"
+        " their own time (the segment length by default, so a quiet stream adds about one"
+        " chain entry per segment); an event arriving after its window was sealed goes into"
+        " a later batch marked late.",
+    )
+    events_batch_max: int = Field(
+        default=2000,
+        ge=1,
+        description="A busy window is sealed in batches of at most this many events, without"
+        " waiting for it to close.",
+    )
+    events_seal_delay_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="A window is sealed this long after it ends, for events in flight.",
+    )
+    events_max_bytes: int = Field(
+        default=16 * 1024, ge=256, description="Largest event taken (bytes of its JSON)."
+    )
+    events_max_past_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Events timed further in the past are refused (too_old); imports of a"
+        " platform's export must come within this.",
+    )
+    events_max_future_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Events timed further ahead of this installation's clock are refused"
+        " (in_future): a platform clock that far off needs fixing.",
+    )
+    events_rate_per_second: float = Field(
+        default=500.0,
+        gt=0,
+        description="Events per second one stream takes from connectors (API and `events"
+        " follow`), with a burst of events_rate_burst; more are refused (rate_limited).",
+    )
+    events_rate_burst: int = Field(default=5000, ge=1)
 
     # HTTP API and web page
     api_host: str = "127.0.0.1"

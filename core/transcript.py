@@ -15,6 +15,13 @@ ending N-1 runs on into N when N's first words are context and follow without a 
 stored first: N-1's documents end where it begins (:func:`indexed_until`) and N's open
 with N-1's words of it (:func:`carried_words`).
 
+Speech chunks. When the recorder cuts speech into chunks at pauses (recorder/speech.py),
+each chunk's words are a transcript *part* of the segment being recorded when the chunk
+began: part n + 1 for chunk n, ``from_offset`` the chunk's start, no context words (a
+chunk ends in a pause, so no phrase crosses it), utterance numbers ``part *
+PART_UTTERANCES + n`` so that two chunks' utterances never read as one. Readers order
+parts after their segment (:func:`merge_parts` makes one transcript of a segment's).
+
 On disk a transcript is JSON with short keys (``u`` utterance number, ``ctx`` context,
 ``p`` probability). Only the ``to_json``/``from_json`` methods here read or write them;
 the JSON they write is exactly what has always been stored and shown.
@@ -35,6 +42,7 @@ JOIN_GAP_SECONDS = 0.3  # speech this close across a segment cut is one utteranc
 SENTENCE_PAUSE_SECONDS = 0.6
 MIN_SENTENCE_SECONDS = 1.0  # no shorter pieces: a breath after one word is no sentence
 SENTENCE_ENDS = frozenset("。！？!?；;")
+PART_UTTERANCES = 1000  # utterance numbers of part n start at n * this
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +103,13 @@ class SegmentTranscript:
     text: str  # its own words (context left out)
     search: str  # search_form(text)
     words: tuple[TranscriptWord, ...]
+    part: int = 0  # 0: the segment decoded whole; n + 1: speech chunk n (module doc)
+    chunk_sha256: str | None = None  # of the chunk's audio (a derived WAV blob)
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> SegmentTranscript:
         segment = body["segment"]
+        chunk = body.get("chunk")
         return cls(
             version=body["v"],
             stream=body["stream"],
@@ -112,10 +123,15 @@ class SegmentTranscript:
             text=body["text"],
             search=body["search"],
             words=tuple(TranscriptWord.from_json(w, segment) for w in body["words"]),
+            part=body.get("part", 0),
+            chunk_sha256=None if chunk is None else chunk["sha256"],
         )
 
     def to_json(self) -> dict[str, Any]:
+        # A part's keys are added only to parts: a whole segment's JSON stays as it was.
+        chunk = {} if not self.part else {"part": self.part, "chunk": {"sha256": self.chunk_sha256}}
         return {
+            **chunk,
             "v": self.version,
             "stream": self.stream,
             "segment": self.segment,
@@ -236,13 +252,48 @@ def owned_from(segment_offset: float, handover: float) -> float:
 
 # -- the handover, as readers apply it -------------------------------------------------
 def assemble_words(transcripts: Iterable[SegmentTranscript]) -> list[TranscriptWord]:
-    """Words of consecutive segment transcripts (in segment order), each once, in order."""
+    """Words of consecutive segment transcripts (in segment and part order), each once,
+    in order."""
     out: list[TranscriptWord] = []
-    for transcript in sorted(transcripts, key=lambda t: t.segment):
+    for transcript in sorted(transcripts, key=lambda t: (t.segment, t.part)):
         while out and out[-1].offset >= transcript.from_offset:
             out.pop()
         out.extend(transcript.words)
     return out
+
+
+def merge_parts(transcripts: Iterable[SegmentTranscript]) -> dict[int, SegmentTranscript]:
+    """One transcript per segment: a segment transcribed as speech chunks has a part per
+    chunk, merged here in order (words of later parts after earlier ones'); a segment
+    decoded whole is its own transcript."""
+    by_segment: dict[int, list[SegmentTranscript]] = {}
+    for transcript in sorted(transcripts, key=lambda t: (t.segment, t.part)):
+        by_segment.setdefault(transcript.segment, []).append(transcript)
+    merged: dict[int, SegmentTranscript] = {}
+    for segment, parts in by_segment.items():
+        if len(parts) == 1:
+            merged[segment] = parts[0]
+            continue
+        words = assemble_words(parts)
+        text = "".join(w.text for w in words if not w.context).strip()
+        first = parts[0]
+        merged[segment] = SegmentTranscript(
+            version=first.version,
+            stream=first.stream,
+            segment=segment,
+            segment_sha256=first.segment_sha256,
+            segment_start=first.segment_start,
+            model=first.model,
+            language=first.language,
+            context_seconds=first.context_seconds,
+            from_offset=min(p.from_offset for p in parts),
+            text=text,
+            search=search_form(text),
+            words=tuple(words),
+            part=first.part,
+            chunk_sha256=first.chunk_sha256,
+        )
+    return merged
 
 
 def word_runs(words: Sequence[TranscriptWord]) -> list[list[TranscriptWord]]:

@@ -68,6 +68,13 @@ from evidence.moments import (
     transcripts_around,
     utterances_overlapping,
 )
+from evidence.package_events import (
+    batches_in_range,
+    event_files,
+    events_description,
+    readme_commands,
+    readme_rows,
+)
 from evidence.package_format import (
     _MEDIA,
     CLIP,
@@ -87,9 +94,17 @@ from evidence.package_format import (
     signature_files,
     token_file,
 )
+from evidence.package_keyframes import (
+    README_STEP as KEYFRAMES_STEP,
+)
+from evidence.package_keyframes import (
+    keyframe_files,
+    keyframes_description,
+    keyframes_of,
+)
 from evidence.package_verify import verify_package
 from storage.blobs.protocol import CHUNK, sha256_bytes, sha256_file
-from storage.models import ManifestEntry, Segment, Signature, Stream
+from storage.models import EventBatch, Keyframe, ManifestEntry, Segment, Signature, Stream
 from storage.scratch import process_scratch
 from storage.signing import check_signature, signed_message, signing_key_id
 from storage.stores import Stores
@@ -113,6 +128,9 @@ class _Contents:
     signature: Signature
     utterances: int
     stamps: _Stamps | None = None
+    batches: Sequence[EventBatch] = ()  # chained batches of stream events in the range
+    events: int = 0  # stream events timed in the range (events.jsonl)
+    keyframes: Sequence[Keyframe] = ()  # chained keyframes of the segments (OCR)
 
 
 @dataclass(frozen=True)
@@ -157,11 +175,16 @@ def build_package(
     first = stores.catalog.first_segment(row.id)
     if first is None:  # pragma: no cover - segments_covering found some
         raise NotFoundError(f"stream {stream!r} has no recorded segments")
-    signature = _signature_covering(stores, row, covering[-1].entry_idx)
+    # Stream events of the range may sit in batches chained before or after its
+    # segments (a late batch): the entries and the signed head cover those too.
+    batches = batches_in_range(stores, row.id, since, until)
+    indices = [covering[0].entry_idx, covering[-1].entry_idx, *(b.entry_idx for b in batches)]
+    # The segments' keyframes are chained after them: the signed head covers those too.
+    keyframes = keyframes_of(stores, row.id, covering)
+    indices += [k.entry_idx for k in keyframes]
+    signature = _signature_covering(stores, row, max(indices))
     entries = [
-        e
-        for e in stores.catalog.entries(row.id)
-        if covering[0].entry_idx <= e.idx <= signature.head_idx
+        e for e in stores.catalog.entries(row.id) if min(indices) <= e.idx <= signature.head_idx
     ]
     public_key = stores.chain.signer.public_key
     created_at = utc_now()
@@ -176,6 +199,9 @@ def build_package(
         files: dict[str, bytes | Path] = {CLIP: root / CLIP}
         files.update({segment_file(s.seq): p for s, p in zip(covering, paths, strict=True)})
         files.update(_entry_files(stores, entries))
+        events, event_count = event_files(stores, batches, since, until)
+        files.update(events)
+        files.update(keyframe_files(stores, keyframes))
         files.update(_signature_files(stores, signature, entries[-1], public_key))
         stamps = _timestamp_files(stores, row, signature)
         files.update(stamps.files)
@@ -199,6 +225,9 @@ def build_package(
             signature=signature,
             utterances=len(transcript["utterances"]),
             stamps=stamps,
+            batches=batches,
+            events=event_count,
+            keyframes=keyframes,
         )
         files[README] = _readme(contents).encode()
         names = sorted([*files, SUMS, SUMS_SIG])
@@ -416,6 +445,7 @@ def _description(contents: _Contents, names: Sequence[str]) -> dict[str, Any]:
         ],
         "manifest": {
             "first_index": entries[0].idx,
+            "first_covering_index": contents.covering[0].entry_idx,
             "last_covering_index": contents.covering[-1].entry_idx,
             "files": [entry_file(e.idx) for e in entries],
         },
@@ -435,6 +465,8 @@ def _description(contents: _Contents, names: Sequence[str]) -> dict[str, Any]:
             "srt": TRANSCRIPT_SRT,
             "utterances": contents.utterances,
         },
+        "events": events_description(contents.batches, contents.events),
+        "keyframes": keyframes_description(contents.keyframes),
         "files": [n for n in names if n != PACKAGE_JSON],
     }
 
@@ -504,6 +536,12 @@ def _file_list(contents: _Contents) -> str:
             f" ({contents.stream_start}) and its offset into clip.mp4",
         ),
         (TRANSCRIPT_SRT, "the same as subtitles for clip.mp4"),
+        *readme_rows(contents.batches, contents.events),
+        *(
+            [("keyframes/*/*.jpg", "moments where on-screen text was read, as chained")]
+            if contents.keyframes
+            else []
+        ),
         (
             "manifest/*.json",
             f"the stream's hash-chain entries {entries[0].idx} to"
@@ -583,7 +621,7 @@ passes; when it fails it says what is wrong and exits with a non-zero status.
 3. The segments are the recorded ones: the SHA-256 of each appears in a manifest entry.
 
     $ {_SEGMENTS_CHECK}
-
+{readme_commands(contents.batches)}{KEYFRAMES_STEP if contents.keyframes else ""}
 4. The entries form one chain: each holds, as "prev", the SHA-256 of the entry before it
    (the first one's "prev" is that of the entry before the package's range).
 

@@ -24,6 +24,10 @@ README = "README.txt"
 REQUIRED = (CLIP, TRANSCRIPT_JSON, TRANSCRIPT_SRT, PUBLIC_KEY, README, PACKAGE_JSON)
 _ENTRY_NAME = re.compile(r"^manifest/(\d{8})\.json$")
 _SEGMENT_NAME = re.compile(r"^segments/(\d{8})\.ts$")
+EVENTS_JSONL = "events.jsonl"  # the range's stream events (evidence/package_events.py)
+_EVENT_BATCH_NAME = re.compile(r"^events/(\d{8})\.jsonl$")  # a chained batch, by entry
+# A chained keyframe (OCR's sampled moment): keyframes/<segment>/<ms>.<sha256[:16]>.jpg
+_KEYFRAME_NAME = re.compile(r"^keyframes/(\d{8})/\d{8}\.[0-9a-f]{16}\.jpg$")
 _SUM_LINE = re.compile(r"^([0-9a-f]{64})  (\S(?:.*\S)?)$")
 TIMESTAMPS = "timestamps/"
 TSA_CA = "timestamps/tsa-ca.pem"  # the TSA CA certificates the installation trusts
@@ -57,6 +61,9 @@ def expected_name(name: str) -> bool:
         name in _FIXED_NAMES
         or _SMALL_NAME.fullmatch(name) is not None
         or re.fullmatch(r"segments/\d{8}\.ts", name) is not None
+        or _KEYFRAME_NAME.fullmatch(name) is not None
+        or name == EVENTS_JSONL
+        or _EVENT_BATCH_NAME.fullmatch(name) is not None
     )
 
 
@@ -101,6 +108,8 @@ class PackageReport:
     anchor: str | None = None
     # The TSA times of the RFC 3161 tokens over the signed head (none: not stamped).
     stamped_at: tuple[datetime, ...] = ()
+    events: int = 0  # stream events of the range (events.jsonl), checked against batches
+    keyframes: int = 0  # chained keyframes of the package's segments (OCR)
 
     @property
     def trusted(self) -> bool:
@@ -109,6 +118,16 @@ class PackageReport:
 
 def segment_file(seq: int) -> str:
     return f"segments/{seq:08d}.ts"
+
+
+def event_batch_file(idx: int) -> str:
+    """A chained batch of stream events, named by its manifest entry."""
+    return f"events/{idx:08d}.jsonl"
+
+
+def keyframe_file(blob_key: str) -> str:
+    """A keyframe's name in a package: its stored key from ``keyframes/`` on."""
+    return "keyframes/" + blob_key.split("/keyframes/", 1)[1]
 
 
 def entry_file(idx: int) -> str:

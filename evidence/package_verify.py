@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from core.errors import ConfigError, IntegrityError, InvalidInputError, TimestampError
 from core.timeutil import parse_iso
+from evidence.package_events import check_package_events
 from evidence.package_format import (
     _ENTRY_NAME,
     _SEGMENT_NAME,
@@ -53,7 +54,9 @@ from evidence.package_format import (
     segment_file,
     signature_files,
 )
+from evidence.package_keyframes import check_package_keyframes
 from storage.blobs.protocol import CHUNK, sha256_bytes
+from storage.chain import EVENTS_KIND
 from storage.signing import (
     check_key_id,
     check_signature,
@@ -230,6 +233,11 @@ class _PackageCheck:
         segments = self._check_segments(description, entries)
         self._check_signature(description, key, max(entries), head_sha256)
         stamped_at = self._check_timestamps(max(entries))
+        events = check_package_events(
+            self.archive, self.names, self.digests, description, entries, MAX_SMALL_BYTES
+        )
+        sizes = {info.filename: info.file_size for info in self.archive.infolist()}
+        keyframes = check_package_keyframes(self.names, self.digests, sizes, entries)
         return PackageReport(
             path=self.path,
             stream=description["stream"],
@@ -245,6 +253,8 @@ class _PackageCheck:
             bytes_checked=sum(i.file_size for i in self.archive.infolist()),
             anchor=anchor.source if anchor else None,
             stamped_at=stamped_at,
+            events=events,
+            keyframes=keyframes,
         )
 
     def _check_sums(self, anchor: TrustAnchor | None) -> Ed25519PublicKey:
@@ -340,7 +350,8 @@ class _PackageCheck:
                 raise IntegrityError(name, "is out of place (another index or stream)")
             if previous is not None and record.get("prev") != previous:
                 raise IntegrityError(name, "does not link to the entry before it")
-            if kind not in ("segment", "gap", "end"):  # end: a recording session's end
+            # end: a recording session's end; keyframes and events claim no time
+            if kind not in ("segment", "gap", "end", "keyframes", EVENTS_KIND):
                 raise IntegrityError(name, f"has an unknown kind {kind!r}")
             try:  # hashed as stored whatever its version, but only known versions
                 format_version(record)
@@ -374,10 +385,13 @@ class _PackageCheck:
             seqs.append(seq)
         try:
             last = int(description["manifest"]["last_covering_index"])
-        except (KeyError, TypeError, ValueError):
+            # Entries may start before the range's segments (a batch of its stream events
+            # chained earlier); packages without events start at the first segment.
+            first = int(description["manifest"].get("first_covering_index", min(entries)))
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise IntegrityError(PACKAGE_JSON, "does not say which entries the range has") from None
         for seq, (idx, _body) in sorted(by_seq.items()):
-            if idx <= last and seq not in seqs:
+            if first <= idx <= last and seq not in seqs:
                 raise IntegrityError(segment_file(seq), "is missing (its entry is in the range)")
         if not seqs:
             raise IntegrityError("segments/", "has no segments")

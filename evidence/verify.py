@@ -20,10 +20,12 @@ from typing import Any
 
 from core.errors import IntegrityError, InvalidInputError, NotFoundError, TimestampError
 from core.timeutil import iso, parse_iso
+from evidence.event_batches import check_events_entry
+from evidence.keyframes import check_keyframes_entry
 from storage.blob_keys import entry_key, manifest_prefix, signature_key, timestamps_prefix
 from storage.blobs.protocol import BlobStore, sha256_bytes
 from storage.catalog import Catalog
-from storage.chain import GENESIS, TIMELINE_TOLERANCE_SECONDS
+from storage.chain import EVENTS_KIND, GENESIS, TIMELINE_TOLERANCE_SECONDS, UNTIMED_KINDS
 from storage.receipts import CHAIN_HEAD_EVENT, HeadReceipt
 from storage.signing import check_signature, format_version, load_public_key
 from storage.timestamping import check_token, load_ca_bundle, stamped_bytes
@@ -36,6 +38,9 @@ class VerifyReport:
     segments: int = 0
     gaps: int = 0
     ends: int = 0  # session end entries
+    keyframes: int = 0  # chained keyframe JPEGs (OCR's sampled moments)
+    event_batches: int = 0  # chained batches of stream events (chat, product cards)
+    events: int = 0  # the events in them
     recorded_seconds: float = 0.0
     gap_seconds: float = 0.0
     signatures: int = 0
@@ -59,6 +64,9 @@ class VerifyReport:
             "segments": self.segments,
             "gaps": self.gaps,
             "ends": self.ends,
+            "keyframes": self.keyframes,
+            "event_batches": self.event_batches,
+            "events": self.events,
             "recorded_seconds": round(self.recorded_seconds, 3),
             "gap_seconds": round(self.gap_seconds, 3),
             "signatures": self.signatures,
@@ -132,7 +140,17 @@ def verify_stream(
             last_version = format_version(record)
         except ValueError:
             raise IntegrityError(key, "manifest entry has an unknown format version") from None
-        timeline.check(key, position, record, *_check_body(blobs, key, record, report))
+        if record.get("kind") == "keyframes":  # claims no time: checked against its segment
+            frames, size = check_keyframes_entry(blobs, name, key, position, record)
+            report.keyframes += frames
+            report.bytes_checked += size
+        elif record.get("kind") == EVENTS_KIND:  # stream events: their own time, no recording
+            count, size = check_events_entry(blobs, key, record)
+            report.event_batches += 1
+            report.events += count
+            report.bytes_checked += size
+        else:
+            timeline.check(key, position, record, *_check_body(blobs, key, record, report))
         _check_token_references(blobs, key, position, record, report)
         hashes.append(actual)
         prev = actual
@@ -156,14 +174,15 @@ def verify_stream(
         )
     # Every clean stop ends its session with an end entry (since format 2, which came with
     # them); older chains have none at all, and are held to it only once they have one.
-    last_kind = indexed[-1].kind if indexed else None
+    timed = [row for row in indexed if row.kind not in UNTIMED_KINDS]
+    last_kind = timed[-1].kind if timed else None
     if (
         stream.status in ("stopped", "ended")
         and last_kind not in (None, "end")
         and (last_version >= 2 or report.ends or stream.status == "ended")
     ):
         raise IntegrityError(
-            entry_key(name, len(indexed) - 1),
+            entry_key(name, timed[-1].idx),
             f"the last recording session has no end entry, yet the stream is {stream.status}:"
             " it was cut short or its end was removed",
         )

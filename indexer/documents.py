@@ -27,6 +27,7 @@ from core.transcript import (
     word_span_times,
 )
 from indexer.claims import ClaimType, claim_rules, load_claim_types
+from indexer.protocol import DocKind
 from storage.models import Product
 
 
@@ -52,7 +53,8 @@ class Mention:
 
 @dataclass(frozen=True)
 class FuzzyMatching:
-    """Near misses of product names (``settings.fuzzy_mention_min_syllables``)."""
+    """Near misses of product names and claim phrases (banned terms: the matcher's own
+    setting) of ``settings.fuzzy_mention_min_syllables`` syllables or more."""
 
     min_syllables: int
     southern: bool = False
@@ -87,6 +89,10 @@ class UtteranceDoc:
     banned: list[dict[str, Any]] = field(default_factory=list)  # filled by compliance
     heard: SoundText | None = field(default=None, repr=False, compare=False)
     search: str | None = field(default=None, repr=False, compare=False)  # search_form(text)
+    kind: DocKind = "speech"
+    # What a chat, screen or card document is besides its text (user, event id, price,
+    # action, keyframe, last seen): shown with the hit (indexer/timeline_docs.py).
+    detail: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exact_form(self) -> str:
@@ -103,7 +109,9 @@ class UtteranceDoc:
         return self.heard.sounds
 
     def as_json(self) -> dict[str, Any]:
+        extra = {} if self.kind == "speech" else {"kind": self.kind, "detail": self.detail}
         return {
+            **extra,
             "id": self.id,
             "stream": self.stream,
             "streamer": self.streamer,
@@ -157,8 +165,8 @@ def utterance_docs(
             search=utterance.search,
         )
         heard = doc.heard = SoundText.of(doc.text)
-        doc.products = find_mentions(doc, heard, _product_phrases(products), fuzzy=fuzzy)
-        doc.claims = find_claims(doc, heard, claim_types)
+        doc.products = find_mentions(doc, heard, product_phrases(products), fuzzy=fuzzy)
+        doc.claims = find_claims(doc, heard, claim_types, fuzzy)
         focus = _attribute_claims(doc, focus, focus_seconds)
         if banned_words is not None:
             doc.banned = [banned_json(doc, hit) for hit in banned_words.find(doc.text, heard)]
@@ -197,7 +205,7 @@ def last_named_product(
     fuzzy: FuzzyMatching | None = None,
 ) -> ProductFocus | None:
     """The product a transcript names last (exactly or as a sound-alike), if any."""
-    phrases = _product_phrases(products)
+    phrases = product_phrases(products)
     if not phrases:
         return None
     last = None
@@ -220,7 +228,11 @@ def last_named_product(
     return last
 
 
-def claims_in(text: str, claim_types: Sequence[ClaimType] | None = None) -> list[Mention]:
+def claims_in(
+    text: str,
+    claim_types: Sequence[ClaimType] | None = None,
+    fuzzy: FuzzyMatching | None = None,
+) -> list[Mention]:
     """The claims a sentence holds, found as in an utterance (times are 0: no words)."""
     doc = UtteranceDoc(
         id="",
@@ -234,16 +246,20 @@ def claims_in(text: str, claim_types: Sequence[ClaimType] | None = None) -> list
         end_offset=0.0,
         words=[UtteranceWord(text, "", "", 0.0, 0.0, 1.0)],
     )
-    return find_claims(doc, SoundText.of(text), claim_types)
+    return find_claims(doc, SoundText.of(text), claim_types, fuzzy)
 
 
 def find_claims(
-    doc: UtteranceDoc, heard: SoundText, claim_types: Sequence[ClaimType] | None = None
+    doc: UtteranceDoc,
+    heard: SoundText,
+    claim_types: Sequence[ClaimType] | None = None,
+    fuzzy: FuzzyMatching | None = None,
 ) -> list[Mention]:
-    """The claim phrases found in an utterance that count as claims (indexer/claims.py)."""
+    """The claim phrases found in an utterance that count as claims (indexer/claims.py);
+    with ``fuzzy``, long phrases (七天无理由退货) also as near misses, by the same rules."""
     types = tuple(claim_types or load_claim_types())
     phrases = [(c.name, p) for c in types for p in c.phrases]
-    return find_mentions(doc, heard, phrases, claim_rules(types).accepts)
+    return find_mentions(doc, heard, phrases, claim_rules(types).accepts, fuzzy=fuzzy)
 
 
 def banned_json(doc: UtteranceDoc, hit: TermMatch) -> dict[str, Any]:
@@ -259,7 +275,7 @@ def banned_json(doc: UtteranceDoc, hit: TermMatch) -> dict[str, Any]:
     }
 
 
-def _product_phrases(products: Sequence[Product]) -> list[tuple[str, str]]:
+def product_phrases(products: Sequence[Product]) -> list[tuple[str, str]]:
     phrases = []
     for product in products:
         for phrase in [product.name, *json.loads(product.aliases or "[]")]:
@@ -275,7 +291,7 @@ def find_mentions(
     fuzzy: FuzzyMatching | None = None,
 ) -> list[Mention]:
     """Phrases found in the utterance: exactly (folded text) or by their syllables, and
-    with ``fuzzy`` by a near miss (a closed vocabulary: product names); with ``accept``
+    with ``fuzzy`` by a near miss (a closed vocabulary: product names, claim phrases); with ``accept``
     (key, phrase, folded text, span), only where it says the phrase counts."""
     folded = fold(doc.text)
     found: dict[str, Mention] = {}
@@ -291,10 +307,17 @@ def find_mentions(
                 break
             at = folded.find(target, at + 1)
         if span is None:
-            if len(sounds) < 2 or key in found:
-                continue  # one syllable alone sounds like too much
+            # One syllable alone sounds like too much; a key found by another phrase's
+            # sound stays so, but one found only as a near miss may yet be found better.
+            if len(sounds) < 2 or (key in found and found[key].match != "fuzzy"):
+                continue
             located, match = heard.find(sounds), "sound-alike"
-            if located is None and fuzzy is not None and len(sounds) >= fuzzy.min_syllables:
+            if (
+                located is None
+                and key not in found
+                and fuzzy is not None
+                and len(sounds) >= fuzzy.min_syllables
+            ):
                 located, match = heard.find_fuzzy(sounds, fuzzy.southern), "fuzzy"
             if located is None or (accept is not None and not accept(key, phrase, folded, located)):
                 continue

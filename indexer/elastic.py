@@ -45,12 +45,13 @@ from elasticsearch.helpers import streaming_bulk
 from core.errors import ConfigError, InvalidInputError, StorageError, StorageUnavailableError
 from core.phonetic import sound_tokens
 from indexer.documents import UtteranceDoc
+from indexer.protocol import DOC_KINDS, TOTAL_CAP, DocKind, Hit, SearchQuery, SearchResult
 from indexer.protocol import MAX_RESULT_WINDOW as RESULT_WINDOW
-from indexer.protocol import TOTAL_CAP, Hit, SearchQuery, SearchResult
 from indexer.query import (
     bigrams,
     browsing,
     check_query,
+    doc_kind,
     exact_form,
     highlight,
     match_times,
@@ -112,6 +113,9 @@ def index_mappings() -> dict[str, Any]:
             "products": keyword,
             "claims": keyword,
             "banned": keyword,
+            # Added in place to an index of the first mapping (its documents, all speech,
+            # have none: a speech filter excludes the other kinds).
+            "kind": keyword,
             "exact": tokens,
             "sound": tokens,
             "text": {"type": "text", "analyzer": "cjk"},
@@ -133,11 +137,28 @@ def document_body(doc: UtteranceDoc) -> dict[str, Any]:
         "products": sorted({m.key for m in doc.products}),
         "claims": sorted({m.key for m in doc.claims}),
         "banned": sorted({b["category"] for b in doc.banned}),
+        "kind": doc.kind,
         "exact": " ".join(bigrams(doc.exact_form)),
         "sound": " ".join(doc.sounds),
         "text": doc.text,
         "doc": doc.as_json(),
     }
+
+
+def kind_clause(kind: DocKind) -> dict[str, Any]:
+    """Documents of one kind: speech is every document not of another kind."""
+    if kind == "speech":
+        others = [k for k in DOC_KINDS if k != "speech"]
+        return {"bool": {"must_not": [{"terms": {"kind": others}}]}}
+    return {"term": {"kind": kind}}
+
+
+def put_actions(index: str, docs: Sequence[UtteranceDoc]) -> list[Action]:
+    """Bulk actions that add documents, or overwrite those of the same id."""
+    return [
+        {"_op_type": "index", "_index": index, "_id": doc.id, "_source": document_body(doc)}
+        for doc in docs
+    ]
 
 
 def segment_actions(
@@ -150,11 +171,7 @@ def segment_actions(
         {"_op_type": "delete", "_index": index, "_id": stale}
         for stale in sorted(set(stored_ids) - keep)
     ]
-    actions += [
-        {"_op_type": "index", "_index": index, "_id": doc.id, "_source": document_body(doc)}
-        for doc in docs
-    ]
-    return actions
+    return actions + put_actions(index, docs)
 
 
 def _millis(moment: datetime, *, up: bool) -> int:
@@ -176,6 +193,8 @@ def filter_clauses(query: SearchQuery) -> list[dict[str, Any]]:
         )
         if value
     ]
+    if query.kind is not None:
+        clauses.append(kind_clause(query.kind))
     window: dict[str, Any] = {}
     if query.since:
         window["gte"] = _millis(query.since, up=True)
@@ -263,6 +282,7 @@ def to_hit(doc: dict[str, Any], query: SearchQuery, kind: Kind, score: float) ->
         banned=sorted({b["category"] for b in doc.get("banned", [])}),
         match_offset=match_offset,
         match_end_offset=match_end_offset,
+        kind=doc_kind(doc),
     )
 
 
@@ -446,20 +466,23 @@ class ElasticSearchIndex:
             self._es.options(ignore_status=404).cluster.delete_component_template(name=self.index)
 
     # -- writes ----------------------------------------------------------------------------
-    def replace_segment(self, stream: str, segment: int, docs: Sequence[UtteranceDoc]) -> None:
+    def replace_segment(
+        self, stream: str, segment: int, docs: Sequence[UtteranceDoc], kind: DocKind = "speech"
+    ) -> None:
         with self._talking(f"index segment {segment} of {stream}"):
-            stored = self._segment_ids(stream, segment)
+            stored = self._segment_ids(stream, segment, kind)
             self._write(segment_actions(self.index, docs, stored))
 
-    def _segment_ids(self, stream: str, segment: int) -> list[str]:
+    def put_documents(self, docs: Sequence[UtteranceDoc]) -> None:
+        with self._talking(f"index {len(docs)} document(s)"):
+            self._write(put_actions(self.index, docs))
+
+    def _segment_ids(self, stream: str, segment: int, kind: DocKind) -> list[str]:
+        filters = [{"term": {"stream": stream}}, {"term": {"segment": segment}}, kind_clause(kind)]
         response = self._es.search(
             index=self.index,
             body={
-                "query": {
-                    "bool": {
-                        "filter": [{"term": {"stream": stream}}, {"term": {"segment": segment}}]
-                    }
-                },
+                "query": {"bool": {"filter": filters}},
                 "size": MAX_RESULT_WINDOW,
                 "track_total_hits": True,
                 "_source": False,

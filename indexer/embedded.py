@@ -9,8 +9,13 @@ three token columns:
   digits for numerals, no punctuation), so any run of two or more characters is a phrase;
 - ``sound``: toneless, blurred pinyin syllables (:mod:`core.phonetic`), as
   overlapping pairs (:func:`sound_pairs`);
-- ``meta``: hashed filter tokens (stream, streamer, product, claim type), so filters are
-  intersected inside the full-text index.
+- ``meta``: hashed filter tokens (stream, streamer, product, claim type, document kind),
+  so filters are intersected inside the full-text index.
+
+Chat, on-screen text and product cards are documents of their own ``kind`` beside the
+utterances (speech), with the same tokens. Speech documents carry no kind token (those
+of layout 3 had none): the others carry theirs and a "not speech" token, which a speech
+filter excludes.
 
 Exact hits rank above sound-alike hits; sound-alike hits exclude the exact ones.
 
@@ -43,12 +48,20 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
 from core.phonetic import sound_tokens
-from indexer.protocol import MAX_RESULT_WINDOW, TOTAL_CAP, Hit, SearchQuery, SearchResult
+from indexer.protocol import (
+    MAX_RESULT_WINDOW,
+    TOTAL_CAP,
+    DocKind,
+    Hit,
+    SearchQuery,
+    SearchResult,
+)
 from indexer.query import (
     MentionKind,
     bigrams,
     browsing,
     check_query,
+    doc_kind,
     exact_form,
     highlight,
     match_times,
@@ -68,20 +81,23 @@ MATCH_KINDS: dict[str, MentionKind] = {
 if TYPE_CHECKING:  # searching needs no document code (nor what it imports)
     from indexer.documents import UtteranceDoc
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS utterances (
     rowid INTEGER PRIMARY KEY,  -- time key: see time_key()
     id TEXT NOT NULL UNIQUE,
     stream TEXT NOT NULL,
     segment INTEGER NOT NULL,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'speech'
 );
 CREATE INDEX IF NOT EXISTS utterances_segment ON utterances (stream, segment);
 CREATE VIRTUAL TABLE IF NOT EXISTS utterance_fts USING fts5 (
     exact, sound, meta, tokenize = 'unicode61 remove_diacritics 0'
 );
 """
+# Layout 3 lacked the kind column: added in place (no rewrite), its rows are all speech.
+UPGRADE_FROM_3 = "ALTER TABLE utterances ADD COLUMN kind TEXT NOT NULL DEFAULT 'speech'"
 RANK_WINDOW = 200  # the newest matches ranked by bm25 (20 µs each at 1M utterances)
 KEY_BITS = 20  # room for a million utterances starting in the same millisecond
 KEY_MASK = (1 << KEY_BITS) - 1
@@ -109,6 +125,9 @@ def sound_pairs(sounds: list[str]) -> list[str]:
 def tag(kind: str, value: str) -> str:
     """A filter token that no tokenizer splits: a letter and a hex digest."""
     return kind + hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+NOT_SPEECH = tag("k", "not speech")
 
 
 def _phrase(tokens: list[str]) -> str:
@@ -143,6 +162,10 @@ class EmbeddedSearchIndex:
             has_tables = self._db.execute(
                 "SELECT count(*) FROM sqlite_master WHERE name = 'utterances'"
             ).fetchone()[0]
+            if has_tables and version == 3:
+                self._db.execute(UPGRADE_FROM_3)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                version = SCHEMA_VERSION
             self._outdated = bool(has_tables) and version != SCHEMA_VERSION
             if not self._outdated:
                 self._create()
@@ -163,12 +186,17 @@ class EmbeddedSearchIndex:
             )
 
     # -- writes ----------------------------------------------------------------------------
-    def replace_segment(self, stream: str, segment: int, docs: Sequence[UtteranceDoc]) -> None:
+    def replace_segment(
+        self, stream: str, segment: int, docs: Sequence[UtteranceDoc], kind: DocKind = "speech"
+    ) -> None:
         self._check_layout()
         with self._transaction():
-            self._delete_segment(stream, segment)
+            self._delete_segment(stream, segment, kind)
             for doc in docs:
                 self._insert(doc)
+
+    def put_documents(self, docs: Sequence[UtteranceDoc]) -> None:
+        self.bulk_load(docs)  # replaces by id
 
     def bulk_load(self, docs: Sequence[UtteranceDoc]) -> None:
         """Add documents in one transaction (reindex and benchmarks)."""
@@ -192,9 +220,10 @@ class EmbeddedSearchIndex:
         self._db.executemany("DELETE FROM utterance_fts WHERE rowid = ?", [(r,) for r in rowids])
         self._db.executemany("DELETE FROM utterances WHERE rowid = ?", [(r,) for r in rowids])
 
-    def _delete_segment(self, stream: str, segment: int) -> None:
+    def _delete_segment(self, stream: str, segment: int, kind: str) -> None:
         rows = self._db.execute(
-            "SELECT rowid FROM utterances WHERE stream = ? AND segment = ?", (stream, segment)
+            "SELECT rowid FROM utterances WHERE stream = ? AND segment = ? AND kind = ?",
+            (stream, segment, kind),
         ).fetchall()
         self._delete_rows([r for (r,) in rows])
 
@@ -202,12 +231,18 @@ class EmbeddedSearchIndex:
         replaced = self._db.execute("SELECT rowid FROM utterances WHERE id = ?", (doc.id,))
         self._delete_rows([r for (r,) in replaced.fetchall()])
         key = time_key(_timestamp(doc.start), doc.id)
-        row = (doc.id, doc.stream, doc.segment, json.dumps(doc.as_json(), ensure_ascii=False))
+        row = (
+            doc.id,
+            doc.stream,
+            doc.segment,
+            json.dumps(doc.as_json(), ensure_ascii=False),
+            doc.kind,
+        )
         for _ in range(1000):
             try:
                 self._db.execute(
-                    "INSERT INTO utterances (rowid, id, stream, segment, doc)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO utterances (rowid, id, stream, segment, doc, kind)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     (key, *row),
                 )
                 break
@@ -221,6 +256,8 @@ class EmbeddedSearchIndex:
         meta += [tag("p", m.key) for m in doc.products]
         meta += [tag("c", m.key) for m in doc.claims]
         meta += [tag("b", category) for category in {b["category"] for b in doc.banned}]
+        if doc.kind != "speech":
+            meta += [tag("k", doc.kind), NOT_SPEECH]
         self._db.execute(
             "INSERT INTO utterance_fts (rowid, exact, sound, meta) VALUES (?, ?, ?, ?)",
             (
@@ -337,7 +374,11 @@ class EmbeddedSearchIndex:
             tokens.append(tag("c", query.claim))
         if query.banned:
             tokens.append(tag("b", query.banned))
-        return "".join(f" AND (meta : {t})" for t in tokens)
+        if query.kind not in (None, "speech"):
+            tokens.append(tag("k", query.kind))
+        found = "".join(f" AND (meta : {t})" for t in tokens)
+        # NOT binds tighter than AND in FTS5: "x AND y NOT z" is "x AND (y NOT z)".
+        return found + f" NOT (meta : {NOT_SPEECH})" if query.kind == "speech" else found
 
     @staticmethod
     def _key_clause(low: int | None, high: int | None) -> tuple[str, list[Any]]:
@@ -433,4 +474,5 @@ class EmbeddedSearchIndex:
             banned=sorted({b["category"] for b in doc.get("banned", [])}),
             match_offset=match_offset,
             match_end_offset=match_end_offset,
+            kind=doc_kind(doc),
         )

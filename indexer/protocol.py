@@ -17,6 +17,10 @@ MAX_PAGE_SIZE = 100
 # narrows a query with filters or a time range rather than paging through 100,000 hits.
 MAX_RESULT_WINDOW = 1000
 TOTAL_CAP = 10_000
+# What a document is: said (a transcript's utterance), written in the chat, read on
+# screen (OCR), or a product card's state (stream events). One index holds them all.
+DOC_KINDS = ("speech", "chat", "screen", "card")
+DocKind = Literal["speech", "chat", "screen", "card"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class SearchQuery:
     page: int = 1
     size: int = 20
     sound_alike: bool = True
+    kind: DocKind | None = None  # only documents of this kind (DOC_KINDS)
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class Hit:
     # query's words, or the mentions browsed; the utterance's times when unknown.
     match_offset: float | None = None
     match_end_offset: float | None = None
+    kind: DocKind = "speech"
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,16 @@ class SearchResult:
 
 
 class SearchIndex(Protocol):
-    def replace_segment(self, stream: str, segment: int, docs: Sequence[UtteranceDoc]) -> None:
-        """Make ``docs`` the segment's utterances (idempotent; visible to the next search)."""
+    def replace_segment(
+        self, stream: str, segment: int, docs: Sequence[UtteranceDoc], kind: DocKind = "speech"
+    ) -> None:
+        """Make ``docs`` the segment's documents of ``kind`` (its utterances, or its screen
+        text); those of other kinds stay (idempotent; visible to the next search)."""
+        ...
+
+    def put_documents(self, docs: Sequence[UtteranceDoc]) -> None:
+        """Add documents, or replace those of the same id (stream events: written once,
+        indexed as they arrive; visible to the next search)."""
         ...
 
     def search(self, query: SearchQuery) -> SearchResult: ...

@@ -14,9 +14,11 @@ from core.text import compact, fold, search_form
 from core.timeutil import iso, parse_iso
 from core.transcript import word_span_times
 from indexer.protocol import (
+    DOC_KINDS,
     MAX_PAGE_SIZE,
     MAX_QUERY_CHARS,
     MAX_RESULT_WINDOW,
+    DocKind,
     Hit,
     SearchQuery,
 )
@@ -40,6 +42,14 @@ def check_query(query: SearchQuery) -> None:
         )
     if query.since and query.until and query.since > query.until:
         raise InvalidInputError("the time range ends before it starts")
+    if query.kind is not None and query.kind not in DOC_KINDS:
+        raise InvalidInputError(f"kind must be one of {', '.join(DOC_KINDS)}, not {query.kind!r}")
+
+
+def doc_kind(doc: dict[str, Any]) -> DocKind:
+    """A stored document's kind (documents of earlier releases are all speech)."""
+    kind = doc.get("kind", "speech")
+    return kind if kind in ("chat", "screen", "card") else "speech"
 
 
 def browsing(query: SearchQuery) -> bool:

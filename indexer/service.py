@@ -2,8 +2,10 @@
 
 The indexer follows the catalog's transcripts (near real time: a transcript is
 searchable at the next poll) and can rebuild the whole index from them, since stored
-transcripts are the system of record. Which transcripts are indexed is remembered in the
-index's own directory; replaying one is harmless (deterministic document ids).
+transcripts are the system of record. Chat, product cards and on-screen text are
+followed the same way, by catalog id (indexer/timeline_docs.py). Which transcripts are
+indexed is remembered in the index's own directory; replaying one is harmless
+(deterministic document ids).
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import json
 import math
 import threading
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from compliance.hits import banned_hit_json
 from compliance.matcher import BannedWordMatcher, Lexicon, load_lexicon
+from core.events import StreamEvent
 from core.timeutil import parse_iso, utc_now
-from core.transcript import SegmentTranscript, carried_words, indexed_until
+from core.transcript import SegmentTranscript, carried_words, indexed_until, merge_parts
 from indexer.documents import (
     FuzzyMatching,
     ProductFocus,
@@ -29,16 +32,19 @@ from indexer.documents import (
 )
 from indexer.factory import indexed_state_path
 from indexer.protocol import SearchIndex
+from indexer.timeline_docs import EVENT_DOC_KINDS, event_doc, screen_docs
 from storage.catalog import TRANSCRIPTS_STORED
 from storage.metrics import observe_index_lag
-from storage.models import Alert, BannedHit, Product, Stream, Transcript
+from storage.models import Alert, BannedHit, Product, Stream
 from storage.stores import Stores
 
 
 @lru_cache(maxsize=4)
-def matcher_for(lexicon: Lexicon) -> BannedWordMatcher:
+def matcher_for(
+    lexicon: Lexicon, fuzzy_min_syllables: int = 0, southern: bool = False
+) -> BannedWordMatcher:
     """One matcher per lexicon version in use (building one takes a moment)."""
-    return BannedWordMatcher(lexicon)
+    return BannedWordMatcher(lexicon, fuzzy_min_syllables, southern)
 
 
 def banned_row(doc: UtteranceDoc, banned: dict[str, Any], lexicon_version: str) -> BannedHit:
@@ -61,14 +67,18 @@ def banned_row(doc: UtteranceDoc, banned: dict[str, Any], lexicon_version: str) 
 
 
 class Indexer:
-    def __init__(self, stores: Stores, index: SearchIndex) -> None:
+    def __init__(
+        self, stores: Stores, index: SearchIndex, clock: Callable[[], datetime] = utc_now
+    ) -> None:
         self.stores = stores
         self.index = index
+        self.clock = clock  # what "said moments ago" and "the last hour" are measured from
         self._state_path = indexed_state_path(stores.settings)
         # Kept on this host whichever backend holds the index; only the embedded engine
         # creates this directory itself.
         self._state_path.parent.mkdir(parents=True, exist_ok=True)
-        self._indexed: set[tuple[int, int]] = self._load_state()
+        # (stream id, segment seq, part) of each transcript indexed (core.transcript)
+        self._indexed: set[tuple[int, int, int]] = self._load_state()
         if not self._state_path.exists():
             # Written at once: the api checks for it to tell that an indexer writes the
             # embedded index in this data directory (cli/placement.py).
@@ -78,17 +88,35 @@ class Indexer:
         self._fuzzy = FuzzyMatching.of(
             settings.fuzzy_mention_min_syllables, settings.southern_confusions
         )
+        self._southern = settings.southern_confusions
         # The product each transcript names last (None: none), for claims that name none.
         self._named: dict[tuple[int, int], ProductFocus | None] = {}
         self._focus_products: dict[int, tuple[tuple[str, str], ...]] = {}
         self.behind = 0  # transcripts left waiting by the last index_pending(limit)
+        # The last event and screen-text rows indexed (catalog ids), kept beside the state.
+        self._timeline_path = self._state_path.with_name("timeline.json")
+        self._events_after, self._screen_after = self._load_timeline()
+        self._screen_top = ""  # see Catalog.screen_top
 
-    def _load_state(self) -> set[tuple[int, int]]:
+    def _load_state(self) -> set[tuple[int, int, int]]:
         try:
-            pairs = json.loads(self._state_path.read_text())
-            return {(int(a), int(b)) for a, b in pairs}
-        except (FileNotFoundError, ValueError):
+            keys = json.loads(self._state_path.read_text())
+            # Earlier releases wrote (stream, seq) pairs: whole segments, part 0.
+            return {(int(k[0]), int(k[1]), int(k[2]) if len(k) > 2 else 0) for k in keys}
+        except (FileNotFoundError, ValueError, IndexError, TypeError):
             return set()
+
+    def _load_timeline(self) -> tuple[int, int]:
+        try:
+            state = json.loads(self._timeline_path.read_text())
+            return int(state["events"]), int(state["screen"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return 0, 0
+
+    def _save_timeline(self) -> None:
+        tmp = self._timeline_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"events": self._events_after, "screen": self._screen_after}))
+        tmp.replace(self._timeline_path)
 
     def _save_state(self) -> None:
         tmp = self._state_path.with_suffix(".tmp")
@@ -102,42 +130,122 @@ class Indexer:
         for the boundary handover), so a poll costs the same at any catalog size."""
         catalog = self.stores.catalog
         fresh = catalog.transcript_keys(self._cursor)
-        todo: dict[int, set[int]] = {}
+        todo: dict[int, dict[int, set[int]]] = {}  # stream -> segment -> new parts
         waiting = 0
-        for _id, stream_id, seq in fresh:
-            if (stream_id, seq) not in self._indexed:
+        for _id, stream_id, seq, part in fresh:
+            if (stream_id, seq, part) not in self._indexed:
                 waiting += 1
                 if limit is None or waiting <= limit:
-                    todo.setdefault(stream_id, set()).add(seq)
+                    todo.setdefault(stream_id, {}).setdefault(seq, set()).add(part)
         self.behind = waiting - min(waiting, limit) if limit is not None else 0
         done = 0
         for stream_id, seqs in sorted(todo.items()):
             stream = catalog.stream_by_id(stream_id)
             near = {n for seq in seqs for n in range(seq - 2, seq + 3)}
-            by_seq = {t.segment_seq: t for t in catalog.transcripts(stream_id, near)}
-            for seq in sorted(seqs):
-                self._index_one(stream, by_seq[seq], by_seq)
-                done += 1
+            rows = catalog.transcripts(stream_id, near)
+            by_seq = merge_parts(SegmentTranscript.from_json(json.loads(t.body)) for t in rows)
+            stored_at = {t.segment_seq: t.created_at for t in rows}  # its newest part's
+            for seq, parts in sorted(seqs.items()):
+                self._index_one(stream, seq, by_seq, stored_at[seq])
+                self._indexed |= {(stream_id, seq, part) for part in parts}
+                done += len(parts)
         if done:
             self._save_state()
         if fresh and not self.behind:
             self._cursor = fresh[-1][0]  # only once all of them are indexed
+        self.index_timeline()
         return done
 
+    # -- chat, cards and on-screen text ----------------------------------------------------
+    def index_timeline(self, limit: int = 2000) -> int:
+        """Index the chat messages, product cards and screen text stored since the last
+        call (up to ``limit`` events); returns how many documents were written."""
+        catalog = self.stores.catalog
+        done = 0
+        rows = catalog.events_after(self._events_after, EVENT_DOC_KINDS, limit)
+        by_stream: dict[int, list[StreamEvent]] = {}
+        last = self._events_after
+        for row in rows:
+            by_stream.setdefault(row.stream_id, []).append(
+                StreamEvent.from_json(json.loads(row.body))
+            )
+            last = row.id
+        for stream_id, events in by_stream.items():
+            done += self._index_events(catalog.stream_by_id(stream_id), events)
+        newest, changed = catalog.screen_text_after(self._screen_after)
+        top = catalog.screen_top()
+        if top is not None and top[2] != self._screen_top:
+            changed.add((top[0], top[1]))
+            self._screen_top = top[2]
+        for stream_id, seq in sorted(changed):
+            done += self._index_screen(catalog.stream_by_id(stream_id), seq)
+        if (last, newest) != (self._events_after, self._screen_after):
+            self._events_after, self._screen_after = last, newest
+            self._save_timeline()
+        return done
+
+    def _timeline_tools(self, stream: Stream) -> tuple[Sequence[Product], BannedWordMatcher]:
+        lexicon = load_lexicon(self.stores.settings.lexicon_path)
+        return self.stores.catalog.products(stream.id), matcher_for(lexicon)
+
+    def _index_events(self, stream: Stream, events: Sequence[StreamEvent]) -> int:
+        first = self.stores.catalog.first_segment(stream.id)
+        # Offsets count from the first segment; events of a stream not recorded (yet)
+        # count from the first of them (their absolute times are what matters).
+        origin = first.starts_at if first is not None else min(e.at for e in events)
+        products, matcher = self._timeline_tools(stream)
+        name, streamer, fuzzy = stream.name, stream.streamer, self._fuzzy
+        built = [
+            event_doc(event, name, streamer, origin, products, None, matcher, fuzzy)
+            for event in events
+        ]
+        docs = [doc for doc in built if doc is not None]
+        if docs:
+            self.index.put_documents(docs)
+        return len(docs)
+
+    def _index_screen(self, stream: Stream, seq: int) -> int:
+        """(Re)index a segment's screen text, and the next segment's (whose lines that
+        continue this segment's are this segment's documents)."""
+        products, matcher = self._timeline_tools(stream)
+        catalog = self.stores.catalog
+        rows = catalog.screen_rows(stream.id, stream.name, (seq - 1, seq, seq + 1))
+        done = 0
+        for one in (seq, seq + 1):
+            if one == seq + 1 and not any(r.segment_seq == one for r in rows):
+                continue
+            docs = screen_docs(
+                stream.name, stream.streamer, one, rows, products, None, matcher, self._fuzzy
+            )
+            self.index.replace_segment(stream.name, one, docs, kind="screen")
+            done += len(docs)
+        return done
+
+    def _reindex_timeline(self, streams: Sequence[Stream]) -> None:
+        """Every event and screen line of ``streams`` indexed again (a reindex, a rescan)."""
+        catalog = self.stores.catalog
+        for stream in streams:
+            rows = catalog.events_between(stream.id, kinds=list(EVENT_DOC_KINDS))
+            if rows:
+                events = [StreamEvent.from_json(json.loads(row.body)) for row in rows]
+                for start in range(0, len(events), 1000):
+                    self._index_events(stream, events[start : start + 1000])
+            for seq in sorted({line.segment_seq for line in catalog.screen_text(stream.id, "")}):
+                self._index_screen(stream, seq)
+
     def _index_one(
-        self, stream: Stream, transcript: Transcript, by_seq: dict[int, Transcript]
+        self,
+        stream: Stream,
+        seq: int,
+        by_seq: dict[int, SegmentTranscript],
+        stored_at: datetime,
     ) -> None:
+        """(Re)index segment ``seq`` (all its parts) and its neighbours' documents."""
         products = self.stores.catalog.products(stream.id)
-
-        def stored(seq: int) -> SegmentTranscript | None:
-            found = by_seq.get(seq)
-            return None if found is None else SegmentTranscript.from_json(json.loads(found.body))
-
-        seq = transcript.segment_seq
-        body, previous, following = stored(seq), stored(seq - 1), stored(seq + 1)
-        assert body is not None
+        stored = by_seq.get
+        body, previous, following = by_seq[seq], stored(seq - 1), stored(seq + 1)
         self._replace(stream, body, previous, following, products, alert=True)
-        observe_index_lag(transcript.created_at)
+        observe_index_lag(stored_at)
         # Its neighbours' documents change with it: this transcript takes over the previous
         # one's last words (and may carry its last utterance), and the next one, stored
         # first by another worker, may carry this one's last utterance.
@@ -145,7 +253,6 @@ class Indexer:
             self._replace(stream, previous, stored(seq - 2), body, products)
         if following is not None:
             self._replace(stream, following, body, stored(seq + 2), products)
-        self._indexed.add((stream.id, seq))
 
     def _replace(
         self,
@@ -163,7 +270,9 @@ class Indexer:
             indexed_until(body, following),
             products,
             streamer=stream.streamer,
-            banned_words=matcher_for(lexicon),
+            banned_words=matcher_for(
+                lexicon, self.stores.settings.fuzzy_mention_min_syllables, self._southern
+            ),
             leading=carried_words(previous, body),
             focus=self._focus_before(stream, body, products),
             focus_seconds=self.stores.settings.product_focus_seconds,
@@ -174,6 +283,7 @@ class Indexer:
         self.stores.catalog.replace_banned_hits(stream.id, body.segment, hits)
         if alert:
             self._alert(stream, hits)
+            self._check_spike(stream, hits)
 
     def _focus_before(
         self, stream: Stream, body: SegmentTranscript, products: Sequence[Product]
@@ -191,12 +301,15 @@ class Indexer:
             self._focus_products[stream.id] = signature
             self._named = {k: v for k, v in self._named.items() if k[0] != stream.id}
         wanted = [seq for seq in range(body.segment - back, body.segment) if seq >= 0]
-        missing = [seq for seq in wanted if (stream.id, seq) not in self._named]
-        for row in self.stores.catalog.transcripts(stream.id, missing) if missing else ():
-            transcript = SegmentTranscript.from_json(json.loads(row.body))
-            self._named[(stream.id, row.segment_seq)] = last_named_product(
-                transcript, products, self._fuzzy
-            )
+        # The segment just before may still be getting parts (speech chunks transcribed
+        # out of order): asked again each time; older ones are settled.
+        missing = [
+            seq for seq in wanted if (stream.id, seq) not in self._named or seq == body.segment - 1
+        ]
+        rows = self.stores.catalog.transcripts(stream.id, missing) if missing else ()
+        merged = merge_parts(SegmentTranscript.from_json(json.loads(row.body)) for row in rows)
+        for seq, transcript in merged.items():
+            self._named[(stream.id, seq)] = last_named_product(transcript, products, self._fuzzy)
         start = body.words[0].offset
         for seq in reversed(wanted):
             focus = self._named.get((stream.id, seq))
@@ -212,7 +325,7 @@ class Indexer:
 
         settings, catalog = self.stores.settings, self.stores.catalog
         for hit in hits:
-            age = (utc_now() - hit.at).total_seconds()
+            age = (self.clock() - hit.at).total_seconds()
             if age > settings.alert_max_age_seconds:
                 continue
             if catalog.alerted_near(stream.id, BANNED_WORD_EVENT, hit.term, hit.offset, 3.0):
@@ -235,10 +348,23 @@ class Indexer:
                 stream.name,
             )
 
+    def _check_spike(self, stream: Stream, hits: list[BannedHit]) -> None:
+        """After new hits of the last hour: has their streamer's rate jumped?"""
+        now = self.clock()
+        if not stream.streamer or not any(now - h.at < timedelta(hours=1) for h in hits):
+            return
+        from compliance.spikes import raise_spikes  # imports the webhook sender (httpx)
+
+        raise_spikes(self.stores, now, [stream.streamer])
+
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Rebuild the index from the stored transcripts."""
         self.index.clear()
         self._indexed.clear()
+        # Whatever is stored now is indexed by rescan; what arrives later is followed.
+        self._events_after = self.stores.catalog.last_event_id()
+        self._screen_after, _ = self.stores.catalog.screen_text_after(self._screen_after)
+        self._save_timeline()
         done = self.rescan(progress=progress)
         self.index.optimize()
         return done
@@ -257,18 +383,20 @@ class Indexer:
             transcripts = self.stores.catalog.transcripts(stream.id)
             products = self.stores.catalog.products(stream.id)
             # From the blob store, the system of record, not the catalog's copies.
-            bodies = [
+            parts = [
                 SegmentTranscript.from_json(json.loads(self.stores.blobs.get_bytes(t.blob_key)))
                 for t in transcripts
             ]
+            bodies = list(merge_parts(parts).values())
             for position, body in enumerate(bodies):
                 previous = bodies[position - 1] if position > 0 else None
                 following = bodies[position + 1] if position + 1 < len(bodies) else None
                 self._replace(stream, body, previous, following, products)
-                self._indexed.add((stream.id, body.segment))
                 done += 1
                 if progress:
                     progress(done, total)
+            self._indexed |= {(stream.id, t.segment_seq, t.part) for t in transcripts}
+        self._reindex_timeline(streams)
         self._save_state()
         return done
 

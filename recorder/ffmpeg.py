@@ -43,6 +43,7 @@ FILE_PROTOCOLS = "file"
 FOLLOW_PROTOCOLS = "file,http,https,httpproxy,tcp,tls,crypto"
 _PROTOCOL_PREFIX = re.compile(r"^([A-Za-z0-9+.-]+):")
 PR_SET_PDEATHSIG = 1
+NO_AUDIO_TAP = "Output file does not contain any stream"  # ffmpeg, of an empty output
 
 _UNREACHABLE = re.compile(
     r"Connection refused|Connection timed out|No route to host|Name or service not known|"
@@ -104,10 +105,14 @@ def segmenter_command(
     realtime: bool,
     timeout_seconds: float,
     follow: Path | None = None,
+    audio_fd: int | None = None,
 ) -> list[str]:
     """ffmpeg segmenting ``source``; with ``follow``, the local copy of an HLS source's
     playlist (recorder/hls.py) is read instead, from its first segment, and the log says
-    (at info level, each line tagged with its level) which source segments were opened."""
+    (at info level, each line tagged with its level) which source segments were opened.
+    With ``audio_fd``, the first audio track is also written to that pipe as 16 kHz mono
+    s16le from media time 0 (gaps filled), for transcription as speech arrives
+    (recorder/speech.py); a source without audio then fails with NO_AUDIO_TAP."""
     loglevel = "warning" if follow is None else "level+info"
     command = [ffmpeg, "-hide_banner", "-nostats", "-loglevel", loglevel]
     if is_network_source(source):
@@ -143,7 +148,17 @@ def segmenter_command(
         "0.5",
         str(out_dir / SEGMENT_PATTERN),
     ]
+    if audio_fd is not None:
+        command += [
+            "-map", "0:a:0?", "-vn", "-ac", "1", "-ar", "16000",
+            "-af", "aresample=async=1:first_pts=0", "-f", "s16le", f"pipe:{audio_fd}",
+        ]  # fmt: skip
     return command
+
+
+def lacks_audio_for_tap(stderr_lines: list[str]) -> bool:
+    """Whether ffmpeg refused to start because the PCM tap found no audio track."""
+    return any(NO_AUDIO_TAP in line for line in stderr_lines[-6:])
 
 
 class FfmpegProcess:
@@ -154,6 +169,7 @@ class FfmpegProcess:
         command: list[str],
         on_progress: Callable[[float], None],
         on_log: Callable[[str], None] | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.command = command
         self._on_progress = on_progress
@@ -165,6 +181,7 @@ class FfmpegProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             preexec_fn=_die_with_parent,
+            pass_fds=pass_fds,
         )
         self._readers = [
             threading.Thread(target=self._read_progress, daemon=True),

@@ -43,7 +43,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +53,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.egress import EgressPolicy
 from core.errors import (
     ConflictError,
+    ImmutableBlobError,
     InvalidInputError,
     LiveWitnessError,
     NotLiveError,
@@ -70,6 +71,7 @@ from recorder.ffmpeg import (
     FfmpegProcess,
     classify_failure,
     is_network_source,
+    lacks_audio_for_tap,
     probe_duration,
     probe_file,
     read_segment_list,
@@ -87,10 +89,16 @@ from recorder.hls import (
     select_feed,
 )
 from recorder.sources import check_network_source
-from storage.blob_keys import check_stream_name
-from storage.blobs.protocol import sha256_file
-from storage.chain import TIMELINE_TOLERANCE_SECONDS, ClosedSegment, EvidenceChain
-from storage.models import ManifestEntry, Segment
+from recorder.speech import AudioTap, ChunkAudio, SpeechChunker
+from storage.blob_keys import check_stream_name, speech_chunk_key
+from storage.blobs.protocol import sha256_bytes, sha256_file
+from storage.chain import (
+    TIMELINE_TOLERANCE_SECONDS,
+    UNTIMED_KINDS,
+    ClosedSegment,
+    EvidenceChain,
+)
+from storage.models import ManifestEntry, Segment, SpeechChunk
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +142,8 @@ class _Session:
     fed: list[tuple[int, float]] = field(default_factory=list)  # recovered HLS session
     last_opened: int | None = None  # recovered HLS session
     new_segments: int = 0
+    tap: AudioTap | None = None  # speech chunks from ffmpeg's PCM pipe
+    first_seq: int = 0  # the segment seq its first file gets (speech chunks are filed so)
 
 
 @dataclass
@@ -191,6 +201,8 @@ class StreamRecorder:
         self._resume_captures: set[str] = set()
         self._head_before: int | None = None  # the chain's last entry when this run began
         self._failure: str | None = None  # why storage failed under this run, if it did
+        # Speech goes to transcription as chunks cut at pauses (off: a source without audio).
+        self._tap_audio = settings.speech_chunks
 
     def stop(self) -> None:
         self._stop.set()
@@ -249,6 +261,9 @@ class StreamRecorder:
         if not added and (status_before != "recording" or self._failure is not None):
             catalog.set_status(self._stream_id, "failed" if self._failure else status_before)
             return
+        # Where the timeline stands: keyframes and events other stages chained meanwhile
+        # claim no time and end no session.
+        head = _timed_head(catalog.entries(self._stream_id)) if head is not None else None
         try:
             if head is not None and head.kind != "end":
                 reason = self._end_reason or self.summary.ended_by or "stopped"
@@ -371,9 +386,13 @@ class StreamRecorder:
             backoff = min(backoff * 2, self.settings.reconnect_max_seconds)
 
     def _run_session(self, remaining: float | None) -> _Outcome:
-        if self._hls:
-            return self._hls_session(remaining)
-        return self._direct_session(remaining)
+        outcome = self._hls_session(remaining) if self._hls else self._direct_session(remaining)
+        if self._tap_audio and not outcome.new_segments and lacks_audio_for_tap(outcome.stderr):
+            # ffmpeg refuses an output with nothing to write: video without audio.
+            log.info("%s: the source has no audio track: no speech chunks", self.stream)
+            self._tap_audio = False
+            return self._run_session(remaining)
+        return outcome
 
     def _new_session(self) -> _Session:
         name = self._ingest_session or utc_now().strftime("%Y%m%dT%H%M%S%f")
@@ -381,6 +400,7 @@ class StreamRecorder:
         directory.mkdir(parents=True, exist_ok=self._ingest)
         session = _Session(directory=directory, ingest=self._ingest)
         session.stall_seconds = self.settings.stall_timeout_seconds
+        session.first_seq = self._first_seq_of(directory.name)
         if self._ingest:
             assert self.started_at is not None
             session.anchor, session.anchor_frozen = self.started_at, True
@@ -402,6 +422,7 @@ class StreamRecorder:
                     raise
                 return _Outcome("failed", str(exc), error=exc)
         session = self._new_session()
+        audio_fd, read_fd = self._open_tap()
         command = segmenter_command(
             self.settings.ffmpeg,
             self.source,
@@ -409,11 +430,13 @@ class StreamRecorder:
             self.segment_seconds,
             self.realtime,
             self.settings.connect_timeout_seconds,
+            audio_fd=audio_fd,
         )
-        process = FfmpegProcess(command, lambda t: self._progress(session, t))
+        process = self._start_ffmpeg(session, command, audio_fd, read_fd)
         session.opened_at = time.monotonic()
         why = self._supervise(session, process, remaining)
         code = process.wait()
+        self._end_tap(session)
         self._finish_session(session)
         if session.too_fast is not None:
             why = "not live"
@@ -448,6 +471,7 @@ class StreamRecorder:
         session.stall_seconds = follower.stall_seconds
         # The listed backlog is read at once when ffmpeg starts: that much lead is allowed.
         session.allowance = self.settings.live_lead_seconds + follower.backlog_seconds
+        audio_fd, read_fd = self._open_tap()
         command = segmenter_command(
             self.settings.ffmpeg,
             self.source,
@@ -456,14 +480,16 @@ class StreamRecorder:
             False,
             self.settings.connect_timeout_seconds,
             follow=follower.path,
+            audio_fd=audio_fd,
         )
-        process = FfmpegProcess(command, lambda t: self._progress(session, t), follower.note_log)
+        process = self._start_ffmpeg(session, command, audio_fd, read_fd, follower.note_log)
         session.opened_at = time.monotonic()
         follower.start()
         left = None if remaining is None else remaining - (time.monotonic() - began)
         why = self._supervise(session, process, left)
         follower.close()
         process.wait()
+        self._end_tap(session)
         self._finish_session(session)
         if session.too_fast is not None:
             why = "not live"
@@ -511,6 +537,91 @@ class StreamRecorder:
                 return _Outcome("stalled", f"no new segment for {patience:.0f}s")
             if self._pause(min(max(playlist.target_duration / 2, 0.5), 2.0)):
                 return _Outcome("stopped")
+
+    # -- speech chunks (recorder/speech.py) -----------------------------------------------
+    def _open_tap(self) -> tuple[int | None, int | None]:
+        """The pipe ffmpeg writes 16 kHz PCM to (write end, read end), when tapping."""
+        if not self._tap_audio:
+            return None, None
+        read_fd, write_fd = os.pipe()
+        return write_fd, read_fd
+
+    def _start_ffmpeg(
+        self,
+        session: _Session,
+        command: list[str],
+        audio_fd: int | None,
+        read_fd: int | None,
+        on_log: Callable[[str], None] | None = None,
+    ) -> FfmpegProcess:
+        try:
+            process = FfmpegProcess(
+                command,
+                lambda t: self._progress(session, t),
+                on_log,
+                pass_fds=() if audio_fd is None else (audio_fd,),
+            )
+        except BaseException:
+            for fd in (audio_fd, read_fd):
+                if fd is not None:
+                    os.close(fd)
+            raise
+        if audio_fd is not None and read_fd is not None:
+            os.close(audio_fd)  # ffmpeg holds it now: the pipe ends when ffmpeg exits
+            settings = self.settings
+            chunker = SpeechChunker(
+                pause_seconds=settings.chunk_pause_seconds,
+                long_pause_seconds=settings.chunk_long_pause_seconds,
+                min_seconds=settings.chunk_min_seconds,
+                max_seconds=settings.chunk_max_seconds,
+                aggressiveness=settings.vad_aggressiveness,
+            )
+            session.tap = AudioTap(read_fd, chunker, lambda a: self._store_chunk(session, a))
+        return process
+
+    def _end_tap(self, session: _Session) -> None:
+        if session.tap is not None:
+            session.tap.join(timeout=30)  # its last chunk stored before the session ends
+
+    def _first_seq_of(self, session_name: str) -> int:
+        """The seq the session's first file gets: the next one, or (an ingest resumed) the
+        one its first file got in the interrupted run."""
+        catalog = self.chain.catalog
+        first = catalog.segment_by_capture(self._stream_id, f"{session_name}/seg00000000.ts")
+        if first is not None:
+            return first.seq
+        last = catalog.last_segment(self._stream_id)
+        return 0 if last is None else last.seq + 1
+
+    def _store_chunk(self, session: _Session, audio: ChunkAudio) -> None:
+        """Store a chunk's audio (derived, not evidence), catalogue it and queue it: filed
+        under the segment whose file was being written when the chunk began."""
+        catalog = self.chain.catalog
+        anchor = session.anchor or utc_now() - timedelta(seconds=session.media_seconds)
+        starts_at = anchor + timedelta(seconds=audio.start)
+        first = catalog.first_segment(self._stream_id)
+        origin = first.starts_at if first is not None else anchor  # a new stream starts here
+        listed = read_segment_list(session.directory / "segments.csv")
+        closed_before = sum(1 for item in listed if item.end <= audio.start + 0.001)
+        wav = audio.wav()
+        key = speech_chunk_key(self.stream, session.directory.name, audio.start)
+        try:
+            self.chain.blobs.put_bytes(key, wav)  # the same bytes again: a resumed ingest
+        except ImmutableBlobError:
+            log.warning("%s: speech chunk %s was stored with other audio: kept", self.stream, key)
+            return
+        catalog.add_speech_chunk(
+            SpeechChunk(
+                stream_id=self._stream_id,
+                seq=0,
+                segment_seq=session.first_seq + closed_before,
+                starts_at=starts_at,
+                offset=round((starts_at - origin).total_seconds(), 3),
+                duration=round(audio.duration, 3),
+                blob_key=key,
+                sha256=sha256_bytes(wav),
+            )
+        )
 
     def _supervise(self, session: _Session, process: FfmpegProcess, remaining: float | None) -> str:
         """Chain what ffmpeg closes until it exits; returns why the session ended:
@@ -676,6 +787,7 @@ class StreamRecorder:
             capture=capture,
             recovered=recovered,
             media_sequence=self._media_sequence(session, start, start + duration, final),
+            transcribe=session.tap is None,
         )
         segment = self.chain.append_segment(self._stream_id, self.stream, closed)
         path.unlink()
@@ -836,7 +948,11 @@ class StreamRecorder:
             self._ingest_session = f"{prefix}{self.segment_seconds:g}s"
             return
         first, last = earlier[0], earlier[-1]
-        after = [e for e in catalog.entries(self._stream_id) if e.idx > last.entry_idx]
+        after = [
+            e
+            for e in catalog.entries(self._stream_id)
+            if e.idx > last.entry_idx and e.kind not in UNTIMED_KINDS  # OCR's keyframes
+        ]
         held = f"segments {first.seq}-{last.seq}, {iso(first.starts_at)} to {iso(_end(last))}"
         if after and after[0].kind == "end" and after[0].reason == FILE_INGESTED:
             raise ConflictError(
@@ -865,6 +981,11 @@ class StreamRecorder:
 
 def _end(segment: Segment) -> datetime:
     return segment.starts_at + timedelta(seconds=segment.duration)
+
+
+def _timed_head(entries: Sequence[ManifestEntry]) -> ManifestEntry | None:
+    """The last entry that claims time (a segment, gap or end)."""
+    return next((e for e in reversed(entries) if e.kind not in UNTIMED_KINDS), None)
 
 
 def _status_after(head: ManifestEntry | None, before: str) -> str:

@@ -11,7 +11,8 @@ from core.errors import InvalidInputError
 from storage.catalog import Catalog
 from storage.models import ApiKey
 
-Role = Literal["admin", "reviewer", "compliance", "case-system"]
+# connector: a platform adapter posting stream events (chat, product cards), nothing else.
+Role = Literal["admin", "reviewer", "compliance", "case-system", "connector"]
 ROLES: tuple[Role, ...] = get_args(Role)
 KEY_PREFIX = "lw_"
 

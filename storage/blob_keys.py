@@ -34,8 +34,29 @@ def signature_key(stream: str, head_idx: int) -> str:
     return f"streams/{stream}/signatures/{head_idx:08d}.json"
 
 
-def transcript_key(stream: str, seq: int) -> str:
+def transcript_key(stream: str, seq: int, part: int = 0) -> str:
+    """A segment's transcript; part n > 0: the transcript of the speech chunk n - 1 filed
+    under it."""
+    if part:
+        return f"streams/{stream}/transcripts/{seq:08d}.{part:06d}.json"
     return f"streams/{stream}/transcripts/{seq:08d}.json"
+
+
+def speech_chunk_key(stream: str, session: str, start: float) -> str:
+    """A speech chunk's audio (derived, not evidence): by recording session and media
+    time, so that a chunk stored twice (a retried store) lands on the same key."""
+    return f"streams/{stream}/chunks/{session}/{round(start * 1000):010d}.wav"
+
+
+def keyframe_key(stream: str, seq: int, pts: float, sha256: str) -> str:
+    """A sampled moment's JPEG (OCR), named by its segment, time in it and content."""
+    return f"streams/{stream}/keyframes/{seq:08d}/{round(pts * 1000):08d}.{sha256[:16]}.jpg"
+
+
+def events_key(stream: str, sha256: str) -> str:
+    """A sealed batch of stream events (JSONL), named by its SHA-256: two sealers of one
+    stream never want the same name for different bytes."""
+    return f"streams/{stream}/events/{sha256}.jsonl"
 
 
 AUDIT_HEADS_PREFIX = "audit/heads/"

@@ -14,28 +14,47 @@ The chain is also a timeline: each entry covers wall-clock time that starts no e
 than the entry before it ends and ends no later than it was chained (within
 ``TIMELINE_TOLERANCE_SECONDS``); a recording session that stops cleanly ends with an
 ``end`` entry (``{"reason": ..., "at": ...}``, ``at`` being where its time ends).
+
+Entries of the kinds in :data:`UNTIMED_KINDS` attach material to time already chained
+and claim none of their own: a ``keyframes`` entry lists, by SHA-256, the JPEGs of a
+segment's sampled moments that OCR read text in (transcriber/ocr); an ``events`` entry
+names a sealed JSONL batch of stream events (chat, product cards: storage/events.py) by
+SHA-256, with its count and time range. Such entries are
+written by other stages while a recorder appends, so an append that finds its place
+taken (the store is write-once) reads the new entries and tries the next place.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from core.errors import ImmutableBlobError, IntegrityError, NotFoundError
-from core.jobs import SEGMENT_JOBS
+from core.errors import ImmutableBlobError, IntegrityError, NotFoundError, StorageError
+from core.jobs import SEGMENT_JOBS, TRANSCRIBE_JOB
 from core.timeutil import iso, parse_iso, utc_now
-from storage.blob_keys import check_stream_name, entry_key, segment_key, signature_key
+from storage.blob_keys import (
+    check_stream_name,
+    entry_key,
+    events_key,
+    keyframe_key,
+    segment_key,
+    signature_key,
+)
 from storage.blobs.protocol import BlobStore, sha256_bytes
 from storage.catalog import SIGNATURES_STORED, Catalog
-from storage.models import ManifestEntry, Segment, Signature, TimestampToken
+from storage.models import EventBatch, Keyframe, ManifestEntry, Segment, Signature, TimestampToken
 from storage.receipts import CHAIN_HEAD_EVENT, receipt_row
 from storage.signing import FORMAT, Signer, canonical_bytes
 
 GENESIS = "0" * 64
 TIMELINE_TOLERANCE_SECONDS = 0.5  # ms-rounded times and a frame of slack; verify uses it
+EVENTS_KIND = "events"  # a sealed batch of stream events (storage/events.py)
+UNTIMED_KINDS = frozenset({"keyframes", EVENTS_KIND})  # entries that claim no time of their own
+APPEND_ATTEMPTS = 20  # places tried when other writers keep taking the next one
 
 
 def token_reference(token: TimestampToken) -> dict[str, Any]:
@@ -63,13 +82,49 @@ class ClosedSegment:
     # First and last media sequence number of the HLS source segments it holds, so a
     # later recorder of the stream continues after them (recorder/hls.py).
     media_sequence: tuple[int, int] | None = None
+    # False when the recorder's PCM tap sent its speech as chunks (recorder/speech.py):
+    # the segment is then not transcribed again whole.
+    transcribe: bool = True
+
+
+@dataclass(frozen=True)
+class SealedBatch:
+    """A batch of stream events ready to be chained (storage/events.py seals them)."""
+
+    data: bytes  # JSONL: one canonical JSON event per line, by time
+    sha256: str
+    count: int
+    late: int  # how many of them were sealed after their window
+    first_at: datetime
+    last_at: datetime
+    window_end: datetime  # the windows before this are closed
+    batch: str  # the sealer's claim on its events (storage/catalog/events.py)
+
+
+@dataclass(frozen=True)
+class StoredKeyframe:
+    """A keyframe JPEG to chain: its bytes, where in the segment and when it was taken."""
+
+    data: bytes
+    pts: float  # seconds into the segment
+    at: datetime
 
 
 class EvidenceChain:
-    def __init__(self, catalog: Catalog, blobs: BlobStore, signer: Signer) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        blobs: BlobStore,
+        signer: Signer,
+        segment_jobs: tuple[str, ...] = SEGMENT_JOBS,
+    ) -> None:
         self.catalog = catalog
         self.blobs = blobs
         self.signer = signer
+        self.segment_jobs = segment_jobs  # queued for every chained segment
+        # The jobs of the segment this thread is appending, when not all of segment_jobs.
+        self._appending_jobs = threading.local()
+        self._appending = threading.Lock()  # one appender at a time in this process
 
     def open_stream(self, name: str, source: str | None = None) -> int:
         """Create or reopen a stream and repair its catalog index from the stored entries."""
@@ -111,6 +166,18 @@ class EvidenceChain:
             starts_at = ends_at = parse_iso(end["at"])
             seq = None
             reason = end["reason"]
+        elif record["kind"] in UNTIMED_KINDS:
+            # No time of its own: indexed where the timeline stood, so readers of the
+            # head's time (the recorder's gaps and checks) see the timeline unchanged.
+            before = self.catalog.entry(stream_id, idx - 1)
+            if before is not None:
+                starts_at = ends_at = before.ends_at
+            elif record["kind"] == EVENTS_KIND:  # events may come before any recording
+                starts_at = ends_at = parse_iso(record[EVENTS_KIND]["from"])
+            else:
+                raise IntegrityError(entry_key(name, idx), "attaches to no entry before it")
+            seq = record[record["kind"]].get("segment")
+            reason = None
         else:
             gap = record["gap"]
             starts_at, ends_at = parse_iso(gap["from"]), parse_iso(gap["to"])
@@ -145,10 +212,54 @@ class EvidenceChain:
                     capture=seg["capture"],
                 )
             )
-            for kind in SEGMENT_JOBS:
+            for kind in getattr(self._appending_jobs, "kinds", self.segment_jobs):
                 self.catalog.enqueue(kind, stream_id, seq)
+        elif record["kind"] == EVENTS_KIND:
+            batch = record[EVENTS_KIND]
+            self.catalog.add_event_batch(
+                EventBatch(
+                    stream_id=stream_id,
+                    entry_idx=idx,
+                    batch=batch["batch"],
+                    blob_key=batch["key"],
+                    sha256=batch["sha256"],
+                    count=batch["count"],
+                    late=batch["late"],
+                    first_at=parse_iso(batch["from"]),
+                    last_at=parse_iso(batch["to"]),
+                    window_end=parse_iso(batch["window_end"]),
+                )
+            )
+        elif record["kind"] == "keyframes":
+            body = record["keyframes"]
+            self.catalog.add_keyframes(
+                [
+                    Keyframe(
+                        stream_id=stream_id,
+                        segment_seq=body["segment"],
+                        at=parse_iso(frame["at"]),
+                        offset=frame["offset"],
+                        blob_key=frame["key"],
+                        sha256=frame["sha256"],
+                        size=frame["size"],
+                        entry_idx=idx,
+                    )
+                    for frame in body["frames"]
+                ]
+            )
 
     def _append(self, stream_id: int, name: str, kind: str, body: dict[str, Any]) -> int:
+        with self._appending:
+            for _attempt in range(APPEND_ATTEMPTS):
+                try:
+                    return self._append_once(stream_id, name, kind, body)
+                except ImmutableBlobError:
+                    # Another process chained this place first (an OCR worker beside the
+                    # recorder): index what it stored and take the next place.
+                    self._adopt_stored_entries(stream_id, name)
+        raise StorageError(f"could not append to the chain of {name!r}: its head keeps moving")
+
+    def _append_once(self, stream_id: int, name: str, kind: str, body: dict[str, Any]) -> int:
         head = self.catalog.head(stream_id)
         idx = 0 if head is None else head.idx + 1
         record = {
@@ -193,7 +304,13 @@ class EvidenceChain:
         }
         if closed.media_sequence is not None:
             body["media_sequence"] = list(closed.media_sequence)
-        self._append(stream_id, name, "segment", body)
+        if not closed.transcribe:
+            kinds = tuple(k for k in self.segment_jobs if k != TRANSCRIBE_JOB)
+            self._appending_jobs.kinds = kinds
+        try:
+            self._append(stream_id, name, "segment", body)
+        finally:
+            self._appending_jobs.__dict__.pop("kinds", None)
         found = self.catalog.segment_by_capture(stream_id, closed.capture)
         if found is None:  # pragma: no cover - _append indexes it
             raise NotFoundError(f"segment {key} vanished from the catalog")
@@ -204,6 +321,54 @@ class EvidenceChain:
     ) -> int:
         body = {"from": iso(start), "to": iso(end), "reason": reason}
         return self._append(stream_id, name, "gap", body)
+
+    def append_keyframes(
+        self, stream_id: int, name: str, segment: Segment, frames: list[StoredKeyframe]
+    ) -> int:
+        """Store a segment's keyframes (write-once, named by their SHA-256) and chain them
+        in one ``keyframes`` entry that names the segment they were taken from."""
+        first = self.catalog.first_segment(stream_id)
+        base = (segment.starts_at - (first or segment).starts_at).total_seconds()
+        listed = []
+        for frame in frames:
+            sha256 = sha256_bytes(frame.data)
+            key = keyframe_key(name, segment.seq, frame.pts, sha256)
+            self.blobs.put_bytes(key, frame.data)
+            listed.append(
+                {
+                    "key": key,
+                    "sha256": sha256,
+                    "size": len(frame.data),
+                    "pts": round(frame.pts, 3),
+                    "at": iso(frame.at),
+                    "offset": round(base + frame.pts, 3),
+                }
+            )
+        body = {
+            "segment": segment.seq,
+            "segment_entry": segment.entry_idx,
+            "segment_sha256": segment.sha256,
+            "frames": listed,
+        }
+        return self._append(stream_id, name, "keyframes", body)
+
+    def append_events(self, stream_id: int, name: str, batch: SealedBatch) -> int:
+        """Store a sealed batch of stream events (JSONL, named by its SHA-256) and chain
+        it in one ``events`` entry with its count and time range; returns its index."""
+        key = events_key(name, batch.sha256)
+        self.blobs.put_bytes(key, batch.data)
+        body = {
+            "key": key,
+            "sha256": batch.sha256,
+            "size": len(batch.data),
+            "count": batch.count,
+            "late": batch.late,
+            "from": iso(batch.first_at),
+            "to": iso(batch.last_at),
+            "window_end": iso(batch.window_end),
+            "batch": batch.batch,
+        }
+        return self._append(stream_id, name, EVENTS_KIND, body)
 
     def append_end(self, stream_id: int, name: str, reason: str, at: datetime) -> int:
         """End a recording session: why it ended, and where its recorded time ends. Sign

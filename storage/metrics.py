@@ -45,7 +45,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.jobs import TRANSCRIBE_JOB
+from core.jobs import TRANSCRIPTION_JOBS
 from core.timeutil import utc_now
 from storage.catalog import WAITING, Catalog, StreamSummary
 from storage.stages import STAGE_ERRORS, STAGE_RESTARTS, STAGES
@@ -196,6 +196,21 @@ class CatalogFamilies:
             "livewitness_streams", "Streams by status.", labels=["status"]
         )
     )
+    events: CounterMetricFamily = field(
+        default_factory=lambda: CounterMetricFamily(
+            "livewitness_stream_events",
+            "Stream events taken (chat, product cards, orders, notices; docs/events.md).",
+            labels=["stream"],
+        )
+    )
+    events_refused: CounterMetricFamily = field(
+        default_factory=lambda: CounterMetricFamily(
+            "livewitness_stream_events_refused",
+            "Stream events refused, by reason (malformed, too_large, invalid, unknown_kind,"
+            " too_old, in_future, rate_limited, conflict).",
+            labels=["stream", "reason"],
+        )
+    )
 
     def all(self) -> list[Metric]:
         return [getattr(self, f.name) for f in fields(self)]
@@ -234,19 +249,19 @@ class CatalogCollector(Collector):
 
     def _read(self) -> CatalogFamilies:
         catalog, out = self.catalog, CatalogFamilies()
-        summaries = catalog.stream_summaries(TRANSCRIBE_JOB)
+        summaries = catalog.stream_summaries(TRANSCRIPTION_JOBS)
         names = {stream.id: stream.name for stream in catalog.list_streams()}
         for stream_id, name in sorted(names.items(), key=lambda item: item[1]):
             summary = summaries.get(stream_id, StreamSummary())
             out.segments.add_metric([name], summary.segments)
             out.recorded.add_metric([name], summary.seconds)
             out.gaps.add_metric([name], summary.gaps)
-        by_status = catalog.job_status_counts(TRANSCRIBE_JOB)
+        by_status = catalog.job_status_counts(TRANSCRIPTION_JOBS)
         waiting = sum(n for status, n in by_status.items() if status in WAITING)
         out.backlog.add_metric([], waiting)  # as Catalog.backlog counts it
         for status, count in sorted(by_status.items()):
             out.jobs.add_metric([status], count)
-        timings = catalog.recent_job_timings(TRANSCRIBE_JOB, REALTIME_FACTOR_JOBS)
+        timings = catalog.recent_job_timings(TRANSCRIPTION_JOBS, REALTIME_FACTOR_JOBS)
         processing = sum(seconds for _, seconds in timings)
         if processing > 0:  # no finished job yet: no value rather than a made-up one
             # A ratio of sums, not a mean of ratios: one short segment cannot swing it.
@@ -258,6 +273,10 @@ class CatalogCollector(Collector):
             out.banned_hits.add_metric([category], count)
         for status, count in sorted(catalog.stream_status_counts().items()):
             out.streams.add_metric([status], count)
+        for stream_id, count in sorted(catalog.event_counts().items()):
+            out.events.add_metric([names.get(stream_id, str(stream_id))], count)
+        for stream_id, reason, count in sorted(catalog.event_refusals()):
+            out.events_refused.add_metric([names.get(stream_id, str(stream_id)), reason], count)
         return out
 
 

@@ -105,6 +105,58 @@ class Segment(Base):
     capture: Mapped[str] = mapped_column(String(128))
 
 
+class EventRow(Base):
+    """A stream event as received (core/events.py): ``body`` is its line without the late
+    mark; ``batch_idx`` the chain entry of the batch that holds it (None: not sealed yet,
+    ``claim`` then names the sealer writing it)."""
+
+    __tablename__ = "stream_events"
+    __table_args__ = (UniqueConstraint("stream_id", "event_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the platform's time
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    body: Mapped[str] = mapped_column(Text)  # canonical JSON, as the connector's fields
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    batch_idx: Mapped[int | None] = mapped_column(Integer, index=True)
+    claim: Mapped[str | None] = mapped_column(String(32), index=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EventBatch(Base):
+    """A sealed batch of events: a JSONL blob entered in the chain (kind "events")."""
+
+    __tablename__ = "event_batches"
+    __table_args__ = (UniqueConstraint("stream_id", "entry_idx"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
+    entry_idx: Mapped[int] = mapped_column(Integer)
+    batch: Mapped[str] = mapped_column(String(32), index=True)  # the sealer's claim
+    blob_key: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer)
+    late: Mapped[int] = mapped_column(Integer)  # how many of them are late
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)  # sealed up to here
+
+
+class EventRefusal(Base):
+    """How many events of a stream were refused, by reason (core/events.py)."""
+
+    __tablename__ = "event_refusals"
+    __table_args__ = (UniqueConstraint("stream_id", "reason"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Signature(Base):
     __tablename__ = "signatures"
     __table_args__ = (UniqueConstraint("stream_id", "head_idx"),)
@@ -165,21 +217,89 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
 
 
+class SpeechChunk(Base):
+    """Speech the recorder cut at pauses from its 16 kHz PCM tap (recorder/speech.py):
+    derived audio (a WAV blob, not evidence) that a transcription job turns into words."""
+
+    __tablename__ = "speech_chunks"
+    __table_args__ = (UniqueConstraint("stream_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    # The evidence segment being recorded when the chunk began: its transcript is filed
+    # there, as a part (Transcript.part).
+    segment_seq: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    offset: Mapped[float] = mapped_column(Float)  # seconds from the stream's start
+    duration: Mapped[float] = mapped_column(Float)
+    blob_key: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
 class Transcript(Base):
-    """A segment's words; the JSON blob beside the segment is the record, this its copy."""
+    """A segment's words; the JSON blob beside the segment is the record, this its copy.
+
+    ``part`` 0 is the segment decoded whole; parts 1, 2, ... are the speech chunks that
+    began in it (chunk seq + 1), each a transcript of its own words."""
 
     __tablename__ = "transcripts"
-    __table_args__ = (UniqueConstraint("stream_id", "segment_seq"),)
+    __table_args__ = (UniqueConstraint("stream_id", "segment_seq", "part"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
     segment_seq: Mapped[int] = mapped_column(Integer)
+    part: Mapped[int] = mapped_column(Integer, default=0)
     blob_key: Mapped[str] = mapped_column(String(512))
     language: Mapped[str | None] = mapped_column(String(8))
     model: Mapped[str] = mapped_column(String(128))
     text: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)  # the stored JSON document
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class Keyframe(Base):
+    """A JPEG of a sampled moment with on-screen text, stored and chained: a ``keyframes``
+    manifest entry lists it by SHA-256 (storage/chain.py). The blob is the record."""
+
+    __tablename__ = "keyframes"
+    __table_args__ = (UniqueConstraint("stream_id", "blob_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
+    segment_seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    offset: Mapped[float] = mapped_column(Float)  # seconds from the stream's start
+    blob_key: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    entry_idx: Mapped[int] = mapped_column(Integer)  # the chain entry that lists it
+
+
+class ScreenText(Base):
+    """A line of on-screen text read in one segment's sampled frames, from the first to
+    the last consecutive frame it was seen in. Derived from the keyframes; rebuilt by
+    OCR-ing the segment again."""
+
+    __tablename__ = "screen_text"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
+    segment_seq: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    search: Mapped[str] = mapped_column(Text)  # core.text.search_form(text)
+    box: Mapped[str] = mapped_column(Text)  # JSON [[x, y] x 4] in the frame, first seen
+    confidence: Mapped[float] = mapped_column(Float)  # the best of its frames
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_offset: Mapped[float] = mapped_column(Float)
+    last_offset: Mapped[float] = mapped_column(Float)
+    # Seen in the segment's first / last sampled frame: a line continues into the
+    # neighbouring segment's record when both ends are open (merged when read).
+    open_start: Mapped[bool] = mapped_column(Boolean, default=False)
+    open_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    keyframe_key: Mapped[str] = mapped_column(String(512))  # where it was first seen
 
 
 class Product(Base):
@@ -234,13 +354,14 @@ class Webhook(Base):
 
 
 class Alert(Base):
-    """An event worth telling the webhooks about (a banned word on a live stream)."""
+    """An event worth telling the webhooks about: a banned word on a live stream, or a
+    streamer's banned-word rate spiking (``term``: the streamer; compliance/spikes.py)."""
 
     __tablename__ = "alerts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(32))  # "banned_word"
+    kind: Mapped[str] = mapped_column(String(32))  # "banned_word" | "compliance.spike"
     term: Mapped[str] = mapped_column(String(128))
     offset: Mapped[float] = mapped_column(Float)
     payload: Mapped[str] = mapped_column(Text)  # the JSON body sent
@@ -317,3 +438,70 @@ class Receipt(Base):
     head_sha256: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text)  # the JSON body sent
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class Case(Base):
+    """A dispute case: the moments a reviewer keeps, with their signed overlays."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)  # case system's
+    title: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # or "closed"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    created_by: Mapped[str] = mapped_column(String(160))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    updated_by: Mapped[str] = mapped_column(String(160))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CaseMoment(Base):
+    """A time range of a stream kept in a case, and what found it."""
+
+    __tablename__ = "case_moments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"), index=True)
+    start_offset: Mapped[float] = mapped_column(Float)  # seconds from the stream's start
+    end_offset: Mapped[float] = mapped_column(Float)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    found_by: Mapped[str] = mapped_column(Text)  # 'search "包邮"', 'banned 最低价'
+    matched: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of matched words
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    created_by: Mapped[str] = mapped_column(String(160))
+
+
+class CaseOverlay(Base):
+    """A note, tag or transcript correction on a moment: never evidence. The signed record
+    (``blob_key``, under ``overlays/``) is the overlay; this row is its index."""
+
+    __tablename__ = "case_overlays"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    moment_id: Mapped[int] = mapped_column(ForeignKey("case_moments.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "note" | "tag" | "correction"
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(160))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    blob_key: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))  # of the stored signed record
+
+
+class BlobHold(Base):
+    """A legal hold a case places on one stored blob; the blob is held while any row for
+    its key is unreleased. ``applied_at``: when the blob store confirmed it (None: still
+    to be placed, retried by the periodic hold task)."""
+
+    __tablename__ = "blob_holds"
+    __table_args__ = (UniqueConstraint("case_id", "blob_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    blob_key: Mapped[str] = mapped_column(String(512), index=True)
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

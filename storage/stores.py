@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from core.errors import ConfigError, StorageError
+from core.jobs import segment_jobs
 from core.settings import Settings
 from storage.blobs.factory import open_blob_store
 from storage.blobs.protocol import BlobStore
@@ -60,7 +61,7 @@ def open_stores(settings: Settings) -> Stores:
             blobs.close()
         catalog.close()
         raise
-    chain = EvidenceChain(catalog, blobs, signer)
+    chain = EvidenceChain(catalog, blobs, signer, segment_jobs(settings.ocr_enabled))
     try:
         # Secrets an earlier release stored in plain text: sealed now, beside the keys.
         catalog.seal_webhook_secrets()

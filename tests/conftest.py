@@ -25,6 +25,9 @@ pytest_plugins = ["tests.support.s3server"]
 # allows loopback; the policy's own tests (tests/test_egress.py) pass their own list.
 TEST_EGRESS_ALLOW = "127.0.0.0/8,::1"
 os.environ["LIVEWITNESS_EGRESS_ALLOW"] = TEST_EGRESS_ALLOW
+# OCR (on by default) would queue a job per segment and read frames in every test that
+# records; only tests/test_ocr.py, which asks for it, reads on-screen text.
+os.environ["LIVEWITNESS_OCR_ENABLED"] = "false"
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,15 @@ from tests.support.cli import run_cli
 from tests.support.livesource import LiveHlsSource
 from tests.support.searchdata import SHOP, add_stream
 
-PARAMS = {"name": "shop", "seq": "0", "key_id": "1", "webhook_id": "1"}
+PARAMS = {
+    "name": "shop",
+    "seq": "0",
+    "key_id": "1",
+    "webhook_id": "1",
+    "case_id": "1",
+    "moment_id": "1",
+    "sha256": "0" * 64,
+}
 # Routes anyone may call: the health check, and the public key packages are pinned to.
 PUBLIC = {("GET", "/api/v1/health"), ("GET", "/api/v1/signing-key")}
 

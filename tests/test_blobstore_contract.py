@@ -168,6 +168,26 @@ def test_invalid_keys_are_refused(store: BlobStore, key: str, tmp_path: Path) ->
         store.download(key, tmp_path / "out")
 
 
+def test_hold_and_release(store: BlobStore) -> None:
+    store.put_bytes(SEGMENT, b"evidence")
+    assert not store.held(SEGMENT)
+    store.hold(SEGMENT)
+    store.hold(SEGMENT)  # again: a no-op
+    assert store.held(SEGMENT)
+    assert list(store.list("")) == [SEGMENT]  # a hold is not a blob
+    store.release(SEGMENT)
+    assert not store.held(SEGMENT)
+    store.release(SEGMENT)  # not held: a no-op
+    assert store.get_bytes(SEGMENT) == b"evidence"
+
+
+def test_holding_a_missing_blob_is_not_found(store: BlobStore) -> None:
+    with pytest.raises(NotFoundError):
+        store.hold("streams/nope/segments/00000001.ts")
+    assert not store.held("streams/nope/segments/00000001.ts")
+    store.release("streams/nope/segments/00000001.ts")
+
+
 # -- S3 only ---------------------------------------------------------------------------
 
 
@@ -215,6 +235,35 @@ def test_legal_hold_is_set_when_configured(
     version = _head(s3_client, s3_bucket, SEGMENT)["VersionId"]
     with pytest.raises(ClientError):
         s3_client.delete_object(Bucket=s3_bucket, Key=SEGMENT, VersionId=version)
+
+
+def test_a_held_version_cannot_be_deleted_until_released(
+    s3_settings: SettingsFactory, s3_client: S3Client, s3_bucket: str
+) -> None:
+    store = _s3_store(s3_settings)
+    store.put_bytes(SEGMENT, b"evidence")
+    version = _head(s3_client, s3_bucket, SEGMENT)["VersionId"]
+    store.hold(SEGMENT)
+    hold = s3_client.get_object_legal_hold(Bucket=s3_bucket, Key=SEGMENT, VersionId=version)
+    assert hold["LegalHold"]["Status"] == "ON"
+    with pytest.raises(ClientError) as refused:
+        s3_client.delete_object(Bucket=s3_bucket, Key=SEGMENT, VersionId=version)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    store.release(SEGMENT)
+    s3_client.delete_object(Bucket=s3_bucket, Key=SEGMENT, VersionId=version)
+    assert store.stat(SEGMENT) is None
+
+
+def test_hold_on_a_bucket_without_object_lock_is_a_config_error(
+    s3_settings: SettingsFactory, s3_client: S3Client
+) -> None:
+    bucket = f"lw-nolock-{os.urandom(6).hex()}"
+    s3_client.create_bucket(Bucket=bucket)
+    store = _s3_store(s3_settings, s3_bucket=bucket)
+    store.put_bytes(SEGMENT, b"evidence")
+    with pytest.raises(ConfigError, match="Object Lock"):
+        store.hold(SEGMENT)
+    assert not store.held(SEGMENT)
 
 
 def test_upload_carries_the_sha256_checksum(

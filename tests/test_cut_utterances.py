@@ -57,7 +57,7 @@ def store(stores: Stores, name: str, segment: Segment, heard: Heard) -> None:
         if at - audio_start >= handover
     ]
     document = build_document(name, segment, words, boundary, boundary - handover, T0, "test", "zh")
-    store_transcript(stores, stores.catalog.get_stream(name), segment, document)
+    store_transcript(stores, stores.catalog.get_stream(name), segment.seq, document)
 
 
 # Segment 0 heard "国家级七天无理由" before its end cut the sentence; segment 1, decoding

@@ -60,3 +60,20 @@ def test_fuzzy_product_mentions_in_the_index(tmp_path: Path) -> None:
         assert all(hit.match == "fuzzy" for got in hits.values() for hit in got)
     assert FuzzyMatching.of(0, False) is None
     assert claims_in("这个保温包保温二十四小时") == []  # claims are not looked for fuzzily
+
+
+def test_near_misses_of_long_banned_terms_are_fuzzy_hits_ranked_below_sound_alikes() -> None:
+    from compliance.matcher import BannedWordMatcher, load_lexicon
+
+    lexicon = load_lexicon()
+    plain, fuzzy = BannedWordMatcher(lexicon), BannedWordMatcher(lexicon, 4)
+    heard = "今天全网最低就，快来拍"  # 全网最低价 with jia heard as jiu
+    assert not [h for h in plain.find(heard) if h.term == "全网最低价"]
+    (hit,) = [h for h in fuzzy.find(heard) if h.term == "全网最低价"]
+    assert (hit.match, hit.heard) == ("fuzzy", "全网最低就")
+    # A sound-alike of the same term wins over a near miss of it.
+    (alike,) = [h for h in fuzzy.find("今天全网最低假") if h.term == "全网最低价"]
+    assert alike.match == "sound-alike"
+    # Terms shorter than the bound are not guessed at: 最低价 heard as 最低就 is only the
+    # 最低 it says.
+    assert [(h.term, h.match) for h in fuzzy.find("这款最低就")] == [("最低", "exact")]

@@ -28,7 +28,7 @@ from core.transcript import SegmentTranscript, assemble_words, utterances_of
 from evidence.package import PackageInfo, build_package
 from evidence.package_verify import verify_package
 from storage.models import Segment, Transcript
-from storage.signing import Signer, rfc8785_json, signed_message
+from storage.signing import Signer, rfc8785_json, signed_message, signing_key_info
 from storage.stores import Stores, open_stores
 from tests.support.apiserver import running_api
 from tests.support.cli import cli_in_process, run_cli
@@ -61,7 +61,7 @@ def add_transcripts(stores: Stores, name: str, segments: list[Segment]) -> None:
             for i, char in enumerate(text)
         ]
         document = build_document(name, segment, words, 0.0, 0.0, T0, "test", "zh")
-        store_transcript(stores, stream, segment, document)
+        store_transcript(stores, stream, segment.seq, document)
 
 
 @pytest.fixture(scope="module")
@@ -436,6 +436,11 @@ def test_cli_package(packaged: Packaged, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     report = verify_package(out, packaged.stores.chain.signer.public_key)
     assert (report.since, report.until, report.requested_by) == (SINCE, UNTIL, "cli-user")
+    # The finished export says where it is, its size and how to check it.
+    key_id = signing_key_info(packaged.stores.chain.signer.public_key).key_id
+    size = out.stat().st_size
+    assert f"wrote {out} ({size / 1e6:.1f} MB)" in result.stdout, (size, result.stdout)
+    assert f"livewitness verify-package --key-id {key_id} {out}" in result.stdout
     reversed_range = cli_in_process(
         home, "package", "--stream", "shop", "--since", "2026-11-20T12:00:19Z",
         "--until", "2026-11-20T12:00:08Z", "-o", str(out),

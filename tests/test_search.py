@@ -309,3 +309,90 @@ def test_banned_words_are_indexed_with_their_category(index: SearchIndex) -> Non
         ("shop", "全网最低价假一赔十", ["false_price"])
     ]
     assert index.search(SearchQuery(text="第一次", banned="absolute")).hits == []
+
+
+@pytest.fixture
+def room(stores: Stores, tmp_path: Path) -> Iterator[SearchIndex]:
+    """The shop talk with chat, product cards and on-screen text, indexed as stored."""
+    from storage.events import EventService
+    from tests.support.timeline import ROOM, add_room, recent_t0, room_events
+
+    t0 = recent_t0()
+    add_room(stores, tmp_path, t0)
+    stream = stores.catalog.get_stream(ROOM)
+    report = EventService(stores).ingest_values(stream.id, room_events(t0))
+    assert report.refused_by_reason() == {}
+    search_index = open_search_index(stores)
+    Indexer(stores, search_index).index_pending()
+    yield search_index
+    search_index.close()
+
+
+def kinds(index: SearchIndex, text: str, **filters: object) -> list[tuple[str, str]]:
+    result = index.search(SearchQuery(text=text, sort="time", **filters))  # type: ignore[arg-type]
+    return [(h.kind, h.text) for h in result.hits]
+
+
+def test_chat_cards_and_screen_text_are_found_by_kind(room: SearchIndex) -> None:
+    """One search over speech, chat, on-screen text and cards, with the same folding
+    (九十九 finds ¥99 on screen and on the card); ``kind`` narrows it to one of them."""
+    assert kinds(room, "包邮") == [
+        ("chat", "羽绒服包邮吗"),
+        ("chat", "包邮！全网第一"),
+        ("speech", "下单就包邮买一送一"),
+    ]
+    assert kinds(room, "包邮", kind="chat") == [
+        ("chat", "羽绒服包邮吗"),
+        ("chat", "包邮！全网第一"),
+    ]
+    assert kinds(room, "包邮", kind="speech") == [("speech", "下单就包邮买一送一")]
+    # The sticker seen across the segment cut is one hit, at its first sighting.
+    shown = room.search(SearchQuery(text="九十九", kind="screen"))
+    (sticker,) = shown.hits
+    assert (sticker.kind, sticker.text, sticker.offset) == ("screen", "到手价￥99", 7.0)
+    assert kinds(room, "羽绒服", kind="card") == [
+        ("card", "羽绒服 加厚款 129元"),
+        ("card", "羽绒服 加厚款 99元"),
+    ]
+    assert kinds(room, "九十九", kind="card") == [("card", "羽绒服 加厚款 99元")]
+    # Product mentions work on every kind: the chat question names the product.
+    assert kinds(room, "包邮", kind="chat", product="羽绒服") == [("chat", "羽绒服包邮吗")]
+    with pytest.raises(InvalidInputError, match="kind must be one of"):
+        room.search(SearchQuery(text="包邮", kind="video"))  # type: ignore[arg-type]
+
+
+def test_banned_terms_on_screen_and_in_chat_are_hits_of_their_kind(room: SearchIndex) -> None:
+    """A banned term on a banner or in the chat is a violation, found by its category."""
+    assert kinds(room, "", banned="absolute") == [
+        ("screen", "全网第一 品质保证"),
+        ("chat", "包邮！全网第一"),
+    ]
+    assert kinds(room, "", banned="absolute", kind="screen") == [("screen", "全网第一 品质保证")]
+    assert kinds(room, "", banned="false_price", kind="speech") == [
+        ("speech", "全网最低价假一赔十")
+    ]
+
+
+def test_the_indexer_follows_new_events_and_screen_text(stores: Stores, room: SearchIndex) -> None:
+    """Events and screen text stored later are indexed at the next poll (by catalog id);
+    a segment read again replaces its screen documents, and a reindex keeps them all."""
+    from storage.events import EventService
+    from tests.support.timeline import ROOM, screen_line
+
+    stream = stores.catalog.get_stream(ROOM)
+    t0 = stores.catalog.first_segment(stream.id).starts_at  # type: ignore[union-attr]
+    later = {"id": "m9", "kind": "chat", "at": iso(t0 + timedelta(seconds=25)), "text": "手镯好看"}
+    EventService(stores).ingest_values(stream.id, [later])
+    stores.catalog.replace_screen_text(stream.id, 2, [screen_line(t0, 2, "纯银手镯", 21.0, 29.0)])
+    indexer = Indexer(stores, room)
+    indexer.index_pending()
+    assert kinds(room, "手镯", kind="chat") == [("chat", "手镯还有吗"), ("chat", "手镯好看")]
+    assert kinds(room, "手镯", kind="screen") == [("screen", "纯银手镯")]
+    stores.catalog.replace_screen_text(stream.id, 2, [screen_line(t0, 2, "银镯特价", 21.0, 29.0)])
+    indexer.index_pending()
+    assert kinds(room, "手镯", kind="screen") == []
+    assert kinds(room, "银镯", kind="screen") == [("screen", "银镯特价")]
+    before = room.count(ROOM)
+    indexer.reindex()
+    assert room.count(ROOM) == before
+    assert kinds(room, "银镯", kind="screen") == [("screen", "银镯特价")]

@@ -37,7 +37,7 @@ from indexer.elastic import (
     triage,
 )
 from indexer.embedded import EmbeddedSearchIndex
-from indexer.protocol import TOTAL_CAP, Hit, SearchIndex, SearchQuery, SearchResult
+from indexer.protocol import TOTAL_CAP, DocKind, Hit, SearchIndex, SearchQuery, SearchResult
 from indexer.query import bigrams
 from indexer.service import Indexer
 from storage.products import parse_products
@@ -71,7 +71,7 @@ def test_mappings_type_every_field() -> None:
     mappings = index_mappings()
     fields = mappings["properties"]
     assert mappings["dynamic"] == "strict"
-    for name in ("id", "stream", "streamer", "products", "claims", "banned"):
+    for name in ("id", "stream", "streamer", "products", "claims", "banned", "kind"):
         assert fields[name] == {"type": "keyword"}, name
     assert fields["start"]["type"] == "date"
     assert fields["segment"]["type"] == "integer"
@@ -261,15 +261,27 @@ class Recorder:
 
     def __init__(self) -> None:
         self.segments: dict[tuple[str, int], list[UtteranceDoc]] = {}
+        self.screens: dict[tuple[str, int], list[UtteranceDoc]] = {}  # screen text
+        self.singles: dict[str, UtteranceDoc] = {}  # chat and cards, by id
 
-    def replace_segment(self, stream: str, segment: int, docs: Sequence[UtteranceDoc]) -> None:
-        self.segments[(stream, segment)] = list(docs)
+    def replace_segment(
+        self, stream: str, segment: int, docs: Sequence[UtteranceDoc], kind: DocKind = "speech"
+    ) -> None:
+        kept = self.segments if kind == "speech" else self.screens
+        kept[(stream, segment)] = list(docs)
+
+    def put_documents(self, docs: Sequence[UtteranceDoc]) -> None:
+        self.singles |= {doc.id: doc for doc in docs}
+
+    def all_docs(self) -> list[UtteranceDoc]:
+        grouped = [*self.segments.values(), *self.screens.values()]
+        return [d for docs in grouped for d in docs] + list(self.singles.values())
 
     def search(self, query: SearchQuery) -> SearchResult:
         raise NotImplementedError
 
     def count(self, stream: str | None = None) -> int:
-        return sum(len(d) for (s, _), d in self.segments.items() if stream in (None, s))
+        return sum(1 for d in self.all_docs() if stream in (None, d.stream))
 
     def clear(self) -> None:
         self.segments.clear()
@@ -299,8 +311,7 @@ def recorded(stores: Stores, tmp_path: Path) -> Recorder:
 @pytest.fixture
 def embedded(recorded: Recorder, tmp_path: Path) -> Iterator[EmbeddedSearchIndex]:
     index = EmbeddedSearchIndex(tmp_path / "embedded.sqlite3")
-    for (stream, segment), docs in recorded.segments.items():
-        index.replace_segment(stream, segment, docs)
+    _load(index, recorded)
     yield index
     index.close()
 
@@ -359,9 +370,10 @@ def _matches(clause: dict[str, Any], source: dict[str, Any]) -> bool:
     ((field, value),) = spec.items()
     if kind == "match_phrase":
         return _phrase_count(source[field], value["query"]) > 0
-    if kind == "term":
+    if kind in ("term", "terms"):
         stored = source[field]
-        return value in (stored if isinstance(stored, list) else [stored])
+        wanted = value if kind == "terms" else [value]
+        return any(v in (stored if isinstance(stored, list) else [stored]) for v in wanted)
     assert kind == "range" and field == "start" and value["format"] == "epoch_millis"
     millis = datetime.fromisoformat(source["start"]).timestamp() * 1000
     return bool(value.get("gte", millis) <= millis <= value.get("lte", millis))
@@ -411,6 +423,62 @@ def test_the_request_bodies_find_what_the_embedded_engine_finds(
         same_answer(read(sources, query), embedded.search(query), query)
     sound_first = read(sources, SearchQuery(text="假一赔十"))
     assert [h.match for h in sound_first.hits] == ["exact", "sound-alike"]
+
+
+@pytest.fixture
+def room_recorded(stores: Stores, tmp_path: Path) -> Recorder:
+    """Speech, chat, cards and screen text of one stream, as the Indexer writes them."""
+    from storage.events import EventService
+    from tests.support.timeline import ROOM, add_room, recent_t0, room_events
+
+    t0 = recent_t0()
+    add_room(stores, tmp_path, t0)
+    EventService(stores).ingest_values(stores.catalog.get_stream(ROOM).id, room_events(t0))
+    (stores.settings.home / "search").mkdir(parents=True, exist_ok=True)
+    recorder = Recorder()
+    Indexer(stores, recorder).index_pending()
+    return recorder
+
+
+KIND_QUERIES = [
+    SearchQuery(text=text, kind=kind, **extra)  # type: ignore[arg-type]
+    for text in ("包邮", "九十九", "羽绒服", "全网")
+    for kind in (None, "speech", "chat", "screen", "card")
+    for extra in ({}, {"sort": "time"})
+] + [
+    SearchQuery(text="", banned="absolute", kind="screen"),
+    SearchQuery(text="", banned="absolute", kind="speech"),
+    SearchQuery(text="", product="羽绒服", kind="card"),
+    SearchQuery(text="包邮", product="羽绒服", kind="chat"),
+]
+
+
+def test_kind_filters_find_what_the_embedded_engine_finds(
+    room_recorded: Recorder, tmp_path: Path
+) -> None:
+    """The kind filter's request bodies (speech: not another kind) against the embedded
+    engine, on speech, chat, card and screen documents."""
+    index = EmbeddedSearchIndex(tmp_path / "room.sqlite3")
+    _load(index, room_recorded)
+    sources = [document_body(d) for d in room_recorded.all_docs()]
+    assert {s["kind"] for s in sources} == {"speech", "chat", "card", "screen"}
+    for query in KIND_QUERIES:
+        same_answer(read(sources, query), index.search(query), query)
+    assert {h.kind for h in index.search(SearchQuery(text="包邮")).hits} == {"speech", "chat"}
+    index.close()
+
+
+def test_elasticsearch_filters_kinds_as_the_embedded_engine(
+    cluster: ElasticSearchIndex, room_recorded: Recorder, tmp_path: Path
+) -> None:
+    index = EmbeddedSearchIndex(tmp_path / "room.sqlite3")
+    _load(index, room_recorded)
+    _load(cluster, room_recorded)
+    _load(cluster, room_recorded)  # a replay replaces, never duplicates
+    assert cluster.count() == index.count()
+    for query in KIND_QUERIES:
+        same_answer(cluster.search(query), index.search(query), query)
+    index.close()
 
 
 def test_sound_alike_scores_are_halved_as_in_the_embedded_engine() -> None:
@@ -479,6 +547,9 @@ def cluster() -> Iterator[ElasticSearchIndex]:
 def _load(index: SearchIndex, recorded: Recorder) -> None:
     for (stream, segment), docs in recorded.segments.items():
         index.replace_segment(stream, segment, docs)
+    for (stream, segment), docs in recorded.screens.items():
+        index.replace_segment(stream, segment, docs, kind="screen")
+    index.put_documents(list(recorded.singles.values()))
 
 
 def test_elasticsearch_answers_as_the_embedded_engine(

@@ -111,6 +111,32 @@ def test_an_index_of_an_older_layout_asks_for_reindex(tmp_path: Path) -> None:
     assert EmbeddedSearchIndex(path).count() == 1
 
 
+def test_an_index_of_layout_3_gains_kinds_in_place(tmp_path: Path) -> None:
+    """Layout 3 (speech only, no kind column) is upgraded when opened, without a
+    reindex: its utterances are speech, and chat added beside them is told apart."""
+    path = tmp_path / "v3.sqlite3"
+    current = EmbeddedSearchIndex(path)
+    current.bulk_load([utterance(1, "全国包邮", 1.0)])
+    current.close()
+    with sqlite3.connect(path) as db:  # back to layout 3, as an earlier release left it
+        db.execute("ALTER TABLE utterances DROP COLUMN kind")
+        db.execute("PRAGMA user_version = 3")
+    upgraded = EmbeddedSearchIndex(path)
+    chat = replace(utterance(2, "包邮吗", 2.0), id="shop:event:m1", segment=-1, kind="chat")
+    upgraded.put_documents([chat])
+    assert [h.kind for h in upgraded.search(SearchQuery(text="包邮", sort="time")).hits] == [
+        "speech",
+        "chat",
+    ]
+    assert upgraded.search(SearchQuery(text="包邮", kind="speech")).total == 1
+    assert [h.id for h in upgraded.search(SearchQuery(text="包邮", kind="chat")).hits] == [
+        "shop:event:m1"
+    ]
+    upgraded.replace_segment("shop", 0, [])  # speech of segment 0 only: the chat stays
+    assert [h.kind for h in upgraded.search(SearchQuery(text="包邮")).hits] == ["chat"]
+    upgraded.close()
+
+
 def test_processes_opening_a_fresh_index_at_once_all_see_the_current_layout(
     tmp_path: Path,
 ) -> None:

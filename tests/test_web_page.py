@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from core.settings import Settings
+from storage.signing import signing_key_info
 from storage.stores import Stores, open_stores
 from tests.support.apiserver import running_api
 from tests.support.speech import clip
@@ -63,7 +64,7 @@ def store_spoken_transcript(stores: Stores, stream: str, clauses: list[Clause]) 
             if start <= onset < start + segment.duration
         ]
         document = build_document(stream, segment, words, 0.0, 0.0, first, "test", "zh")
-        store_transcript(stores, row, segment, document)
+        store_transcript(stores, row, segment.seq, document)
 
 
 @dataclass
@@ -89,9 +90,11 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-@pytest.fixture
-def served(tmp_path: Path, test_video: Path) -> Iterator[Served]:
-    """The app on a free port, with one real recording searchable and a reviewer key."""
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, test_video: Path) -> Iterator[Served]:
+    """The app on a free port, with one real recording searchable and a reviewer key
+    (made once for the module: the recording and its index are the slow part)."""
+    tmp_path = tmp_path_factory.mktemp("served")
     from indexer.factory import open_search_index
     from indexer.service import Indexer
     from recorder.recorder import StreamRecorder
@@ -197,7 +200,7 @@ def test_a_reviewer_finds_plays_and_exports_a_promise(
     assert "正品保证" in hit.locator(".badge-claim").all_inner_texts()
     assert page.locator("#total").inner_text().startswith("共 ")
     assert float(hit.get_attribute("data-offset") or "nan") == pytest.approx(hit_offset, abs=0.01)
-    assert "2026/11/20 20:00:11" in hit.locator("time").inner_text()  # the reviewer's zone
+    assert "2026-11-20 20:00:11" in hit.locator("time").inner_text()  # the reviewer's zone
 
     # Play: the clip is fetched with the key and seeked to the hit's offset in the stream.
     clip_start, seeked_time = play_first_hit(page)
@@ -233,7 +236,12 @@ def test_a_reviewer_finds_plays_and_exports_a_promise(
     report = verify_package(saved)
     assert report.stream == STREAM
     assert report.segments
-    page.wait_for_function("document.getElementById('status').textContent.includes('已下载')")
+    # The finished export stays shown: its file name, size and the command that checks it.
+    page.wait_for_selector("#export-done:not([hidden])")
+    done = page.inner_text("#export-done")
+    key_id = signing_key_info(served.stores.chain.signer.public_key).key_id
+    assert f"已下载 {saved.name}（" in done and ("kB）" in done or "MB）" in done), done
+    assert f"livewitness verify-package --key-id {key_id} {saved.name}" in done, done
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
@@ -277,5 +285,140 @@ def test_a_reviewer_finds_plays_and_exports_a_promise(
     assert page.evaluate("localStorage.getItem('livewitness.apiKey')") is None
 
     assert outside == []
+    assert page_errors == []
+    context.close()
+
+
+def test_the_compliance_overview_charts_a_streams_banned_words(
+    browser: Any, served: Served
+) -> None:
+    from storage.api_keys import create_api_key
+
+    hits = served.stores.catalog.banned_hits()
+    assert {h.term for h in hits} >= {"全网最低价", "国家级"}  # what sales_1 says
+    key = create_api_key(served.stores.catalog, "compliance", "overview test")[0]
+    context = browser.new_context(
+        locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1440, "height": 900}
+    )
+    page = context.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    outside: list[str] = []
+
+    def only_this_server(route: Any) -> None:
+        if route.request.url.startswith(served.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.goto(served.url)
+    page.get_by_label("API 密钥").fill(key)
+    page.get_by_role("button", name="登录").click()
+    # The compliance role lands on the overview; the first load (last 7 days) finishes.
+    page.wait_for_selector("#overview:not([hidden])")
+    page.wait_for_selector("#overview[aria-busy=false]")
+    assert page.locator("#views").is_visible()
+
+    # The recording's hour, in the reviewer's zone (T0 is 20:00 in Shanghai), by hour.
+    page.fill("#o-since", "2026-11-20T19:00:00")
+    page.fill("#o-until", "2026-11-20T22:00:00")
+    page.select_option("#o-bucket", "hour")
+    page.locator("#overview-form button[type=submit]").click()
+    page.wait_for_selector("#chart-timeline rect.bar")
+    page.wait_for_selector("#overview[aria-busy=false]")
+    bars = page.eval_on_selector_all(
+        "#chart-timeline rect.bar",
+        "els => els.map(e => [e.dataset.category, e.dataset.bucket, Number(e.dataset.count),"
+        " e.getBBox().height])",
+    )
+    assert sum(count for _, _, count, _ in bars) == len(hits)
+    assert {category for category, _, _, _ in bars} == {h.category for h in hits}
+    assert {bucket for _, bucket, _, _ in bars} == {"2026-11-20T12:00:00.000Z"}
+    assert all(height > 0 for *_, height in bars)  # drawn, not only listed
+    assert f"违禁词命中 {len(hits)} 次" in page.inner_text("#overview-summary")
+    assert "国家级" in page.inner_text("#chart-terms")
+    assert "小王" in page.inner_text("#chart-streamers")
+    assert page.locator("#chart-claims rect.bar").count() >= 2  # 包邮, 七天无理由退货, …
+    row = page.locator("#overview-streams tr[data-stream=shop]")
+    assert row.locator("td").nth(2).inner_text() == str(len(hits))
+    assert row.locator("svg.spark rect.bar").count() >= 1
+
+    # English labels, the same charts.
+    page.select_option("#lang", "en")
+    assert page.inner_text("#overview-title") == "Compliance overview"
+    assert "banned-word hits" in page.inner_text("#overview-summary")
+    assert page.locator("#chart-timeline rect.bar").count() == len(bars)
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT.with_name("overview.png")), full_page=True)
+    assert page_errors == [] and outside == []
+    context.close()
+
+
+def test_a_reviewer_keeps_two_hits_in_a_case_notes_one_and_downloads_the_report(
+    browser: Any, served: Served, tmp_path: Path
+) -> None:
+    from evidence.case_package import verify_case_package
+
+    context = browser.new_context(
+        locale="zh-CN", timezone_id="Asia/Shanghai", viewport={"width": 1440, "height": 900}
+    )
+    page = context.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    page.goto(served.url)
+    page.get_by_label("API 密钥").fill(served.key)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_selector("#workspace:not([hidden])")
+
+    # Two hits into a new case: the first makes it, the second joins it.
+    for query in ("假一赔十", "国家级"):
+        search(page, query)
+        play_first_hit(page)
+        if query == "假一赔十":
+            page.select_option("#case-pick", "new")
+            page.fill("#case-new-title", "假一赔十 纠纷")
+        page.locator("#case-add-button").click()
+        page.wait_for_function(
+            "document.getElementById('status').textContent.includes('已加入')", timeout=20_000
+        )
+    (case,) = served.stores.catalog.cases()
+    assert case.title == "假一赔十 纠纷"
+    moments = served.stores.catalog.case_moments(case.id)
+    assert [m.found_by for m in moments] == ['search "假一赔十"', 'search "国家级"']
+    assert abs(moments[0].start_offset - clause_at(served.clauses, "假一赔十")) < 1.0
+
+    # The case view: both moments, a note written and shown as signed, beside the moment.
+    page.locator('#views [data-view="cases"]').click()
+    page.locator("#case-list [data-case]").first.click()
+    page.wait_for_selector("#case-moments .case-moment >> nth=1")
+    first = page.locator("#case-moments .case-moment").first
+    first.locator(".overlay-form input").fill("买家截图与此一致")
+    first.locator(".overlay-form button").click()
+    page.wait_for_selector("#case-moments .overlay-note")
+    note = page.locator("#case-moments .overlay-note").inner_text()
+    assert "买家截图与此一致" in note and "签名有效" in note
+    # Play from the case: the search view's player takes the moment.
+    first.get_by_role("button", name="播放").click()
+    page.wait_for_selector("#workspace:not([hidden])")
+    page.wait_for_function(
+        "document.getElementById('player').dataset.state === 'playing'", timeout=20_000
+    )
+
+    # The report and the case package download, and the package verifies.
+    page.locator('#views [data-view="cases"]').click()
+    page.wait_for_selector("#case-report:not([hidden])")
+    with page.expect_download(timeout=60_000) as pdf_download:
+        page.locator("#case-report").click()
+    pdf = tmp_path / pdf_download.value.suggested_filename
+    pdf_download.value.save_as(pdf)
+    assert pdf.read_bytes().startswith(b"%PDF")
+    with page.expect_download(timeout=60_000) as zip_download:
+        page.locator("#case-package").click()
+    package = tmp_path / zip_download.value.suggested_filename
+    zip_download.value.save_as(package)
+    report = verify_case_package(package, served.stores.chain.signer.public_key)
+    assert len(report.packages) == 2 and (report.overlays, report.overlays_ok) == (1, 1)
     assert page_errors == []
     context.close()

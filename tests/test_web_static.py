@@ -14,7 +14,15 @@ from compliance.matcher import load_lexicon
 from indexer.claims import load_claim_types
 from storage.stores import Stores
 
-PAGE_FILES = ("/", "/static/app.js", "/static/i18n.js", "/static/style.css")
+PAGE_FILES = (
+    "/",
+    "/static/app.js",
+    "/static/overview.js",
+    "/static/cases.js",
+    "/static/i18n.js",
+    "/static/style.css",
+)
+SCRIPTS = ("/static/app.js", "/static/overview.js", "/static/cases.js")
 I18N_PREFIX = "window.LW_I18N = "
 
 
@@ -50,9 +58,19 @@ def test_the_page_and_its_files_are_served(client: TestClient) -> None:
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     local = re.findall(r'(?:src|href)="([^"]+)"', page.text)
-    assert sorted(local) == ["/static/app.js", "/static/i18n.js", "/static/style.css"]
+    assert sorted(local) == [
+        "/static/app.js",
+        "/static/cases.js",
+        "/static/favicon.svg",
+        "/static/i18n.js",
+        "/static/overview.js",
+        "/static/style.css",
+    ]
     for path in PAGE_FILES:
         assert client.get(path).status_code == 200, path
+    icon = client.get("/static/favicon.svg")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
 
 
 @pytest.mark.parametrize("path", PAGE_FILES)
@@ -79,7 +97,7 @@ def test_every_label_has_chinese_and_english(client: TestClient) -> None:
 def test_every_key_the_page_uses_is_in_the_table(client: TestClient) -> None:
     table = i18n_table(client)
     html = client.get("/").text
-    script = client.get("/static/app.js").text
+    script = "\n".join(client.get(path).text for path in SCRIPTS)
     used = set(re.findall(r'data-i18n(?:-[a-z-]+)?="([^"]+)"', html))
     used |= set(re.findall(r"""\bt\(\s*["']([\w.]+)["']""", script))
     assert used, "no labels found"

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -24,20 +24,29 @@ import numpy as np
 from core.errors import (
     DiskFullError,
     ImmutableBlobError,
+    IntegrityError,
     LiveWitnessError,
     NotFoundError,
     disk_full_error,
     is_disk_full,
 )
 from core.holders import holder_gone, holder_id
-from core.jobs import TRANSCRIBE_JOB
+from core.jobs import TRANSCRIBE_CHUNK_JOB, TRANSCRIPTION_JOBS
+from core.pcm import wav_samples
 from core.text import compact, is_hallucination, search_form, to_simplified
 from core.timeutil import iso
-from core.transcript import SegmentTranscript, TranscriptWord, handover_start, owned_from
+from core.transcript import (
+    PART_UTTERANCES,
+    SegmentTranscript,
+    TranscriptWord,
+    handover_start,
+    owned_from,
+)
 from storage.blob_keys import transcript_key
+from storage.blobs.protocol import sha256_bytes
 from storage.catalog import JOBS_QUEUED
 from storage.catalog.jobs import LeaseHeartbeat
-from storage.models import Job, Segment, Stream, Transcript
+from storage.models import Job, Segment, SpeechChunk, Stream, Transcript
 from storage.scratch import scratch
 from storage.signing import canonical_json
 from storage.stages import note_stage_error
@@ -88,7 +97,11 @@ class TranscriptionWorker:
         settings = self.stores.settings
         catalog = self.stores.catalog
         lease = settings.job_lease_seconds
-        job = catalog.claim_job(TRANSCRIBE_JOB, self.name, lease, holder_gone=holder_gone)
+        job = None
+        for kind in TRANSCRIPTION_JOBS:  # speech chunks first: a phrase said just now
+            job = catalog.claim_job(kind, self.name, lease, holder_gone=holder_gone)
+            if job is not None:
+                break
         if job is None:
             return None
         began = time.monotonic()
@@ -146,12 +159,14 @@ class TranscriptionWorker:
                 if on_result is not None:
                     on_result(result)
                 continue
-            if until_empty and self.stores.catalog.backlog(TRANSCRIBE_JOB) == 0:
+            if until_empty and self.stores.catalog.backlog(*TRANSCRIPTION_JOBS) == 0:
                 return
             changes.wait(JOBS_QUEUED, seen, idle_seconds)
 
     # -- one segment -----------------------------------------------------------------------
     def transcribe_job(self, job: Job) -> JobResult:
+        if job.kind == TRANSCRIBE_CHUNK_JOB:
+            return self.transcribe_chunk_job(job)
         catalog = self.stores.catalog
         stream = catalog.stream_by_id(job.stream_id)
         segment = catalog.segment(job.stream_id, job.segment_seq)
@@ -165,6 +180,56 @@ class TranscriptionWorker:
             words=len(transcript.words),
             audio_seconds=segment.duration,
             wall_seconds=0.0,
+        )
+
+    # -- one speech chunk ------------------------------------------------------------------
+    def transcribe_chunk_job(self, job: Job) -> JobResult:
+        catalog = self.stores.catalog
+        stream = catalog.stream_by_id(job.stream_id)
+        chunk = catalog.speech_chunk(job.stream_id, job.segment_seq)
+        if chunk is None:
+            raise NotFoundError(f"speech chunk {job.segment_seq} of {stream.name} is unknown")
+        transcript = self.transcribe_chunk(stream, chunk)
+        store_transcript(self.stores, stream, chunk.segment_seq, transcript)
+        return JobResult(
+            stream=stream.name,
+            seq=chunk.segment_seq,
+            words=len(transcript.words),
+            audio_seconds=chunk.duration,
+            wall_seconds=0.0,
+        )
+
+    def transcribe_chunk(self, stream: Stream, chunk: SpeechChunk) -> SegmentTranscript:
+        """A chunk's words, as a part of the segment it began in (core.transcript)."""
+        settings = self.stores.settings
+        data = self.stores.blobs.get_bytes(chunk.blob_key)
+        if sha256_bytes(data) != chunk.sha256:
+            raise IntegrityError(chunk.blob_key, "speech chunk does not match its SHA-256")
+        samples = wav_samples(data)
+        language = stream.language if stream.language else settings.language
+        products = self.stores.catalog.products(stream.id)
+        options = decode_options(language, products, self.use_vocabulary)
+        words = audio.refine_onsets(self.transcriber.transcribe(samples, options), samples)
+        part = chunk.seq + 1
+        kept = document_words(
+            words, chunk.starts_at, chunk.offset, 0.0, chunk.segment_seq, part * PART_UTTERANCES
+        )
+        text = "".join(w.text for w in kept).strip()
+        return SegmentTranscript(
+            version=1,
+            stream=stream.name,
+            segment=chunk.segment_seq,
+            segment_sha256="",  # the segment may still be recording; the chunk is named
+            segment_start=iso(chunk.starts_at),
+            model=self.transcriber.name,
+            language=language,
+            context_seconds=0.0,
+            from_offset=round(chunk.offset, 3),
+            text=text,
+            search=search_form(text),
+            words=tuple(kept),
+            part=part,
+            chunk_sha256=chunk.sha256,
         )
 
     def transcribe_segment(self, stream: Stream, segment: Segment) -> SegmentTranscript:
@@ -206,14 +271,15 @@ class TranscriptionWorker:
             return audio.decode(self.stores.settings.ffmpeg, path)
 
     def _store(self, stream: Stream, segment: Segment, transcript: SegmentTranscript) -> None:
-        store_transcript(self.stores, stream, segment, transcript)
+        store_transcript(self.stores, stream, segment.seq, transcript)
 
 
 def store_transcript(
-    stores: Stores, stream: Stream, segment: Segment, transcript: SegmentTranscript
+    stores: Stores, stream: Stream, segment_seq: int, transcript: SegmentTranscript
 ) -> None:
-    """Store a transcript beside its segment (write-once) and copy it into the catalog."""
-    key = transcript_key(stream.name, segment.seq)
+    """Store a transcript (or a part of one) beside its segment (write-once) and copy it
+    into the catalog."""
+    key = transcript_key(stream.name, segment_seq, transcript.part)
     raw = canonical_json(transcript.to_json())
     try:
         stores.blobs.put_bytes(key, raw)
@@ -224,7 +290,8 @@ def store_transcript(
     stores.catalog.add_transcript(
         Transcript(
             stream_id=stream.id,
-            segment_seq=segment.seq,
+            segment_seq=segment_seq,
+            part=transcript.part,
             blob_key=key,
             language=transcript.language,
             model=transcript.model,
@@ -261,10 +328,41 @@ def build_document(
     """The stored transcript: each word with absolute time, stream offset, probability,
     its utterance number and whether it is context (it starts before the segment).
     ``handover`` is how many seconds before the segment's start its words are kept from."""
+    base = (segment.starts_at - stream_start).total_seconds()
+    out_words = document_words(words, segment.starts_at, base, boundary, segment.seq)
+    own_text = "".join(w.text for w in out_words if not w.context).strip()
+    return SegmentTranscript(
+        version=1,
+        stream=stream,
+        segment=segment.seq,
+        segment_sha256=segment.sha256,
+        segment_start=iso(segment.starts_at),
+        model=model,
+        language=language,
+        context_seconds=round(boundary, 3),
+        # This transcript's words own the stream from here on (earlier than the segment's
+        # start by the handover, when the previous segment was decoded as context).
+        from_offset=owned_from(base, handover),
+        text=own_text,
+        search=search_form(own_text),
+        words=tuple(out_words),
+    )
+
+
+def document_words(
+    words: list[Word],
+    starts_at: datetime,
+    base: float,
+    boundary: float,
+    segment_seq: int,
+    first_utterance: int = 0,
+) -> list[TranscriptWord]:
+    """Decoded words as stored: absolute times from ``starts_at`` (the decoded audio's
+    ``boundary`` seconds in), stream offsets from ``base``; decoding loops, invented lines
+    and repeats dropped; utterances numbered from ``first_utterance``."""
     groups: dict[int, list[Word]] = {}
     for word in words:
         groups.setdefault(word.utterance, []).append(word)
-    base = (segment.starts_at - stream_start).total_seconds()
     out_words: list[TranscriptWord] = []
     seen: dict[str, int] = {}
     for number, looping in enumerate(groups.values()):
@@ -285,30 +383,14 @@ def build_document(
             out_words.append(
                 TranscriptWord(
                     text=to_simplified(word.text),
-                    start=iso(segment.starts_at + timedelta(seconds=start)),
-                    end=iso(segment.starts_at + timedelta(seconds=end)),
+                    start=iso(starts_at + timedelta(seconds=start)),
+                    end=iso(starts_at + timedelta(seconds=end)),
                     offset=round(base + start, 3),
                     end_offset=round(base + end, 3),
                     probability=round(word.probability, 3),
-                    utterance=number,
+                    utterance=first_utterance + number,
                     context=start < 0,
-                    segment=segment.seq,
+                    segment=segment_seq,
                 )
             )
-    own_text = "".join(w.text for w in out_words if not w.context).strip()
-    return SegmentTranscript(
-        version=1,
-        stream=stream,
-        segment=segment.seq,
-        segment_sha256=segment.sha256,
-        segment_start=iso(segment.starts_at),
-        model=model,
-        language=language,
-        context_seconds=round(boundary, 3),
-        # This transcript's words own the stream from here on (earlier than the segment's
-        # start by the handover, when the previous segment was decoded as context).
-        from_offset=owned_from(base, handover),
-        text=own_text,
-        search=search_form(own_text),
-        words=tuple(out_words),
-    )
+    return out_words

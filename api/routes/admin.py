@@ -23,7 +23,7 @@ from api.schemas import (
     StageOut,
 )
 from core.errors import LiveWitnessError
-from core.jobs import TRANSCRIBE_JOB
+from core.jobs import TRANSCRIPTION_JOBS
 from core.timeutil import iso
 from storage import audit
 from storage.api_keys import create_api_key
@@ -54,7 +54,7 @@ def health(request: Request, services: ServicesDep) -> JSONResponse:
     ]
     backlog: int | None = None
     try:
-        backlog = services.stores.catalog.backlog(TRANSCRIBE_JOB)
+        backlog = services.stores.catalog.backlog(*TRANSCRIPTION_JOBS)
     except (LiveWitnessError, SQLAlchemyError) as exc:
         problems.append(f"catalog: {exc}")
     index_ok = True

@@ -13,6 +13,7 @@ from api.schemas import (
     DeliveryOut,
     LexiconCategoryOut,
     LexiconOut,
+    OverviewOut,
     ReportOut,
     WebhookCreated,
     WebhookIn,
@@ -20,10 +21,12 @@ from api.schemas import (
 )
 from compliance.alerts import delivery_json
 from compliance.matcher import load_lexicon
+from compliance.overview import compliance_overview
 from compliance.reports import compliance_report, report_csv
 from core.egress import EgressPolicy
 from core.redact import redact_source
 from core.timeutil import iso, parse_iso
+from indexer.claim_counts import IndexClaimCounter
 from storage.models import Webhook
 
 router = APIRouter(tags=["compliance"])
@@ -68,6 +71,33 @@ def report(
     if format == "csv":
         return Response(report_csv(built), media_type="text/csv; charset=utf-8")
     return ReportOut.model_validate(built)
+
+
+@router.get("/compliance/overview", response_model=OverviewOut)
+def overview(
+    caller: ComplianceReader,
+    services: ServicesDep,
+    since: Annotated[str | None, Query(max_length=64, description="ISO 8601.")] = None,
+    until: Annotated[str | None, Query(max_length=64, description="ISO 8601.")] = None,
+    bucket: Literal["auto", "hour", "day", "week"] = "auto",
+) -> OverviewOut:
+    """Banned-word hits per streamer and per stream over a time range (default: the last
+    7 days), per category and time bucket, the terms heard most, hits per hour on air,
+    and claim counts (utterances per claim type, from the search index)."""
+    built = compliance_overview(
+        services.stores,
+        since=parse_iso(since) if since else None,
+        until=parse_iso(until) if until else None,
+        bucket=bucket,
+        claims=IndexClaimCounter(services.index),
+    )
+    log_action(
+        services,
+        caller,
+        "compliance.overview",
+        {"since": built["since"], "until": built["until"], "total": built["total"]},
+    )
+    return OverviewOut.model_validate(built)
 
 
 @router.get("/compliance/lexicon", response_model=LexiconOut)

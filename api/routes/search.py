@@ -12,7 +12,7 @@ from api.links import moment_links
 from api.schemas import HitOut, SearchOut
 from core.errors import InvalidInputError
 from core.timeutil import parse_iso
-from indexer.protocol import MAX_PAGE_SIZE, MAX_QUERY_CHARS, SearchQuery
+from indexer.protocol import MAX_PAGE_SIZE, MAX_QUERY_CHARS, DocKind, SearchQuery
 from indexer.query import hit_match_times
 from storage.metrics import SEARCH_LATENCY
 
@@ -38,6 +38,10 @@ def search(
     since: Annotated[str | None, Query(max_length=64, description="ISO 8601.")] = None,
     until: Annotated[str | None, Query(max_length=64, description="ISO 8601.")] = None,
     sort: Literal["relevance", "time"] = "relevance",
+    kind: Annotated[
+        DocKind | None,
+        Query(description="Only speech, chat, screen (on-screen text) or card documents."),
+    ] = None,
     page: Annotated[int, Query(ge=1, le=1000)] = 1,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     sound_alike: bool = True,
@@ -56,6 +60,7 @@ def search(
         page=page,
         size=size,
         sound_alike=sound_alike,
+        kind=kind,
     )
     limit = timedelta(days=services.stores.settings.max_search_range_days)
     if query.since and query.until and query.until - query.since > limit:
@@ -78,6 +83,7 @@ def search(
                     "banned": banned,
                     "since": since,
                     "until": until,
+                    "kind": kind,
                 }.items()
                 if v
             },
@@ -108,6 +114,7 @@ def search(
                 match_end=times.end,
                 moment_url=moment_url,
                 clip_url=clip_url,
+                kind=hit.kind,
             )
         )
     return SearchOut(

@@ -16,11 +16,11 @@ from api.deps import (
     may_see_secrets,
 )
 from api.schemas import ProductIn, ProductOut, ReceiptsIn, StreamOut, StreamStart, VerifyOut
-from core.jobs import TRANSCRIBE_JOB
+from core.jobs import TRANSCRIPTION_JOBS
 from core.redact import redact_source, redact_text
 from core.timeutil import iso, utc_now
 from evidence.verify import verify_stream
-from recorder.sources import check_source_allowed
+from recorder.wanted import start_wanted, stop_wanted
 from storage.blob_keys import check_stream_name
 from storage.catalog import StreamSummary
 from storage.models import Stream
@@ -37,7 +37,7 @@ def stream_out(
     """A stream as ``caller`` may see it: its source and last error raw for admins,
     redacted (no credentials, query or stream key) for every other role."""
     if summary is None:
-        summary = stores.catalog.stream_summaries(TRANSCRIBE_JOB, [stream.id])[stream.id]
+        summary = stores.catalog.stream_summaries(TRANSCRIPTION_JOBS, [stream.id])[stream.id]
     source, last_error = stream.source, stream.last_error
     if not may_see_secrets(caller):
         source = redact_source(source) if source else source
@@ -63,7 +63,7 @@ def stream_out(
 
 @router.get("/streams", response_model=list[StreamOut])
 def list_streams(caller: StreamReader, services: ServicesDep) -> list[StreamOut]:
-    summaries = services.stores.catalog.stream_summaries(TRANSCRIBE_JOB)
+    summaries = services.stores.catalog.stream_summaries(TRANSCRIPTION_JOBS)
     return [
         stream_out(services.stores, caller, s, summaries.get(s.id))
         for s in services.stores.catalog.list_streams()
@@ -80,31 +80,28 @@ def get_stream(name: str, caller: StreamReader, services: ServicesDep) -> Stream
 def start_recording(body: StreamStart, caller: StreamManager, services: ServicesDep) -> StreamOut:
     """Record a live source: a recorder stage (or `serve`) picks it up within a second."""
     stores = services.stores
-    name = check_stream_name(body.name)
-    check_source_allowed(body.source, stores.settings)
-    stream_id = stores.chain.open_stream(name, body.source.strip())
-    stores.catalog.set_stream_details(stream_id, language=body.language, streamer=body.streamer)
-    if body.products:
-        stores.catalog.set_products(
-            stream_id, parse_products([p.model_dump() for p in body.products])
-        )
-    stores.catalog.want_recording(stream_id, True, body.source.strip())
+    stream = start_wanted(
+        stores,
+        body.name,
+        body.source,
+        streamer=body.streamer,
+        language=body.language,
+        products=parse_products([p.model_dump() for p in body.products]),
+    )
     log_action(
         services,
         caller,
         "stream.start",
-        {"stream": name, "source": redact_source(body.source.strip())},
+        {"stream": stream.name, "source": redact_source(body.source.strip())},
     )
-    return stream_out(stores, caller, stores.catalog.stream_by_id(stream_id))
+    return stream_out(stores, caller, stream)
 
 
 @router.post("/streams/{name}/stop", response_model=StreamOut)
 def stop_recording(name: str, caller: StreamManager, services: ServicesDep) -> StreamOut:
-    stores = services.stores
-    stream = stores.catalog.get_stream(check_stream_name(name))
-    stores.catalog.want_recording(stream.id, False)
+    stream = stop_wanted(services.stores, name)
     log_action(services, caller, "stream.stop", {"stream": name})
-    return stream_out(stores, caller, stores.catalog.stream_by_id(stream.id))
+    return stream_out(services.stores, caller, stream)
 
 
 @router.post("/streams/{name}/verify", response_model=VerifyOut)

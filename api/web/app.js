@@ -23,7 +23,10 @@
     token: 0, // bumped per moment, so answers for an older click are dropped
     sound: false, // whether the reviewer unmuted: later clips keep that choice
     aborter: null,
+    role: null, // the key's role (GET /me): the compliance role also has the overview
   };
+  let overview = null; // overview.js's view, made in start()
+  let cases = null; // cases.js's view, made in start()
 
   // -- language ---------------------------------------------------------------------------
   function t(key, vars = {}) {
@@ -66,6 +69,8 @@
     if (state.utterances.length) renderTranscript();
     updateMuteButton();
     updatePosition();
+    if (overview) overview.render();
+    if (cases) cases.render();
     if (state.key) $("whoami").textContent = t("auth.signedIn", { prefix: state.key.slice(0, 10) });
   }
 
@@ -79,11 +84,25 @@
     return `${hours}:${String(minutes).padStart(2, "0")}:${rest}`;
   }
 
-  /** An absolute time in the reviewer's own time zone (stored times are UTC). */
+  /** An absolute time in the reviewer's own time zone (stored times are UTC), the date in
+   * ISO order (2026-12-02 20:15:03) in both languages: 12/02/2026 reads two ways. */
   function formatClock(ms, withDate = true) {
-    const options = { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
+    const options = { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" };
     if (withDate) Object.assign(options, { year: "numeric", month: "2-digit", day: "2-digit" });
-    return new Intl.DateTimeFormat(locale(), options).format(new Date(ms));
+    const parts = {};
+    for (const part of new Intl.DateTimeFormat("en-US", options).formatToParts(new Date(ms))) {
+      parts[part.type] = part.value;
+    }
+    const clock = `${parts.hour}:${parts.minute}:${parts.second}`;
+    return withDate ? `${parts.year}-${parts.month}-${parts.day} ${clock}` : clock;
+  }
+
+  /** A size a person reads at a glance: 1.2 MB (decimal units, as file managers show). */
+  function formatSize(bytes) {
+    for (const [unit, scale] of [["GB", 1e9], ["MB", 1e6], ["kB", 1e3]]) {
+      if (bytes >= scale) return `${(bytes / scale).toFixed(1)} ${unit}`;
+    }
+    return `${bytes} B`;
   }
 
   function element(tag, className, text) {
@@ -168,6 +187,7 @@
     try {
       // Any role may list streams, so this checks the key and fills the stream filter.
       state.streams = await apiJson(`${API}/streams`);
+      state.role = (await apiJson(`${API}/me`)).role;
     } catch (error) {
       // A refused key is forgotten; a server that is down is not the key's fault.
       if (error.status === 401) localStorage.removeItem(KEY_STORE);
@@ -207,6 +227,9 @@
 
   function showSignIn() {
     $("workspace").hidden = true;
+    $("overview").hidden = true;
+    $("cases").hidden = true;
+    $("views").hidden = true;
     $("sign-in").hidden = false;
     $("sign-out").hidden = true;
     $("whoami").hidden = true;
@@ -223,6 +246,26 @@
     $("whoami").textContent = t("auth.signedIn", { prefix: state.key.slice(0, 10) });
     renderStreams();
     $("q").focus();
+    const compliance = state.role === "compliance" && overview !== null;
+    const withCases = cases !== null && cases.allowed(state.role);
+    $("views").hidden = !compliance && !withCases;
+    $("views").querySelector('[data-view="overview"]').hidden = !compliance;
+    $("views").querySelector('[data-view="cases"]').hidden = !withCases;
+    if (cases) cases.signedIn(state.role);
+    showView(compliance ? "overview" : "search");
+  }
+
+  /** Search (every role), the compliance overview, or the cases. */
+  function showView(view) {
+    $("workspace").hidden = view !== "search";
+    $("overview").hidden = view !== "overview";
+    $("cases").hidden = view !== "cases";
+    for (const button of $("views").querySelectorAll("[data-view]")) {
+      if (button.dataset.view === view) button.setAttribute("aria-current", "page");
+      else button.removeAttribute("aria-current");
+    }
+    if (view === "overview") overview.show();
+    if (view === "cases") cases.show();
   }
 
   // -- filters ----------------------------------------------------------------------------
@@ -690,8 +733,14 @@
         body: JSON.stringify(body),
       });
       const name = fileNameOf(response) || `${m.stream}-evidence.zip`;
-      saveBlob(await response.blob(), name);
-      setStatus(t("export.done", { file: name }));
+      const blob = await response.blob();
+      saveBlob(blob, name);
+      setStatus("");
+      // Stays shown: the file's name and size, and the command that checks it against
+      // the installation's key (the key id is public: GET /signing-key needs no API key).
+      const key = (await apiJson(`${API}/signing-key`)).key_id;
+      $("export-done").textContent = t("export.done", { file: name, size: formatSize(blob.size), key });
+      $("export-done").hidden = false;
     } catch (error) {
       handleError(error);
     } finally {
@@ -745,6 +794,10 @@
       if (key) signIn(key);
     });
     $("sign-out").addEventListener("click", signOut);
+    $("views").addEventListener("click", (event) => {
+      const button = event.target.closest("[data-view]");
+      if (button) showView(button.dataset.view);
+    });
     $("message-close").addEventListener("click", clearError);
     $("search-form").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -795,6 +848,31 @@
 
   function start() {
     state.lang = initialLanguage();
+    if (window.LW_OVERVIEW) {
+      overview = window.LW_OVERVIEW({ t, labelOf, apiJson, handleError, clearError, setStatus });
+    }
+    if (window.LW_CASES) {
+      // What the cases view shares: the moment player (openMoment), the current moment
+      // and search (what "add to case" keeps), downloads.
+      cases = window.LW_CASES({
+        t,
+        api,
+        apiJson,
+        handleError,
+        clearError,
+        setStatus,
+        element,
+        formatOffset,
+        formatClock,
+        formatSize,
+        saveBlob,
+        fileNameOf,
+        showView,
+        openMoment,
+        moment: () => state.moment,
+        query: () => (state.search ? state.search.params.get("q") : ""),
+      });
+    }
     wire();
     applyLanguage();
     const saved = localStorage.getItem(KEY_STORE);

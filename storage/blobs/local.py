@@ -3,6 +3,9 @@
 Writes go to a temporary file that is fsynced and then hard-linked into place, so a
 crash leaves either the whole blob or nothing, and ``os.link`` refuses to replace a
 blob that is already there. Stored files are made read-only.
+
+A legal hold is a record ``.holds/<key>`` beside the blobs (never listed as a blob):
+retention (``storage/retention.py``) keeps every blob that has one.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from core.errors import ImmutableBlobError, NotFoundError
+from core.errors import ImmutableBlobError, InvalidInputError, NotFoundError
 from storage.blobs.protocol import BlobInfo, sha256_file, validate_key, write_temp
+
+HOLDS = ".holds"
 
 
 class LocalBlobStore:
@@ -22,7 +27,13 @@ class LocalBlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        return self.root / validate_key(key)
+        if validate_key(key).split("/")[0] == HOLDS:
+            raise InvalidInputError(f"invalid blob key {key!r}: {HOLDS}/ holds hold records")
+        return self.root / key
+
+    def _hold_path(self, key: str) -> Path:
+        self._path(key)  # checks the key
+        return self.root / HOLDS / key
 
     def put_file(self, key: str, path: Path, sha256: str) -> BlobInfo:
         with path.open("rb") as source:
@@ -84,7 +95,26 @@ class LocalBlobStore:
             for p in base.rglob("*")
             if p.is_file() and not p.name.startswith(".tmp-")
         )
-        return iter(sorted(k for k in keys if k.startswith(prefix)))
+        return iter(
+            sorted(k for k in keys if k.startswith(prefix) and not k.startswith(HOLDS + "/"))
+        )
+
+    def hold(self, key: str) -> None:
+        if not self._path(key).is_file():
+            raise NotFoundError(f"blob {key} is not stored")
+        record = self._hold_path(key)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.touch()
+        _fsync_dir(record.parent)
+
+    def release(self, key: str) -> None:
+        record = self._hold_path(key)
+        if record.exists():
+            record.unlink()
+            _fsync_dir(record.parent)
+
+    def held(self, key: str) -> bool:
+        return self._hold_path(key).exists()
 
 
 def _fsync_dir(path: Path) -> None:

@@ -48,6 +48,21 @@ class BlobStore(Protocol):
         """Keys under a prefix, sorted."""
         ...
 
+    # Legal holds (docs/cases.md): a held blob must not be deleted by anyone, retention
+    # included. A hold is on or off per blob; which cases hold it is the catalog's count.
+
+    def hold(self, key: str) -> None:
+        """Place a legal hold on a stored blob (again: a no-op). NotFoundError if absent."""
+        ...
+
+    def release(self, key: str) -> None:
+        """Lift the legal hold on a blob (not held: a no-op)."""
+        ...
+
+    def held(self, key: str) -> bool:
+        """Whether the blob is under a legal hold."""
+        ...
+
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

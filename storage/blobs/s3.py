@@ -16,6 +16,7 @@ spool) can keep the bytes locally.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import time
@@ -294,6 +295,53 @@ class S3BlobStore:
             token = page.get("NextContinuationToken")
         return iter(sorted(keys))
 
+    def hold(self, key: str) -> None:
+        self._legal_hold(key, "ON")
+
+    def release(self, key: str) -> None:
+        with contextlib.suppress(NotFoundError):  # nothing stored, nothing held
+            self._legal_hold(key, "OFF")
+
+    def held(self, key: str) -> bool:
+        name = self._name(key)
+        try:
+            answer = self._call(
+                f"read the legal hold of {key}",
+                lambda: self.client.get_object_legal_hold(Bucket=self.bucket, Key=name),
+                key=key,
+            )
+        except NotFoundError:
+            return False
+        except StorageError as exc:
+            if _no_lock(exc) or "NoSuchObjectLockConfiguration" in str(exc):  # never held
+                return False
+            raise
+        return answer.get("LegalHold", {}).get("Status") == "ON"
+
+    def _legal_hold(self, key: str, status: Literal["ON", "OFF"]) -> None:
+        """Set the legal hold of the blob's version (blobs are written once: one version)."""
+        name = self._name(key)
+        head = self._call(
+            f"head {key}", lambda: self.client.head_object(Bucket=self.bucket, Key=name), key=key
+        )
+        # Only a versioned (Object Lock) bucket has versions; without one the call fails below.
+        version: dict[str, Any] = {"VersionId": head["VersionId"]} if head.get("VersionId") else {}
+        try:
+            self._call(
+                f"set the legal hold of {key} {status}",
+                lambda: self.client.put_object_legal_hold(
+                    Bucket=self.bucket, Key=name, LegalHold={"Status": status}, **version
+                ),
+                key=key,
+            )
+        except StorageError as exc:
+            if not _no_lock(exc):
+                raise
+            raise ConfigError(
+                f"S3 bucket {self.bucket} has no Object Lock: legal holds need a bucket"
+                " created with Object Lock enabled"
+            ) from None
+
     # -- internals ---------------------------------------------------------------------
 
     def _name(self, key: str) -> str:
@@ -418,3 +466,8 @@ class S3BlobStore:
 
 class _PreconditionFailed(Exception):
     """The conditional put found the key already stored (internal signal)."""
+
+
+def _no_lock(exc: StorageError) -> bool:
+    """S3's "Bucket is missing Object Lock Configuration" (moto: ObjectLockConfiguration)."""
+    return "InvalidRequest" in str(exc) and "objectlock" in str(exc).replace(" ", "").lower()

@@ -175,6 +175,19 @@ class SpoolingBlobStore:
             spooled = {key for key in self._entries if key.startswith(prefix)}
         return iter(sorted(spooled.union(self.backend.list(prefix))))
 
+    def hold(self, key: str) -> None:
+        # A spooled blob is not in the backend yet: the catalog keeps the hold unapplied
+        # and the periodic hold task (storage/holds.py) places it once uploaded.
+        if self._entry(key) is not None:
+            raise StorageUnavailableError(f"{key} is still spooled; it is held once uploaded")
+        self.backend.hold(key)
+
+    def release(self, key: str) -> None:
+        self.backend.release(key)
+
+    def held(self, key: str) -> bool:
+        return self._entry(key) is None and self.backend.held(key)
+
     # -- spool control -----------------------------------------------------------------
 
     def pending(self) -> int:

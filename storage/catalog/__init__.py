@@ -16,6 +16,10 @@ One class, ``Catalog``, composed of one mixin per concern over a shared engine:
 - ``receipts.py``: signed heads queued for the webhooks (receipts);
 - ``outbox.py``: every webhook event's deliveries and their log (``OutboxEvent``);
 - ``timestamps.py``: RFC 3161 tokens over signed heads, and the heads still unstamped;
+- ``events.py``: stream events (chat, product cards...), their sealed batches, refusals;
+- ``cases.py``: cases, their moments and overlays' index, and legal holds on blobs;
+- ``screen.py``: keyframes and the on-screen text read in them (OCR);
+- ``timeline.py``: events and screen text stored after a catalog id (what the indexer follows);
 - ``aggregates.py``: stream summaries (``StreamSummary``) and the counts for metrics.
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 from storage.catalog.access import AccessMixin
 from storage.catalog.aggregates import AggregatesMixin, StreamSummary
+from storage.catalog.cases import CasesMixin
 from storage.catalog.chain import ChainMixin
 from storage.catalog.compliance import ComplianceMixin
 from storage.catalog.engine import (
@@ -36,10 +41,13 @@ from storage.catalog.engine import (
     migrate,
     upgrade,
 )
+from storage.catalog.events import EventsMixin
 from storage.catalog.jobs import WAITING, JobsMixin
 from storage.catalog.outbox import OutboxEvent, OutboxMixin
 from storage.catalog.receipts import ReceiptsMixin
+from storage.catalog.screen import ScreenMixin
 from storage.catalog.streams import StreamsMixin
+from storage.catalog.timeline import TimelineMixin
 from storage.catalog.timestamps import (
     AUDIT_LOG,
     CHAIN_LOG,
@@ -81,5 +89,9 @@ class Catalog(
     OutboxMixin,
     TimestampsMixin,
     AggregatesMixin,
+    EventsMixin,
+    CasesMixin,
+    ScreenMixin,
+    TimelineMixin,
 ):
     """The catalog: ``Catalog(url)`` opens it (see the module docstring for the parts)."""

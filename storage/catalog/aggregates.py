@@ -1,12 +1,14 @@
-"""Aggregates for storage.metrics and the stream listings: counts, never rows."""
+"""Aggregates for storage.metrics, the stream listings and the compliance overview:
+counts, never rows."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Integer, and_, cast, func, select
 
 from storage.catalog.engine import CatalogBase
 from storage.catalog.jobs import WAITING
@@ -37,7 +39,7 @@ class AggregatesMixin(CatalogBase):
     per stream, status or category, never the rows themselves."""
 
     def stream_summaries(
-        self, kind: str, stream_ids: Collection[int] | None = None
+        self, kind: str | tuple[str, ...], stream_ids: Collection[int] | None = None
     ) -> dict[int, StreamSummary]:
         """Per stream id (all streams, or those of ``stream_ids``): segments, seconds,
         first segment time, gaps and the backlog of ``kind`` jobs, in three queries
@@ -55,7 +57,7 @@ class AggregatesMixin(CatalogBase):
         )
         backlog = (
             select(Job.stream_id, func.count(Job.id))
-            .where(Job.kind == kind, Job.status.in_(WAITING))
+            .where(Job.kind.in_(_kinds(kind)), Job.status.in_(WAITING))
             .group_by(Job.stream_id)
         )
         streams = select(Stream.id)
@@ -85,15 +87,19 @@ class AggregatesMixin(CatalogBase):
             )
         return summaries
 
-    def job_status_counts(self, kind: str) -> dict[str, int]:
+    def job_status_counts(self, kind: str | tuple[str, ...]) -> dict[str, int]:
         """Jobs of a kind per status (queued, running, done, failed)."""
         with self.session() as s:
             rows = s.execute(
-                select(Job.status, func.count(Job.id)).where(Job.kind == kind).group_by(Job.status)
+                select(Job.status, func.count(Job.id))
+                .where(Job.kind.in_(_kinds(kind)))
+                .group_by(Job.status)
             ).all()
         return {status: int(count) for status, count in rows}
 
-    def recent_job_timings(self, kind: str, limit: int) -> list[tuple[float, float]]:
+    def recent_job_timings(
+        self, kind: str | tuple[str, ...], limit: int
+    ) -> list[tuple[float, float]]:
         """(segment seconds, processing seconds) of the last ``limit`` finished jobs.
 
         "Last" by job id, newest first: ids follow the recording, so these are the latest
@@ -108,7 +114,7 @@ class AggregatesMixin(CatalogBase):
                     and_(Segment.stream_id == Job.stream_id, Segment.seq == Job.segment_seq),
                 )
                 .where(
-                    Job.kind == kind,
+                    Job.kind.in_(_kinds(kind)),
                     Job.status == "done",
                     Job.started_at.is_not(None),
                     Job.finished_at.is_not(None),
@@ -148,3 +154,76 @@ class AggregatesMixin(CatalogBase):
                 select(Stream.status, func.count(Stream.id)).group_by(Stream.status)
             ).all()
         return {status: int(count) for status, count in rows}
+
+    # -- the compliance overview and the spike rule (compliance/overview.py, spikes.py) --
+    def banned_hit_buckets(
+        self,
+        since: datetime,
+        until: datetime,
+        width_seconds: int,
+        stream_ids: Collection[int] | None = None,
+    ) -> list[tuple[int, str, int, int]]:
+        """(stream id, category, bucket, hits) of banned-word hits said in [since,
+        until), bucket ``n`` holding [since + n * width, since + (n + 1) * width)."""
+        start = int(since.timestamp())
+        if self.engine.dialect.name == "sqlite":
+            # The column holds "YYYY-MM-DD HH:MM:SS.ffffff" in UTC; %s is its Unix time.
+            epoch: Any = cast(func.strftime("%s", BannedHit.at), Integer)
+            bucket: Any = (epoch - start) / width_seconds  # integer division, epoch >= start
+        else:
+            bucket = cast(
+                func.floor((func.extract("epoch", BannedHit.at) - start) / width_seconds),
+                Integer,
+            )
+        query = (
+            select(BannedHit.stream_id, BannedHit.category, bucket, func.count(BannedHit.id))
+            .where(BannedHit.at >= since, BannedHit.at < until)
+            .group_by(BannedHit.stream_id, BannedHit.category, bucket)
+        )
+        if stream_ids is not None:
+            query = query.where(BannedHit.stream_id.in_(list(stream_ids)))
+        with self.session() as s:
+            rows = s.execute(query).all()
+        return [(int(sid), category, int(n), int(count)) for sid, category, n, count in rows]
+
+    def banned_term_counts(
+        self, since: datetime, until: datetime, stream_ids: Collection[int] | None = None
+    ) -> list[tuple[int, str, str, str, int]]:
+        """(stream id, term, category, severity, hits) said in [since, until)."""
+        query = (
+            select(
+                BannedHit.stream_id,
+                BannedHit.term,
+                BannedHit.category,
+                BannedHit.severity,
+                func.count(BannedHit.id),
+            )
+            .where(BannedHit.at >= since, BannedHit.at < until)
+            .group_by(BannedHit.stream_id, BannedHit.term, BannedHit.category, BannedHit.severity)
+        )
+        if stream_ids is not None:
+            query = query.where(BannedHit.stream_id.in_(list(stream_ids)))
+        with self.session() as s:
+            rows = s.execute(query).all()
+        return [(int(sid), term, cat, sev, int(n)) for sid, term, cat, sev, n in rows]
+
+    def recorded_seconds(
+        self, since: datetime, until: datetime, stream_ids: Collection[int] | None = None
+    ) -> dict[int, float]:
+        """Seconds of segments starting in [since, until) per stream id: the time a
+        streamer was on air in a range (to a segment's length at its ends)."""
+        query = (
+            select(Segment.stream_id, func.coalesce(func.sum(Segment.duration), 0.0))
+            .where(Segment.starts_at >= since, Segment.starts_at < until)
+            .group_by(Segment.stream_id)
+        )
+        if stream_ids is not None:
+            query = query.where(Segment.stream_id.in_(list(stream_ids)))
+        with self.session() as s:
+            rows = s.execute(query).all()
+        return {int(sid): float(seconds) for sid, seconds in rows}
+
+
+def _kinds(kind: str | tuple[str, ...]) -> tuple[str, ...]:
+    """One job kind or several (transcription: speech chunks and whole segments)."""
+    return (kind,) if isinstance(kind, str) else kind

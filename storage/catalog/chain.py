@@ -32,6 +32,14 @@ class ChainMixin(CatalogBase):
                 .limit(1)
             )
 
+    def entry(self, stream_id: int, idx: int) -> ManifestEntry | None:
+        with self.session() as s:
+            return s.scalar(
+                select(ManifestEntry).where(
+                    ManifestEntry.stream_id == stream_id, ManifestEntry.idx == idx
+                )
+            )
+
     def add_entry(self, entry: ManifestEntry) -> None:
         """Idempotent: an entry already indexed at the same place is left as it is."""
         with self.session() as s:

@@ -122,9 +122,20 @@ class ComplianceMixin(CatalogBase):
             )
             return bool(found)
 
+    def alerted_since(self, kind: str, term: str, since: datetime) -> bool:
+        """Whether an alert of ``kind`` about ``term`` was raised at or after ``since``
+        (a streamer's spike is raised once per hour window)."""
+        with self.session() as s:
+            found = s.scalar(
+                select(func.count(Alert.id)).where(
+                    Alert.kind == kind, Alert.term == term, Alert.created_at >= since
+                )
+            )
+            return bool(found)
+
     def add_alert(self, alert: Alert, stream: str) -> int:
-        """Store an alert of ``stream`` and queue it for every active webhook; returns
-        its id."""
+        """Store an alert of ``stream`` (the subject the webhooks' log shows: a spike's
+        is its streamer) and queue it for every active webhook; returns its id."""
         with self.session() as s:
             s.add(alert)
             s.flush()

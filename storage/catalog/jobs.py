@@ -169,11 +169,12 @@ class JobsMixin(CatalogBase):
                 query = query.where(Job.kind == kind)
             return s.scalars(query).all()
 
-    def backlog(self, kind: str) -> int:
+    def backlog(self, *kinds: str) -> int:
+        """Jobs of these kinds queued or running."""
         with self.session() as s:
             return int(
                 s.scalar(
-                    select(func.count(Job.id)).where(Job.kind == kind, Job.status.in_(WAITING))
+                    select(func.count(Job.id)).where(Job.kind.in_(kinds), Job.status.in_(WAITING))
                 )
                 or 0
             )

@@ -48,12 +48,22 @@ class TsaClient:
             .cert_request(cert_request=True)
             .build()
         )
+        body = self.post_query(url, request.as_bytes())
+        try:
+            info = check_token(body, message, self.ca_certificates, nonce=request.nonce)
+        except TimestampError as exc:
+            raise TimestampError(exc.reason, f"TSA {tsa_label(url)} {exc}") from None
+        return body, info
+
+    def post_query(self, url: str, query: bytes) -> bytes:
+        """The TSA's answer (DER, unchecked) to a DER TimeStampReq, or TimestampError; for
+        callers that build their own request (the PDF report's signature time-stamp)."""
         label = tsa_label(url)
         try:
             with self._http.stream(
                 "POST",
                 url,
-                content=request.as_bytes(),
+                content=query,
                 headers={"Content-Type": QUERY_TYPE, "Accept": REPLY_TYPE},
             ) as reply:
                 if reply.status_code != 200:
@@ -66,11 +76,7 @@ class TsaClient:
         except httpx.HTTPError as exc:
             detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
             raise TimestampError("unreachable", f"TSA {label} is unreachable ({detail})") from None
-        try:
-            info = check_token(body, message, self.ca_certificates, nonce=request.nonce)
-        except TimestampError as exc:
-            raise TimestampError(exc.reason, f"TSA {label} {exc}") from None
-        return body, info
+        return body
 
     def close(self) -> None:
         self._http.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from storage.blobs.protocol import sha256_file
 from storage.chain import ClosedSegment
+from storage.models import Segment
 from storage.stores import Stores
 from transcriber.protocol import Word
 from transcriber.worker import build_document, store_transcript
@@ -55,4 +56,21 @@ def add_stream(
         first = stores.catalog.first_segment(stream_id)
         assert first is not None
         document = build_document(name, segment, words, 0.0, 0.0, first.starts_at, "test", "zh")
-        store_transcript(stores, stream, segment, document)
+        store_transcript(stores, stream, segment.seq, document)
+
+
+def store_utterances(
+    stores: Stores, name: str, segment: Segment, utterances: list[tuple[float, str]]
+) -> None:
+    """Store a transcript of a recorded segment (real media, e.g. ``moments.record``):
+    (second, utterance) pairs inside the segment, one word per character, 0.2 s apart."""
+    stream = stores.catalog.get_stream(name)
+    first = stores.catalog.first_segment(stream.id)
+    assert first is not None
+    words = [
+        Word(char, at + 0.2 * i, at + 0.2 * i + 0.18, 0.9, number)
+        for number, (at, text) in enumerate(utterances)
+        for i, char in enumerate(text)
+    ]
+    document = build_document(name, segment, words, 0.0, 0.0, first.starts_at, "test", "zh")
+    store_transcript(stores, stream, segment.seq, document)
