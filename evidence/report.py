@@ -92,8 +92,8 @@ class ReportCase:
 
 
 #: Where a moment's live room events (chat, product card) come from: ``(stores, stream,
-#: since, until)`` to the events in that time. None are stored yet; the events module
-#: passes its reader to :func:`render_case_report` once they are.
+#: since, until)`` to the events shown beside it (evidence/case_report.py reads the
+#: stored stream events).
 EventSource = Callable[[Stores, str, datetime, datetime], Sequence[StreamEvent]]
 
 

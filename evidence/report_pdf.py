@@ -117,8 +117,8 @@ class SegmentRef:
 
 @dataclass(frozen=True)
 class StreamEvent:
-    """Hook for the live room's events (chat, product card) at the moment: none are
-    stored yet; once they are, evidence/report.py fills these and the page lists them."""
+    """A live room event shown on a moment's page: a product card on screen at the
+    moment, or a line of the chat around it (evidence/case_report.py)."""
 
     at: datetime
     kind: str

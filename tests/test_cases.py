@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from storage.blobs.protocol import sha256_file
 from storage.blobs.s3 import S3BlobStore
 from storage.blobs.spool import SpoolingBlobStore
 from storage.chain import ClosedSegment
+from storage.events import EventService
 from storage.holds import apply_holds, run_holds
 from storage.models import CaseOverlay
 from storage.retention import retention_report
@@ -311,6 +315,21 @@ def test_the_case_package_holds_each_moment_the_overlays_and_the_report(
     stores: Stores, test_video: Path, tmp_path: Path
 ) -> None:
     record_video(stores, test_video)
+    # The live room around the first moment (7-10 s): a product card and a chat exchange.
+    events = EventService(stores)
+    events.limits = replace(events.limits, max_past=timedelta(days=36500))  # T0 is fixed
+    at = [(T0 + timedelta(seconds=s)).isoformat() for s in (2, 6, 8)]
+    report = events.ingest_values(
+        stores.catalog.get_stream("shop").id,
+        [
+            {"id": "c1", "kind": "product_card", "at": at[0], "action": "shown",
+             "title": "羽绒服", "price": 99, "sku": "A1"},
+            {"id": "m1", "kind": "chat", "at": at[1], "user": "买家甲", "text": "包邮吗?"},
+            {"id": "m2", "kind": "chat", "at": at[2], "user": "主播", "text": "包邮!"},
+        ],
+        limited=False,
+    )  # fmt: skip
+    assert report.accepted == 3, report
     with running_api(stores) as server, server.client("reviewer") as reviewer:
         cid = reviewer.post(f"{API}/cases", json={"title": "包邮 承诺"}).json()["id"]
         for start, end in [(7.0, 10.0), (13.4, 15.0)]:
@@ -362,6 +381,13 @@ def test_the_case_package_holds_each_moment_the_overlays_and_the_report(
         assert {"case.json", "report.pdf", "moments/002.zip"} <= set(archive.namelist())
     actions = [a for _, a, _ in audited(stores)]
     assert actions.count("case.report") == 2 and actions.count("case.export") == 2
+    # The report shows the room beside the first moment: the card on screen, the chat.
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext not found (apt-get install poppler-utils): room events unread")
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(tmp_path / "c.pdf"), "-"], capture_output=True, check=True
+    ).stdout.decode()
+    assert "羽绒服 ¥99 (SKU A1)" in text and "买家甲: 包邮吗?" in text and "主播: 包邮!" in text
 
 
 def test_a_hold_the_store_cannot_take_yet_is_placed_by_the_hold_task(

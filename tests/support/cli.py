@@ -17,12 +17,9 @@ LIVEWITNESS = str(Path(sys.executable).parent / "livewitness")
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     # The developer's own LIVEWITNESS_ settings must not leak into a test's process; the
-    # egress allow-list is the tests' own (tests/conftest.py).
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("LIVEWITNESS_") or k == "LIVEWITNESS_EGRESS_ALLOW"
-    }
+    # egress allow-list and OCR switched off are the tests' own (tests/conftest.py).
+    own = ("LIVEWITNESS_EGRESS_ALLOW", "LIVEWITNESS_OCR_ENABLED")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEWITNESS_") or k in own}
     env.update({"LIVEWITNESS_HOME": str(home), "COLUMNS": "200"}, **extra)
     return env
 
