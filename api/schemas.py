@@ -127,6 +127,9 @@ class ExportIn(BaseModel):
 
 class BannedHitOut(BaseModel):
     stream: str
+    kind: Literal["speech", "chat", "screen"] = Field(
+        default="speech", description="Said, written in the chat, or shown on screen."
+    )
     term: str
     category: str
     severity: str
@@ -158,6 +161,7 @@ class ReportOut(BaseModel):
     lexicon_version: str
     total: int
     by_category: dict[str, int]
+    by_kind: dict[str, int] = Field(default_factory=dict, description="speech, chat, screen.")
     by_severity: dict[str, int]
     by_category_and_severity: list[CategorySeverityCount]
     hits: list[BannedHitOut]

@@ -83,12 +83,13 @@ def _run_threads(
 
 def _backlog_of(name: str, stores: Stores) -> Callable[[], int] | None:
     """What ``/health`` shows as a stage's backlog (read from the catalog when asked)."""
-    from core.jobs import OCR_JOB, TRANSCRIBE_JOB
+    from core.jobs import OCR_JOB, TRANSCRIPTION_JOBS
 
-    kind = {"transcriber": TRANSCRIBE_JOB, "ocr": OCR_JOB}.get(name)
-    if kind is None:
+    # The transcriber's work is speech chunks as well as whole segments.
+    kinds = {"transcriber": TRANSCRIPTION_JOBS, "ocr": (OCR_JOB,)}.get(name)
+    if kinds is None:
         return None
-    return lambda: stores.catalog.backlog(kind)
+    return lambda: stores.catalog.backlog(*kinds)
 
 
 def _stage_api(stores: Stores, host: str, port: int) -> Callable[[threading.Event], None]:

@@ -1,8 +1,9 @@
 """Compliance reports: banned-word hits of a stream or a streamer over a time range.
 
 One report object serves the CLI and the API: counts by category, by severity and by
-both, and every hit with its time, the words heard and a link to the moment. CSV has one
-row per hit (spreadsheets and case systems); JSON has the counts as well.
+both, and every hit with its time, the words heard and a link to the moment. Hits are
+said (``kind`` speech), written in the chat or shown on screen (compliance/text_hits.py).
+CSV has one row per hit (spreadsheets and case systems); JSON has the counts as well.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from typing import Any
 from compliance.alerts import moment_link
 from compliance.hits import banned_hit_json
 from compliance.matcher import SEVERITIES, load_lexicon
+from compliance.text_hits import text_banned_hits
 from core.errors import InvalidInputError, NotFoundError
 from core.timeutil import iso, utc_now
 from storage.stores import Stores
 
 CSV_FIELDS = (
     "stream",
+    "kind",
     "at",
     "offset",
     "end_offset",
@@ -61,12 +64,19 @@ def compliance_report(
     rows = [
         {
             "stream": names[h.stream_id],
+            "kind": "speech",
             **banned_hit_json(h),
             "link": moment_link(stores.settings, names[h.stream_id], h.offset),
         }
         for h in hits
     ]
-    by_pair = Counter((h.category, h.severity) for h in hits)
+    written = text_banned_hits(stores, streams, since, until)
+    rows = sorted(
+        rows
+        + [w | {"link": moment_link(stores.settings, w["stream"], w["offset"])} for w in written],
+        key=lambda row: (row["at"], row["stream"]),
+    )
+    by_pair = Counter((r["category"], r["severity"]) for r in rows)
     return {
         "stream": stream,
         "streamer": streamer,
@@ -75,11 +85,12 @@ def compliance_report(
         "until": iso(until) if until else None,
         "generated_at": iso(utc_now()),
         "lexicon_version": load_lexicon(stores.settings.lexicon_path).version,
-        "total": len(hits),
-        "by_category": dict(sorted(Counter(h.category for h in hits).items())),
+        "total": len(rows),
+        "by_category": dict(sorted(Counter(r["category"] for r in rows).items())),
+        "by_kind": dict(sorted(Counter(r["kind"] for r in rows).items())),
         "by_severity": dict(
             sorted(
-                Counter(h.severity for h in hits).items(),
+                Counter(r["severity"] for r in rows).items(),
                 key=lambda kv: severity_rank.get(kv[0], 99),
             )
         ),

@@ -27,7 +27,6 @@ from core.transcript import (
     word_span_times,
 )
 from indexer.claims import ClaimType, claim_rules, load_claim_types
-from indexer.protocol import DocKind
 from storage.models import Product
 
 
@@ -89,7 +88,7 @@ class UtteranceDoc:
     banned: list[dict[str, Any]] = field(default_factory=list)  # filled by compliance
     heard: SoundText | None = field(default=None, repr=False, compare=False)
     search: str | None = field(default=None, repr=False, compare=False)  # search_form(text)
-    kind: DocKind = "speech"
+    kind: str = "speech"  # one of indexer.protocol.DOC_KINDS (it imports this module)
     # What a chat, screen or card document is besides its text (user, event id, price,
     # action, keyframe, last seen): shown with the hit (indexer/timeline_docs.py).
     detail: dict[str, Any] = field(default_factory=dict)
@@ -291,8 +290,9 @@ def find_mentions(
     fuzzy: FuzzyMatching | None = None,
 ) -> list[Mention]:
     """Phrases found in the utterance: exactly (folded text) or by their syllables, and
-    with ``fuzzy`` by a near miss (a closed vocabulary: product names, claim phrases); with ``accept``
-    (key, phrase, folded text, span), only where it says the phrase counts."""
+    with ``fuzzy`` by a near miss (a closed vocabulary: product names, claim phrases);
+    with ``accept`` (key, phrase, folded text, span), only where it says the phrase
+    counts."""
     folded = fold(doc.text)
     found: dict[str, Mention] = {}
     for key, phrase in phrases:

@@ -13,9 +13,11 @@ three token columns:
   so filters are intersected inside the full-text index.
 
 Chat, on-screen text and product cards are documents of their own ``kind`` beside the
-utterances (speech), with the same tokens. Speech documents carry no kind token (those
-of layout 3 had none): the others carry theirs and a "not speech" token, which a speech
-filter excludes.
+utterances (speech), with the same tokens in columns of their kind's (``chat_exact``,
+``chat_sound``, ...): a kind filter is a column filter, which costs what the phrase's
+own matches cost. A kind token in ``meta`` (a doclist as long as the kind is large)
+measured 4-6x slower at 200k utterances and as many chat messages, so it serves only
+browsing (no text), where the filters are the whole query.
 
 Exact hits rank above sound-alike hits; sound-alike hits exclude the exact ones.
 
@@ -37,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -49,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import ConfigError
 from core.phonetic import sound_tokens
 from indexer.protocol import (
+    DOC_KINDS,
     MAX_RESULT_WINDOW,
     TOTAL_CAP,
     DocKind,
@@ -78,10 +82,12 @@ MATCH_KINDS: dict[str, MentionKind] = {
     "inferred": "inferred",
 }
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:  # searching needs no document code (nor what it imports)
     from indexer.documents import UtteranceDoc
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS utterances (
     rowid INTEGER PRIMARY KEY,  -- time key: see time_key()
@@ -93,11 +99,25 @@ CREATE TABLE IF NOT EXISTS utterances (
 );
 CREATE INDEX IF NOT EXISTS utterances_segment ON utterances (stream, segment);
 CREATE VIRTUAL TABLE IF NOT EXISTS utterance_fts USING fts5 (
-    exact, sound, meta, tokenize = 'unicode61 remove_diacritics 0'
+    exact, sound, chat_exact, chat_sound, screen_exact, screen_sound, card_exact, card_sound,
+    meta, tokenize = 'unicode61 remove_diacritics 0'
 );
 """
-# Layout 3 lacked the kind column: added in place (no rewrite), its rows are all speech.
-UPGRADE_FROM_3 = "ALTER TABLE utterances ADD COLUMN kind TEXT NOT NULL DEFAULT 'speech'"
+# Layout 3 (speech only) is brought up to date in place, its documents kept: the kind
+# column added (its rows are speech) and the full-text table copied into the new columns
+# (re-tokenizing, not rebuilding documents: a few minutes at a million utterances, once).
+UPGRADE_FROM_3 = (
+    "ALTER TABLE utterances ADD COLUMN kind TEXT NOT NULL DEFAULT 'speech'",
+    "ALTER TABLE utterance_fts RENAME TO utterance_fts_3",
+    SCHEMA.split(";\n")[2],
+    "INSERT INTO utterance_fts (rowid, exact, sound, meta)"
+    " SELECT rowid, exact, sound, meta FROM utterance_fts_3",
+    "DROP TABLE utterance_fts_3",
+)
+KIND_COLUMNS: dict[str, tuple[str, str]] = {
+    kind: ("exact", "sound") if kind == "speech" else (f"{kind}_exact", f"{kind}_sound")
+    for kind in DOC_KINDS
+}
 RANK_WINDOW = 200  # the newest matches ranked by bm25 (20 µs each at 1M utterances)
 KEY_BITS = 20  # room for a million utterances starting in the same millisecond
 KEY_MASK = (1 << KEY_BITS) - 1
@@ -128,6 +148,15 @@ def tag(kind: str, value: str) -> str:
 
 
 NOT_SPEECH = tag("k", "not speech")
+
+
+def _columns(query: SearchQuery) -> tuple[str, str]:
+    """The exact and sound columns a text query searches: its kind's, or every kind's."""
+    if query.kind is not None:
+        return KIND_COLUMNS[query.kind]
+    exact = " ".join(columns[0] for columns in KIND_COLUMNS.values())
+    sound = " ".join(columns[1] for columns in KIND_COLUMNS.values())
+    return "{" + exact + "}", "{" + sound + "}"
 
 
 def _phrase(tokens: list[str]) -> str:
@@ -163,7 +192,9 @@ class EmbeddedSearchIndex:
                 "SELECT count(*) FROM sqlite_master WHERE name = 'utterances'"
             ).fetchone()[0]
             if has_tables and version == 3:
-                self._db.execute(UPGRADE_FROM_3)
+                log.warning("upgrading the search index %s to layout %d", path, SCHEMA_VERSION)
+                for statement in UPGRADE_FROM_3:
+                    self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 version = SCHEMA_VERSION
             self._outdated = bool(has_tables) and version != SCHEMA_VERSION
@@ -258,8 +289,10 @@ class EmbeddedSearchIndex:
         meta += [tag("b", category) for category in {b["category"] for b in doc.banned}]
         if doc.kind != "speech":
             meta += [tag("k", doc.kind), NOT_SPEECH]
+        exact, sound = KIND_COLUMNS.get(doc.kind, KIND_COLUMNS["speech"])
         self._db.execute(
-            "INSERT INTO utterance_fts (rowid, exact, sound, meta) VALUES (?, ?, ?, ?)",
+            f"INSERT INTO utterance_fts (rowid, {exact}, {sound}, meta)"  # noqa: S608
+            " VALUES (?, ?, ?, ?)",
             (
                 key,
                 " ".join(bigrams(doc.exact_form)),
@@ -319,7 +352,8 @@ class EmbeddedSearchIndex:
         self._check_layout()
         if browsing(query):
             return self._browse(query)
-        exact = "exact : " + _phrase(bigrams(exact_form(query.text)))
+        exact_columns, sound_columns = _columns(query)
+        exact = f"{exact_columns} : " + _phrase(bigrams(exact_form(query.text)))
         sounds = sound_tokens(query.text)
         filters = self._filters(query)
         want = query.page * query.size
@@ -333,7 +367,8 @@ class EmbeddedSearchIndex:
         elif query.sound_alike and len(sounds) >= 2:
             # Filters inside, NOT outside: FTS5 then walks only the filtered sound-alikes
             # (10x faster than filtering "sound NOT exact" at 1M utterances).
-            sound_match = f"((sound : {_phrase(sound_pairs(sounds))}){filters}) NOT ({exact})"
+            sound = f"{sound_columns} : {_phrase(sound_pairs(sounds))}"
+            sound_match = f"(({sound}){filters}) NOT ({exact})"
             more, alike, capped = self._matches(
                 sound_match, query, want - len(found), TOTAL_CAP - total
             )
@@ -346,7 +381,7 @@ class EmbeddedSearchIndex:
 
     def _browse(self, query: SearchQuery) -> SearchResult:
         """Mentions of a claim type or product, in time order (relevance has no meaning)."""
-        match = self._filters(query).removeprefix(" AND ")
+        match = self._filters(query, browsing=True).removeprefix(" AND ")
         keys, total, capped = self._matches(
             match, replace(query, sort="time"), query.page * query.size, TOTAL_CAP
         )
@@ -362,7 +397,9 @@ class EmbeddedSearchIndex:
         return SearchResult(total=total, hits=hits, total_relation="gte" if capped else "eq")
 
     @staticmethod
-    def _filters(query: SearchQuery) -> str:
+    def _filters(query: SearchQuery, browsing: bool = False) -> str:
+        """Filter tokens ANDed to a match; a kind only when browsing (a text search
+        filters kinds by column: see _columns)."""
         tokens = []
         if query.stream:
             tokens.append(tag("s", query.stream))
@@ -374,11 +411,12 @@ class EmbeddedSearchIndex:
             tokens.append(tag("c", query.claim))
         if query.banned:
             tokens.append(tag("b", query.banned))
-        if query.kind not in (None, "speech"):
+        if browsing and query.kind not in (None, "speech"):
             tokens.append(tag("k", query.kind))
         found = "".join(f" AND (meta : {t})" for t in tokens)
         # NOT binds tighter than AND in FTS5: "x AND y NOT z" is "x AND (y NOT z)".
-        return found + f" NOT (meta : {NOT_SPEECH})" if query.kind == "speech" else found
+        speech = browsing and query.kind == "speech"
+        return found + f" NOT (meta : {NOT_SPEECH})" if speech else found
 
     @staticmethod
     def _key_clause(low: int | None, high: int | None) -> tuple[str, list[Any]]:

@@ -129,7 +129,17 @@ def said_docs(
     words), those that begin within [start, end) (open ends: all)."""
     catalog, settings = stores.catalog, stores.settings
     products = catalog.products(stream.id)
-    rows = catalog.transcripts(stream.id)
+    seqs = None
+    if start is not None or end is not None:
+        # Only the segments of the range (and one either side: an utterance carried over).
+        near = [
+            seg.seq
+            for seg in catalog.segments(stream.id)
+            if (end is None or seg.starts_at <= end)
+            and (start is None or seg.starts_at + timedelta(seconds=seg.duration) >= start)
+        ]
+        seqs = {n for seq in near for n in (seq - 1, seq, seq + 1)}
+    rows = catalog.transcripts(stream.id, seqs)
     bodies = list(
         merge_parts(SegmentTranscript.from_json(json.loads(row.body)) for row in rows).values()
     )

@@ -171,14 +171,14 @@ class Indexer:
             )
             last = row.id
         for stream_id, events in by_stream.items():
-            done += self._index_events(catalog.stream_by_id(stream_id), events)
+            done += self._index_events(catalog.stream_by_id(stream_id), events, alert=True)
         newest, changed = catalog.screen_text_after(self._screen_after)
         top = catalog.screen_top()
         if top is not None and top[2] != self._screen_top:
             changed.add((top[0], top[1]))
             self._screen_top = top[2]
         for stream_id, seq in sorted(changed):
-            done += self._index_screen(catalog.stream_by_id(stream_id), seq)
+            done += self._index_screen(catalog.stream_by_id(stream_id), seq, alert=True)
         if (last, newest) != (self._events_after, self._screen_after):
             self._events_after, self._screen_after = last, newest
             self._save_timeline()
@@ -188,7 +188,9 @@ class Indexer:
         lexicon = load_lexicon(self.stores.settings.lexicon_path)
         return self.stores.catalog.products(stream.id), matcher_for(lexicon)
 
-    def _index_events(self, stream: Stream, events: Sequence[StreamEvent]) -> int:
+    def _index_events(
+        self, stream: Stream, events: Sequence[StreamEvent], alert: bool = False
+    ) -> int:
         first = self.stores.catalog.first_segment(stream.id)
         # Offsets count from the first segment; events of a stream not recorded (yet)
         # count from the first of them (their absolute times are what matters).
@@ -202,9 +204,19 @@ class Indexer:
         docs = [doc for doc in built if doc is not None]
         if docs:
             self.index.put_documents(docs)
+        if alert:
+            self._alert_written(stream, [d for d in docs if d.kind == "chat"], "chat")
         return len(docs)
 
-    def _index_screen(self, stream: Stream, seq: int) -> int:
+    def _alert_written(self, stream: Stream, docs: Sequence[UtteranceDoc], kind: str) -> None:
+        """Banned terms in the chat or on screen moments ago: alerts, as for speech (their
+        hits are worked out when a report asks: compliance/text_hits.py)."""
+        version = load_lexicon(self.stores.settings.lexicon_path).version
+        hits = [banned_row(doc, banned, version) for doc in docs for banned in doc.banned]
+        if hits:
+            self._alert(stream, hits, kind)
+
+    def _index_screen(self, stream: Stream, seq: int, alert: bool = False) -> int:
         """(Re)index a segment's screen text, and the next segment's (whose lines that
         continue this segment's are this segment's documents)."""
         products, matcher = self._timeline_tools(stream)
@@ -218,6 +230,8 @@ class Indexer:
                 stream.name, stream.streamer, one, rows, products, None, matcher, self._fuzzy
             )
             self.index.replace_segment(stream.name, one, docs, kind="screen")
+            if alert:
+                self._alert_written(stream, docs, "screen")
             done += len(docs)
         return done
 
@@ -230,7 +244,8 @@ class Indexer:
                 events = [StreamEvent.from_json(json.loads(row.body)) for row in rows]
                 for start in range(0, len(events), 1000):
                     self._index_events(stream, events[start : start + 1000])
-            for seq in sorted({line.segment_seq for line in catalog.screen_text(stream.id, "")}):
+            lines = catalog.screen_text(stream.id, stream.name)
+            for seq in sorted({seq for line in lines for seq in line.segments}):
                 self._index_screen(stream, seq)
 
     def _index_one(
@@ -317,8 +332,9 @@ class Indexer:
                 return focus if start - focus.offset <= window else None
         return None
 
-    def _alert(self, stream: Stream, hits: list[BannedHit]) -> None:
-        """Tell the webhooks about banned words said moments ago (a live stream), once."""
+    def _alert(self, stream: Stream, hits: list[BannedHit], kind: str = "speech") -> None:
+        """Tell the webhooks about banned words said (or written in the chat, or shown on
+        screen: ``kind``) moments ago (a live stream), once."""
         # Here: `livewitness search` catches up through this module, and the webhook
         # sender's HTTP client is a tenth of its start.
         from compliance.alerts import BANNED_WORD_EVENT, moment_link, payload_body
@@ -335,6 +351,7 @@ class Indexer:
                 "stream": stream.name,
                 "streamer": stream.streamer,
                 **banned_hit_json(hit),
+                **({} if kind == "speech" else {"kind": kind}),
                 "link": moment_link(settings, stream.name, hit.offset),
             }
             catalog.add_alert(

@@ -34,12 +34,12 @@ class Mark:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            **self.detail,
             "kind": self.kind,
             "offset": round(self.offset, 3),
             "end_offset": round(self.end_offset, 3),
             "at": iso(self.at),
             "text": self.text,
-            **self.detail,
         }
 
 
@@ -81,25 +81,24 @@ def timeline_marks(
     cards = EventService(stores).events(stream.id, None, end, ["product_card"])
     for card in cards:
         if card.at >= start:
-            detail = {"action": card.action, "price": card.price, "sku": card.sku}
-            detail["product"] = card_product(card, products)
-            marks.append(Mark("card", offset_of(card.at), offset_of(card.at), card.at,
-                              card.title or "", detail))  # fmt: skip
+            shown: dict[str, Any] = {"action": card.action, "price": card.price, "sku": card.sku}
+            shown["product"] = card_product(card, products)
+            at = offset_of(card.at)
+            marks.append(Mark("card", at, at, card.at, card.title or "", shown))
     for line in catalog.screen_text(stream.id, stream.name, start, end):
-        marks.append(Mark("screen", line.first_offset, line.last_offset, line.first_seen_at,
-                          line.text, {"keyframe": line.keyframe_key}))  # fmt: skip
+        seen = (line.first_offset, line.last_offset, line.first_seen_at, line.text)
+        marks.append(Mark("screen", *seen, {"keyframe": line.keyframe_key}))
         for found in matcher.find(line.text, SoundText.of(line.text)):
             detail = {"source_kind": "screen", "term": found.term, "category": found.category}
-            marks.append(
-                Mark("banned", line.first_offset, line.last_offset, line.first_seen_at,
-                     line.text, detail)
-            )  # fmt: skip
+            marks.append(Mark("banned", *seen, detail))
     for gap in catalog.gaps_between(stream.id, start, end):
-        marks.append(Mark("gap", offset_of(gap.starts_at), offset_of(gap.ends_at),
-                          gap.starts_at, gap.reason or "", {"source_kind": "recording"}))  # fmt: skip
+        span = (offset_of(gap.starts_at), offset_of(gap.ends_at), gap.starts_at)
+        marks.append(Mark("gap", *span, gap.reason or "", {"source_kind": "recording"}))
     for point in price_timeline(stores, stream, start, end).mismatches():
-        hit = mismatch_hit(point, stream.name)
-        marks.append(Mark("price_mismatch", point.offset, point.offset, point.at, point.text, hit))
+        mismatch = mismatch_hit(point, stream.name)
+        mismatch["source_kind"] = mismatch.pop("kind")  # where the price was: said, on screen
+        moment = (point.offset, point.offset, point.at, point.text)
+        marks.append(Mark("price_mismatch", *moment, mismatch))
     up: dict[str, dict[str, Any]] = {}
     for card in cards:
         if card.at < start:
@@ -107,13 +106,16 @@ def timeline_marks(
             if card.action == "removed":
                 up.pop(product, None)
             else:
-                up[product] = {"product": product, "title": card.title, "price": card.price,
-                               "sku": card.sku, "at": iso(card.at)}  # fmt: skip
+                state = {"title": card.title, "price": card.price, "sku": card.sku}
+                up[product] = {"product": product, **state, "at": iso(card.at)}
     marks.sort(key=lambda m: (m.offset, MARK_KINDS.index(m.kind)))
+    last = catalog.segments(stream.id)[-1]
+    recorded = offset_of(last.starts_at) + last.duration
     return {
         "stream": stream.name,
         "start": iso(start),
         "end": iso(end),
+        "recorded_until_offset": round(recorded, 3),  # where the recording ends (so far)
         "cards": list(up.values()),  # the cards up at ``start``
         "marks": [m.to_json() for m in marks],
     }

@@ -9,13 +9,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from compliance.price_rules import PRICE_MISMATCH, price_values
-from core.timeutil import iso
+from core.timeutil import iso, utc_now
 from indexer.factory import open_search_index
 from indexer.service import Indexer
 from storage.stores import Stores
 from tests.support.apiserver import running_api
 from tests.support.cli import cli_in_process
-from tests.support.timeline import ROOM, add_room, recent_t0, room_events
+from tests.support.timeline import ROOM, add_room, recent_t0, room_events, screen_line
 
 
 def test_prices_are_read_from_text_with_numbers_folded() -> None:
@@ -93,6 +93,26 @@ def test_prices_mismatches_and_promises_over_http(stores: Stores, tmp_path: Path
             assert (
                 reviewer.get("/api/v1/promises", params={**query, "minutes": 0}).status_code == 422
             )
+            window = {
+                "start": iso(t0 + timedelta(seconds=5)),
+                "end": iso(t0 + timedelta(seconds=60)),
+            }
+            strip = reviewer.get(f"/api/v1/streams/{ROOM}/timeline", params=window).json()
+            assert [c["price"] for c in strip["cards"]] == [129.0]  # up since +1 s
+            marks = {(m["kind"], m.get("source_kind")) for m in strip["marks"]}
+            assert {
+                ("banned", "speech"),
+                ("banned", "chat"),
+                ("banned", "screen"),
+                ("chat", None),
+                ("card", None),
+                ("screen", None),
+                ("price_mismatch", "screen"),  # the sticker at +7 s: the card said 129
+            } <= marks
+            too_long = {**window, "end": iso(t0 + timedelta(hours=3))}
+            assert (
+                reviewer.get(f"/api/v1/streams/{ROOM}/timeline", params=too_long).status_code == 400
+            )
             edge = {**query, "at": "0001-01-01T00:00:00Z"}
             assert reviewer.get("/api/v1/promises", params=edge).status_code == 400
             missing = reviewer.get("/api/v1/streams/nope/prices")
@@ -100,11 +120,21 @@ def test_prices_mismatches_and_promises_over_http(stores: Stores, tmp_path: Path
         with api.client("compliance") as compliance:
             assert compliance.get(f"/api/v1/streams/{ROOM}/prices").status_code == 200
             assert compliance.get("/api/v1/promises", params=query).status_code == 403
+            # Compliance scans the chat and the screen too: a banned term on a banner is a hit.
+            report = compliance.get("/api/v1/compliance/report", params={"stream": ROOM}).json()
+            written = [
+                (h["kind"], h["term"], h["text"]) for h in report["hits"] if h["kind"] != "speech"
+            ]
+            assert written == [
+                ("screen", "全网第一", "全网第一 品质保证"),
+                ("chat", "全网第一", "包邮！全网第一"),
+            ]
+            assert report["by_kind"]["screen"] == report["by_kind"]["chat"] == 1
         with api.client("connector") as connector:
             assert connector.get(f"/api/v1/streams/{ROOM}/prices").status_code == 403
         with api.client("admin") as admin:
             actions = [e["action"] for e in admin.get("/api/v1/audit").json()]
-            assert "prices.read" in actions and "promises.read" in actions
+            assert {"prices.read", "promises.read", "timeline.read"} <= set(actions)
 
     result = cli_in_process(stores.settings.home, "prices", "--stream", ROOM, "--json")
     assert result.exit_code == 0, result.output
@@ -113,3 +143,37 @@ def test_prices_mismatches_and_promises_over_http(stores: Stores, tmp_path: Path
     assert len(printed["price_mismatches"]) == 2
     unknown = cli_in_process(stores.settings.home, "prices", "--stream", "nope")
     assert unknown.exit_code == 2 and "Traceback" not in unknown.output
+
+
+def test_banned_terms_in_live_chat_and_on_screen_raise_alerts(
+    stores: Stores, tmp_path: Path
+) -> None:
+    """A banned term written in the chat or shown on screen moments ago is alerted like
+    one said, its payload naming the kind; indexing it again alerts no second time."""
+    from sqlalchemy import select
+
+    from compliance.alerts import BANNED_WORD_EVENT
+    from storage.events import EventService
+    from storage.models import Alert
+
+    t0 = (utc_now() - timedelta(seconds=60)).replace(microsecond=0)
+    add_room(stores, tmp_path, t0)
+    stream = stores.catalog.get_stream(ROOM)
+    EventService(stores).ingest_values(stream.id, room_events(t0))
+    banner = screen_line(t0, 2, "国家级面料", 25.0, 29.0)
+    stores.catalog.replace_screen_text(stream.id, 2, [banner])
+    index = open_search_index(stores)
+    indexer = Indexer(stores, index)
+    indexer.index_pending()
+    Indexer(stores, index).index_timeline()  # a fresh process looks at the top segment again
+    index.close()
+
+    def written() -> list[tuple[str, str, float]]:
+        with stores.catalog.session() as s:
+            alerts = s.scalars(select(Alert).where(Alert.kind == BANNED_WORD_EVENT)).all()
+            payloads = [json.loads(a.payload) for a in alerts]
+        return sorted((p["kind"], p["term"], p["offset"]) for p in payloads if "kind" in p)
+
+    # One alert per term within 3 s on a stream, whatever its kind: the banner's 全网第一
+    # (+11 s) is the chat's (+13 s).
+    assert written() == [("chat", "全网第一", 13.0), ("screen", "国家级", 25.0)]

@@ -396,3 +396,17 @@ def test_the_indexer_follows_new_events_and_screen_text(stores: Stores, room: Se
     indexer.reindex()
     assert room.count(ROOM) == before
     assert kinds(room, "银镯", kind="screen") == [("screen", "银镯特价")]
+
+
+def test_cli_search_kind(home: Path, settings: Settings, room: SearchIndex) -> None:
+    import json
+
+    result = run_cli(home, "search", "包邮", "--kind", "chat", "--json", **backend_env(settings))
+    assert result.returncode == 0, result.stderr
+    assert [(h["kind"], h["text"]) for h in json.loads(result.stdout)] == [
+        ("chat", "羽绒服包邮吗"),
+        ("chat", "包邮！全网第一"),
+    ]
+    bad = run_cli(home, "search", "包邮", "--kind", "video", **backend_env(settings))
+    assert bad.returncode == 2 and "kind must be one of" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -3,6 +3,7 @@ and its on-disk layout. The shared behaviour is in test_search.py."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from dataclasses import replace
@@ -17,6 +18,7 @@ from indexer import embedded
 from indexer.documents import UtteranceDoc
 from indexer.embedded import EmbeddedSearchIndex, time_key
 from indexer.protocol import TOTAL_CAP, SearchQuery
+from indexer.query import bigrams
 from tests.support.searchdata import T0
 
 
@@ -115,13 +117,34 @@ def test_an_index_of_layout_3_gains_kinds_in_place(tmp_path: Path) -> None:
     """Layout 3 (speech only, no kind column) is upgraded when opened, without a
     reindex: its utterances are speech, and chat added beside them is told apart."""
     path = tmp_path / "v3.sqlite3"
-    current = EmbeddedSearchIndex(path)
-    current.bulk_load([utterance(1, "全国包邮", 1.0)])
-    current.close()
-    with sqlite3.connect(path) as db:  # back to layout 3, as an earlier release left it
-        db.execute("ALTER TABLE utterances DROP COLUMN kind")
+    said = utterance(1, "全国包邮", 1.0)
+    with sqlite3.connect(path) as db:  # layout 3, as an earlier release wrote it
+        db.execute(
+            "CREATE TABLE utterances (rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+            " stream TEXT NOT NULL, segment INTEGER NOT NULL, doc TEXT NOT NULL)"
+        )
+        db.execute("CREATE INDEX utterances_segment ON utterances (stream, segment)")
+        db.execute(
+            "CREATE VIRTUAL TABLE utterance_fts USING fts5 (exact, sound, meta,"
+            " tokenize = 'unicode61 remove_diacritics 0')"
+        )
+        key = time_key(T0.timestamp() + 1.0, said.id)
+        db.execute(
+            "INSERT INTO utterances VALUES (?, ?, 'shop', 0, ?)",
+            (key, said.id, json.dumps(said.as_json(), ensure_ascii=False)),
+        )
+        db.execute(
+            "INSERT INTO utterance_fts (rowid, exact, sound, meta) VALUES (?, ?, ?, ?)",
+            (
+                key,
+                " ".join(bigrams(said.exact_form)),
+                " ".join(embedded.sound_pairs(said.sounds)),
+                embedded.tag("s", "shop"),
+            ),
+        )
         db.execute("PRAGMA user_version = 3")
     upgraded = EmbeddedSearchIndex(path)
+    assert upgraded.search(SearchQuery(text="包邮", stream="shop")).total == 1
     chat = replace(utterance(2, "包邮吗", 2.0), id="shop:event:m1", segment=-1, kind="chat")
     upgraded.put_documents([chat])
     assert [h.kind for h in upgraded.search(SearchQuery(text="包邮", sort="time")).hits] == [

@@ -422,3 +422,96 @@ def test_a_reviewer_keeps_two_hits_in_a_case_notes_one_and_downloads_the_report(
     assert len(report.packages) == 2 and (report.overlays, report.overlays_ok) == (1, 1)
     assert page_errors == []
     context.close()
+
+
+def test_the_timeline_strip_shows_chat_cards_and_screen_text_and_plays_them(
+    browser: Any, served: Served
+) -> None:
+    """Under the player: the search's speech hits, chat, a product card, on-screen text
+    and the banned term on it, each a mark that plays its moment; beside the transcript,
+    the chat around the moment and the card up then. Chat and cards are stored as the
+    event service stores them, screen text as the OCR stage does (no OCR here)."""
+    import json
+    from datetime import timedelta
+
+    from core.events import StreamEvent
+    from core.screen import ScreenLine
+    from storage.models import EventRow
+
+    stores = served.stores
+    stream = stores.catalog.get_stream(STREAM)
+    first = stores.catalog.first_segment(stream.id)
+    assert first is not None
+    t0 = first.starts_at
+    hit_offset = clause_at(served.clauses, "假一赔十")
+    chat_offset = round(hit_offset + 2.0, 1)
+
+    def event(**fields: Any) -> EventRow:
+        at = t0 + timedelta(seconds=fields.pop("offset"))
+        item = StreamEvent(at=at, at_text=at.isoformat(), received_at=at, **fields)
+        body = json.dumps(item.to_json(), ensure_ascii=False)
+        return EventRow(
+            stream_id=stream.id,
+            event_id=item.id,
+            kind=item.kind,
+            at=at,
+            received_at=at,
+            body=body,
+            late=False,
+        )
+
+    stores.catalog.add_events(
+        stream.id,
+        [
+            event(
+                id="w-card",
+                kind="product_card",
+                offset=0.5,
+                action="shown",
+                title="羽绒服",
+                price=129.0,
+            ),
+            event(
+                id="w-chat", kind="chat", offset=chat_offset, user="买家A", text="假一赔十是真的吗"
+            ),
+        ],
+    )
+    sticker = ScreenLine(
+        stream=STREAM,
+        segment_seq=0,
+        text="全网第一",
+        box=((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)),
+        confidence=0.9,
+        first_seen_at=t0 + timedelta(seconds=1),
+        last_seen_at=t0 + timedelta(seconds=4),
+        first_offset=1.0,
+        last_offset=4.0,
+        keyframe_key="test/keyframe.jpg",
+    )
+    stores.catalog.replace_screen_text(stream.id, 0, [sticker])
+
+    context = browser.new_context(locale="en-US", viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    page.goto(served.url)
+    page.get_by_label("API key").fill(served.key)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector("#workspace:not([hidden])")
+    search(page, "假一赔十")
+    page.locator("#results .hit").first.click()
+    page.wait_for_selector("#timeline-pane:not([hidden]) .timeline-mark.mark-chat")
+    kinds = set(
+        page.eval_on_selector_all(
+            "#timeline-strip .timeline-mark", "m => m.map(x => x.dataset.kind)"
+        )
+    )
+    assert {"speech", "chat", "card", "screen", "banned"} <= kinds
+    assert page.locator("#context-cards").inner_text().strip() == "羽绒服 ¥129"
+    assert "假一赔十是真的吗" in page.locator("#context-chat").inner_text()
+    page.screenshot(path=str(SCREENSHOT.with_name("web-timeline.png")))  # for a human look
+    # A mark plays its own moment: the page's address names the chat's offset.
+    page.locator("#timeline-strip .mark-chat").first.click()
+    page.wait_for_function(f"location.hash.endsWith('t={chat_offset:.1f}')")
+    assert page_errors == []
+    context.close()

@@ -19,10 +19,11 @@ PAGE_FILES = (
     "/static/app.js",
     "/static/overview.js",
     "/static/cases.js",
+    "/static/timeline.js",
     "/static/i18n.js",
     "/static/style.css",
 )
-SCRIPTS = ("/static/app.js", "/static/overview.js", "/static/cases.js")
+SCRIPTS = ("/static/app.js", "/static/overview.js", "/static/cases.js", "/static/timeline.js")
 I18N_PREFIX = "window.LW_I18N = "
 
 
@@ -65,6 +66,7 @@ def test_the_page_and_its_files_are_served(client: TestClient) -> None:
         "/static/i18n.js",
         "/static/overview.js",
         "/static/style.css",
+        "/static/timeline.js",
     ]
     for path in PAGE_FILES:
         assert client.get(path).status_code == 200, path

@@ -1,5 +1,6 @@
-"""A product's prices on one timeline (said, shown, carded) with price mismatches, and
-what was promised about a product before an order (claims, prices, cards, chat)."""
+"""A product's prices on one timeline (said, shown, carded) with price mismatches, what
+was promised about a product before an order (claims, prices, cards, chat), and the marks
+of the web page's timeline strip."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from core.errors import InvalidInputError
 from core.timeutil import parse_iso
 from indexer.prices import mismatch_hit, price_timeline
 from indexer.promises import MAX_MINUTES, promises_before
+from indexer.timeline_marks import timeline_marks
 from storage.blob_keys import check_stream_name
 
 router = APIRouter(tags=["evidence"])
@@ -88,3 +90,26 @@ def promises(
         },
     )
     return answer.to_json()
+
+
+@router.get("/streams/{name}/timeline")
+def timeline(
+    name: str,
+    caller: EvidenceViewer,
+    services: ServicesDep,
+    start: Annotated[str, Query(max_length=64, description="ISO 8601.")],
+    end: Annotated[str, Query(max_length=64, description="ISO 8601; at most 2 h after start.")],
+) -> dict[str, Any]:
+    """Marks between ``start`` and ``end`` for the web page's timeline strip: banned terms
+    (said, in the chat, on screen), chat, product cards, on-screen text, gaps and price
+    mismatches, by offset; and the cards up at ``start``. Audited."""
+    stores = services.stores
+    stream = stores.catalog.get_stream(check_stream_name(name))
+    found = timeline_marks(stores, stream, parse_iso(start), parse_iso(end))
+    log_action(
+        services,
+        caller,
+        "timeline.read",
+        {"stream": name, "start": start, "end": end, "marks": len(found["marks"])},
+    )
+    return found

@@ -27,6 +27,7 @@
   };
   let overview = null; // overview.js's view, made in start()
   let cases = null; // cases.js's view, made in start()
+  let timeline = null; // timeline.js's strip and moment context, made in start()
 
   // -- language ---------------------------------------------------------------------------
   function t(key, vars = {}) {
@@ -310,7 +311,7 @@
 
   function searchParams() {
     const params = new URLSearchParams({ q: $("q").value.trim() });
-    const fields = { stream: "f-stream", product: "f-product", claim: "f-claim", banned: "f-banned" };
+    const fields = { stream: "f-stream", product: "f-product", claim: "f-claim", banned: "f-banned", kind: "f-kind" };
     for (const [name, id] of Object.entries(fields)) {
       const value = $(id).value.trim();
       if (value) params.set(name, value);
@@ -406,6 +407,7 @@
 
   function badgesOf(hit) {
     const out = [];
+    if (hit.kind && hit.kind !== "speech") out.push(badge("kind", t(`timeline.${hit.kind}`), t("badge.kind")));
     if (hit.match === "sound-alike") out.push(badge("sound", t("badge.soundAlike"), t("badge.soundAlikeTitle")));
     if (hit.match === "fuzzy") out.push(badge("sound", t("badge.fuzzy"), t("badge.fuzzyTitle")));
     if (hit.match === "inferred") out.push(badge("sound", t("badge.inferred"), t("badge.inferredTitle")));
@@ -490,6 +492,7 @@
     renderMomentHeader();
     renderTranscript();
     updatePosition();
+    if (timeline) timeline.show(state.moment, state.search ? state.search.result.hits : []);
   }
 
   function renderMomentHeader() {
@@ -851,6 +854,7 @@
     if (window.LW_OVERVIEW) {
       overview = window.LW_OVERVIEW({ t, labelOf, apiJson, handleError, clearError, setStatus });
     }
+    if (window.LW_TIMELINE) timeline = window.LW_TIMELINE({ t, element, formatOffset, apiJson, openMoment });
     if (window.LW_CASES) {
       // What the cases view shares: the moment player (openMoment), the current moment
       // and search (what "add to case" keeps), downloads.
