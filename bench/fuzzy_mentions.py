@@ -125,6 +125,18 @@ def main() -> None:
     print(
         f"{args.utterances:,} utterances, near-miss rate {args.rate:.0%}, southern {args.southern}"
     )
+    print_table(true, false, misheard, recalled, examples)
+
+
+def print_table(
+    true: Counter[int],
+    false: Counter[int],
+    misheard: Counter[int],
+    recalled: Counter[int],
+    examples: list[str],
+) -> None:
+    """Per length in syllables: near misses made, true and false fuzzy hits, precision,
+    recall (Markdown), and some false hits."""
     print("| syllables | misheard | true | false | precision | recall |")
     print("|---|---|---|---|---|---|")
     for length in sorted(set(true) | set(false) | set(misheard)):
@@ -178,16 +190,7 @@ def measure_banned(
                         examples.append(f"{found.term} ({found.heard}) in {text}")
     print(f"banned terms: {args.utterances:,} utterances, near-miss rate {args.rate:.0%},"
           f" southern {args.southern}, fuzzy from {args.min_syllables} syllables")  # fmt: skip
-    print("| syllables | misheard | true | false | precision | recall |")
-    print("|---|---|---|---|---|---|")
-    for length in sorted(set(true) | set(false) | set(misheard)):
-        t, f, m = true[length], false[length], misheard[length]
-        precision = t / (t + f) if t + f else float("nan")
-        recall = recalled[length] / m if m else float("nan")
-        print(f"| {length} | {m:,} | {t:,} | {f:,} | {precision:.3f} | {recall:.3f} |")
-    print("false, for example:")
-    for line in examples:
-        print(f"- {line}")
+    print_table(true, false, misheard, recalled, examples)
 
 
 if __name__ == "__main__":

@@ -107,22 +107,24 @@ class ScreenMixin(CatalogBase):
             if start is not None:
                 query = query.where(ScreenText.last_seen_at >= start)
             rows = s.scalars(query.order_by(ScreenText.first_seen_at, ScreenText.id)).all()
-        lines = [
-            ScreenLine(
-                stream=stream,
-                segment_seq=row.segment_seq,
-                text=row.text,
-                box=tuple((float(x), float(y)) for x, y in json.loads(row.box)),
-                confidence=row.confidence,
-                first_seen_at=row.first_seen_at,
-                last_seen_at=row.last_seen_at,
-                first_offset=row.first_offset,
-                last_offset=row.last_offset,
-                keyframe_key=row.keyframe_key,
-                open_start=row.open_start,
-                open_end=row.open_end,
-                segments=(row.segment_seq,),
-            )
-            for row in rows
-        ]
+        lines = [screen_line(row, stream) for row in rows]
         return join_segments(lines)
+
+
+def screen_line(row: ScreenText, stream: str) -> ScreenLine:
+    """A stored line of on-screen text as readers get it (one segment's)."""
+    return ScreenLine(
+        stream=stream,
+        segment_seq=row.segment_seq,
+        text=row.text,
+        box=tuple((float(x), float(y)) for x, y in json.loads(row.box)),
+        confidence=row.confidence,
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+        first_offset=row.first_offset,
+        last_offset=row.last_offset,
+        keyframe_key=row.keyframe_key,
+        open_start=row.open_start,
+        open_end=row.open_end,
+        segments=(row.segment_seq,),
+    )

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from core.screen import ScreenLine
 from storage.catalog.engine import CatalogBase
+from storage.catalog.screen import screen_line
 from storage.models import EventRow, ManifestEntry, ScreenText
 
 
@@ -92,21 +93,4 @@ class TimelineMixin(CatalogBase):
                 .where(ScreenText.stream_id == stream_id, ScreenText.segment_seq.in_(list(seqs)))
                 .order_by(ScreenText.first_seen_at, ScreenText.id)
             ).all()
-        return [
-            ScreenLine(
-                stream=stream,
-                segment_seq=row.segment_seq,
-                text=row.text,
-                box=tuple((float(x), float(y)) for x, y in json.loads(row.box)),
-                confidence=row.confidence,
-                first_seen_at=row.first_seen_at,
-                last_seen_at=row.last_seen_at,
-                first_offset=row.first_offset,
-                last_offset=row.last_offset,
-                keyframe_key=row.keyframe_key,
-                open_start=row.open_start,
-                open_end=row.open_end,
-                segments=(row.segment_seq,),
-            )
-            for row in rows
-        ]
+        return [screen_line(row, stream) for row in rows]
