@@ -13,7 +13,7 @@ a local webhook receiver (tests/support/webhook_receiver.py) and runs the webhoo
 as `serve` does; each banned term the default lexicon finds in the fixtures (6 a loop:
 全网最低价, 国家级, 祛斑, 美白, 全国第一, 最佳) is scored from the end of its last
 syllable to the alert's arrival (matched by stream, term and the alert's `at` within
-±2 s). Latencies "from the end" count from the phrase's last syllable (its end in the
+±3.5 s). Latencies "from the end" count from the phrase's last syllable (its end in the
 manifest): the time the listener has heard it. For FLV, spoken time is the recorder's
 own: media time 0 is the stream's first segment's `starts_at` (the recorder's wall-clock
 anchor: the earliest wall time minus media time seen in ffmpeg's progress, i.e. when the
@@ -206,7 +206,10 @@ def latency(result: dict[str, Any]) -> dict[str, Any]:
 def alerts(result: dict[str, Any]) -> dict[str, Any]:
     """Banned terms spoken in the window and their webhook alerts, from the term's end."""
     spoken = result.get("alerts", [])
-    got = [a for a in spoken if a["received_at"] is not None and not a["loose"]]
+    # Paired within the loose tolerance too: an HLS stream's words are placed on the
+    # recorder's clock, 1-2 s after the publisher's (its delivery), and the alert is
+    # no less received for that.
+    got = [a for a in spoken if a["received_at"] is not None]
     lat = [a["received_at"] - a["spoken_at"] - a["length"] for a in got]
     return {
         "spoken": len(spoken),
@@ -227,6 +230,8 @@ def label(result: dict[str, Any]) -> str:
     name += f" {cfg['workers']}w"
     if cfg.get("mode") == "chunks":
         name += f" min {cfg['chunk_min_seconds']:g} s"
+        if cfg["chunk_pause_seconds"] != 0.5:
+            name += f" pause {cfg['chunk_pause_seconds']:g} s"
     return name
 
 
@@ -246,8 +251,8 @@ def headline(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| run | phrases found / spoken | searchable from the phrase's end p50 / p95 / max"
         " | alerts received / spoken | alert from the term's end p50 / p95 / max"
-        " | sustained | backlog mean / max | machine CPU | load at start |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " | sustained | backlog mean / max | machine CPU | other processes | load at start |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lat, al, cap = row["latency"], row["alerts"], row["capacity"]
@@ -256,11 +261,13 @@ def headline(rows: list[dict[str, Any]]) -> str:
             f"| {row['streams']} | {lat['found']} / {lat['occurrences']}"
             f" | {fmt(end['p50'])} / **{fmt(end['p95'])}** / {fmt(end['max'])} s"
             f" | {al['received']} / {al['spoken']}"
-            f" | {fmt(al['p50'])} / **{fmt(al['p95'])}** / {fmt(al['max'])} s"
-            f" | {'yes' if cap['sustained'] else 'no'} ({cap['drained_slices']} emptied,"
-            f" {cap['backlog_slope_per_min']:+.1f} jobs/min)"
+            + (f" ({al['loose']} placed 2–3.5 s off)" if al["loose"] else "")
+            + f" | {fmt(al['p50'])} / **{fmt(al['p95'])}** / {fmt(al['max'])} s"
+            f" | {'yes' if cap['sustained'] else 'no'} (workers {100 * cap['utilisation']:.0f} %"
+            f" busy; {cap['drained_slices']} emptied, {cap['backlog_slope_per_min']:+.1f} jobs/min)"
             f" | {fmt(cap['backlog_mean'])} / {cap['backlog_max']}"
             f" | {100 * row['transcription']['machine_cpu']:.0f} %"
+            f" | {fmt(cap['other_cores'], 2)} cores"
             f" | {fmt(row['run'].get('load_at_start'), 2)} |"
         )
     return "\n".join(lines)
@@ -379,6 +386,7 @@ def main() -> None:
         help="settings.speech_chunks on/off; each stream count runs in every mode, in turn",
     )
     parser.add_argument("--chunk-min-seconds", type=float, default=None)
+    parser.add_argument("--chunk-pause-seconds", type=float, default=None)
     parser.add_argument("--seconds", type=float, default=150.0, help="scored live window")
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--drain", type=float, default=40.0)
@@ -413,8 +421,9 @@ def main() -> None:
                     "--cache", args.cache, "--home", f"{tmp}/home-{streams}-{mode}",
                     "--probe", "--alerts",
                 ]  # fmt: skip
-                if args.chunk_min_seconds is not None:
-                    options += ["--chunk-min-seconds", str(args.chunk_min_seconds)]
+                for name in ("chunk_min_seconds", "chunk_pause_seconds"):
+                    if getattr(args, name) is not None:
+                        options += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
                 timeout = args.warmup + args.seconds + args.drain + 600
                 result = run_child(options, Path(tmp) / f"run-{streams}-{mode}.json", timeout)
                 rows.append(row_of(result))

@@ -38,7 +38,7 @@ time range around the pending occurrences) and marks an occurrence found when a 
 the phrase within `tolerance` seconds of when it was spoken (the phrase's time in the hit
 is interpolated from where its highlight falls in the utterance's text and time span).
 
-A monitor thread samples the transcription backlog (`catalog.backlog("transcribe")`), the
+A monitor thread samples the transcription backlog (segment and chunk jobs), the
 machine's CPU (/proc/stat), this process's CPU (with its ffmpeg children) and its RSS
 every second. The result is one JSON document.
 """
@@ -657,7 +657,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if flv:
             # Spoken time is the recorder's own: media time 0 of a stream is placed where
             # its first segment starts (the recorder's wall-clock anchor).
-            zeros = first_segment_starts(stores, stream_ids, args.warmup - 1)
+            zeros = first_segment_starts(
+                stores, stream_ids, first_want + args.warmup - 0.5 - time.time()
+            )
         else:
             for clock in clocks:
                 clock.poll()

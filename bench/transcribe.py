@@ -1,7 +1,7 @@
 """Transcription figures on the committed Mandarin fixtures (base int8, CPU).
 
     .venv/bin/python bench/transcribe.py
-    .venv/bin/python bench/transcribe.py --variants plain chunks   # without the vocabulary
+    .venv/bin/python bench/transcribe.py --variants plain chunks --chunk-mins 3 8  # no vocabulary
 
 - real-time factor of the pipeline (ingest's chained segments through TranscriptionWorker)
   and of faster-whisper called directly on the same audio with the same options, in the
@@ -50,15 +50,20 @@ PRODUCTS = '[{"name":"羽绒服"},{"name":"手镯"},{"name":"面霜"},{"name":"�
 LIVEWITNESS = str(Path(sys.executable).parent / "livewitness")
 
 
-def ingest(home: Path, video: Path, stream: str, products: bool, chunks: bool = False) -> None:
-    """Ingest a fixture video: as 10 s segments to transcribe whole, or (``chunks``) with
-    its speech cut into chunks at pauses; OCR off (its jobs are not what is measured)."""
+def ingest(
+    home: Path, video: Path, stream: str, products: bool, chunk_min: float | None = None
+) -> None:
+    """Ingest a fixture video: as 10 s segments to transcribe whole, or (``chunk_min``
+    given) with its speech cut into chunks at pauses, chunks of at least ``chunk_min``
+    seconds unless the pause is long; OCR off (its jobs are not what is measured)."""
     env = {
         "LIVEWITNESS_HOME": str(home),
         "PATH": "/usr/bin:/bin",
-        "LIVEWITNESS_SPEECH_CHUNKS": "true" if chunks else "false",
+        "LIVEWITNESS_SPEECH_CHUNKS": "false" if chunk_min is None else "true",
         "LIVEWITNESS_OCR_ENABLED": "false",
     }
+    if chunk_min is not None:
+        env["LIVEWITNESS_CHUNK_MIN_SECONDS"] = str(chunk_min)
     if products:
         (home / "p.json").write_text(PRODUCTS)
         subprocess.run(
@@ -177,14 +182,15 @@ def transcribe_variant(stores: Any, transcriber: Any, variant: str) -> dict[str,
     """Run every transcription job of the variant's streams through the worker (as a
     worker claims them); the real-time factor, character error rate and onset error."""
     worker = TranscriptionWorker(stores, transcriber, use_vocabulary=variant == "vocab")
-    kind = TRANSCRIBE_CHUNK_JOB if variant == "chunks" else TRANSCRIBE_JOB
+    chunked = variant.startswith("chunks")
+    kind = TRANSCRIBE_CHUNK_JOB if chunked else TRANSCRIBE_JOB
     audio_s = wall = direct_wall = 0.0
     jobs = 0
     for name in CLIPS:
         stream = stores.catalog.get_stream(f"{name}-{variant}")
         for job in stores.catalog.jobs(stream.id, kind):
             began = time.perf_counter()
-            if variant == "chunks":
+            if chunked:
                 result = worker.transcribe_chunk_job(job)
                 audio_s += result.audio_seconds
                 wall += time.perf_counter() - began
@@ -256,8 +262,18 @@ def main() -> None:
         default=["vocab", "plain", "chunks"],
         help="vocab/plain: 10 s segments with/without the vocabulary; chunks: speech chunks",
     )
+    parser.add_argument(
+        "--chunk-mins",
+        type=float,
+        nargs="+",
+        default=[Settings.model_fields["chunk_min_seconds"].default],
+        help="settings.chunk_min_seconds of the chunk variants (one variant each)",
+    )
     args = parser.parse_args()
-    variants: list[str] = args.variants
+    chunk_mins = {f"chunks{m:g}": float(m) for m in args.chunk_mins}
+    variants: list[str] = [
+        v for variant in args.variants for v in (chunk_mins if variant == "chunks" else [variant])
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         home.mkdir()
@@ -275,7 +291,7 @@ def main() -> None:
                     video,
                     f"{name}-{variant}",
                     products=variant == "vocab",
-                    chunks=variant == "chunks",
+                    chunk_min=chunk_mins.get(variant),
                 )
         stores = open_stores(settings)
         transcriber = open_transcriber(stores)
@@ -305,17 +321,23 @@ def main() -> None:
                 "pipeline overhead (segments, no vocabulary):"
                 f" {overhead(results['plain'], direct_audio, direct_wall):.1f}%"
             )
-        if "chunks" in results:
-            chunk_audio, chunk_wall = results["chunks"]["audio"], results["chunks"]["direct_wall"]
+        fixtures = sum(float(clip(name)["duration_s"]) for name in CLIPS)
+        for variant in chunk_mins:
+            r = results[variant]
+            chunk_audio, chunk_wall = r["audio"], r["direct_wall"]
             print(
-                f"faster-whisper direct, the same chunk WAVs: {chunk_audio:.1f}s audio in"
-                f" {chunk_wall:.1f}s = {chunk_audio / chunk_wall:.2f}x real time"
+                f"{variant}: faster-whisper direct on the same chunk WAVs: {chunk_audio:.1f}s"
+                f" audio in {chunk_wall:.1f}s = {chunk_audio / chunk_wall:.2f}x real time;"
+                f" pipeline overhead {overhead(r, chunk_audio, chunk_wall):.1f}%"
             )
+        for variant, r in results.items():
+            # Capacity: seconds of stream (speech and pauses) one worker keeps up with
+            # per second; segments decode 3 s of context more, chunks only speech.
             print(
-                "pipeline overhead (chunks):"
-                f" {overhead(results['chunks'], chunk_audio, chunk_wall):.1f}%"
+                f"{variant}: {fixtures:.1f}s of stream transcribed in {r['wall']:.1f}s ="
+                f" {fixtures / r['wall']:.2f} streams per busy worker"
             )
-        for variant in [v for v in ("plain", "vocab", "chunks") if v in results]:
+        for variant in [v for v in ("plain", "vocab", *chunk_mins) if v in results]:
             hits = close = 0
             timing_errors: list[float] = []
             for name in CLIPS:
