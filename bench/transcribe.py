@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -64,6 +65,10 @@ def ingest(
     }
     if chunk_min is not None:
         env["LIVEWITNESS_CHUNK_MIN_SECONDS"] = str(chunk_min)
+        # Cutting at clauses: LIVEWITNESS_CHUNK_PAUSE_SECONDS=0.2 --chunk-mins 1.5
+        pause = os.environ.get("LIVEWITNESS_CHUNK_PAUSE_SECONDS")
+        if pause:
+            env["LIVEWITNESS_CHUNK_PAUSE_SECONDS"] = pause
     if products:
         (home / "p.json").write_text(PRODUCTS)
         subprocess.run(
