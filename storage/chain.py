@@ -122,8 +122,6 @@ class EvidenceChain:
         self.blobs = blobs
         self.signer = signer
         self.segment_jobs = segment_jobs  # queued for every chained segment
-        # The jobs of the segment this thread is appending, when not all of segment_jobs.
-        self._appending_jobs = threading.local()
         self._appending = threading.Lock()  # one appender at a time in this process
 
     def open_stream(self, name: str, source: str | None = None) -> int:
@@ -151,7 +149,16 @@ class EvidenceChain:
             record = json.loads(self.blobs.get_bytes(last.blob_key))
             self._index_entry(stream_id, name, record, last.sha256)
 
-    def _index_entry(self, stream_id: int, name: str, record: dict[str, Any], sha: str) -> None:
+    def _index_entry(
+        self,
+        stream_id: int,
+        name: str,
+        record: dict[str, Any],
+        sha: str,
+        jobs: tuple[str, ...] | None = None,
+    ) -> None:
+        """Catalogue a stored entry; a segment's ``jobs`` (default: segment_jobs) are
+        queued."""
         idx = record["index"]
         listed = [ref["blob_key"] for ref in record.get("timestamps", [])]
         self.catalog.mark_tokens_referenced(stream_id, listed, idx)
@@ -212,7 +219,7 @@ class EvidenceChain:
                     capture=seg["capture"],
                 )
             )
-            for kind in getattr(self._appending_jobs, "kinds", self.segment_jobs):
+            for kind in self.segment_jobs if jobs is None else jobs:
                 self.catalog.enqueue(kind, stream_id, seq)
         elif record["kind"] == EVENTS_KIND:
             batch = record[EVENTS_KIND]
@@ -248,18 +255,32 @@ class EvidenceChain:
                 ]
             )
 
-    def _append(self, stream_id: int, name: str, kind: str, body: dict[str, Any]) -> int:
+    def _append(
+        self,
+        stream_id: int,
+        name: str,
+        kind: str,
+        body: dict[str, Any],
+        jobs: tuple[str, ...] | None = None,
+    ) -> int:
         with self._appending:
             for _attempt in range(APPEND_ATTEMPTS):
                 try:
-                    return self._append_once(stream_id, name, kind, body)
+                    return self._append_once(stream_id, name, kind, body, jobs)
                 except ImmutableBlobError:
                     # Another process chained this place first (an OCR worker beside the
                     # recorder): index what it stored and take the next place.
                     self._adopt_stored_entries(stream_id, name)
         raise StorageError(f"could not append to the chain of {name!r}: its head keeps moving")
 
-    def _append_once(self, stream_id: int, name: str, kind: str, body: dict[str, Any]) -> int:
+    def _append_once(
+        self,
+        stream_id: int,
+        name: str,
+        kind: str,
+        body: dict[str, Any],
+        jobs: tuple[str, ...] | None = None,
+    ) -> int:
         head = self.catalog.head(stream_id)
         idx = 0 if head is None else head.idx + 1
         record = {
@@ -280,7 +301,7 @@ class EvidenceChain:
         self.blobs.put_bytes(entry_key(name, idx), raw)
         # Indexed from the stored bytes, as a reader (or an adoption after a crash) sees
         # them: RFC 8785 writes a duration of 10.0 as 10.
-        self._index_entry(stream_id, name, json.loads(raw), sha256_bytes(raw))
+        self._index_entry(stream_id, name, json.loads(raw), sha256_bytes(raw), jobs)
         return idx
 
     def append_segment(self, stream_id: int, name: str, closed: ClosedSegment) -> Segment:
@@ -304,13 +325,13 @@ class EvidenceChain:
         }
         if closed.media_sequence is not None:
             body["media_sequence"] = list(closed.media_sequence)
-        if not closed.transcribe:
-            kinds = tuple(k for k in self.segment_jobs if k != TRANSCRIBE_JOB)
-            self._appending_jobs.kinds = kinds
-        try:
-            self._append(stream_id, name, "segment", body)
-        finally:
-            self._appending_jobs.__dict__.pop("kinds", None)
+        # Speech that came as chunks is not transcribed again whole.
+        jobs = (
+            None
+            if closed.transcribe
+            else tuple(k for k in self.segment_jobs if k != TRANSCRIBE_JOB)
+        )
+        self._append(stream_id, name, "segment", body, jobs)
         found = self.catalog.segment_by_capture(stream_id, closed.capture)
         if found is None:  # pragma: no cover - _append indexes it
             raise NotFoundError(f"segment {key} vanished from the catalog")
