@@ -5,6 +5,7 @@ Imported by those commands only (it imports the indexer)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 
@@ -29,6 +30,8 @@ def follow_transcripts(stores: Stores, say: Say, stop: threading.Event, poll: fl
                 continue
             name = catalog.stream_by_id(stream_id).name
             chunk = f" chunk {part}" if part else ""
+            if json.loads(row.body).get("provisional"):
+                chunk += " (provisional)"
             text = row.text if len(row.text) <= 40 else row.text[:39] + "…"
             say(f"transcribed {name} segment {seq}{chunk}: {text or '(no speech)'}")
 

@@ -307,6 +307,8 @@ def _print_transcripts(stores: Stores) -> Callable[[threading.Event], None]:
                 rows = catalog.transcripts(stream_id, [seq])
                 (row,) = [r for r in rows if r.part == part]
                 body = SegmentTranscript.from_json(json.loads(row.body))
+                if body.provisional:  # an early piece: its chunk's words are shown
+                    continue
                 if part:  # a speech chunk ends in a pause: nothing runs on, shown at once
                     _print_utterances(stores, stream_id, None, body, None)
                     continue

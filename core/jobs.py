@@ -10,7 +10,10 @@ TRANSCRIBE_JOB = "transcribe"  # a chained segment's audio (when it has no speec
 # A speech chunk the recorder cut at a pause (recorder/speech.py); claimed before segment
 # jobs, since a phrase said seconds ago waits on it.
 TRANSCRIBE_CHUNK_JOB = "transcribe-chunk"
-TRANSCRIPTION_JOBS: tuple[str, ...] = (TRANSCRIBE_CHUNK_JOB, TRANSCRIBE_JOB)
+# A clause of a chunk still open, transcribed at once as provisional words (the fast
+# pass): claimed first, skipped once stale (transcriber/worker.py).
+TRANSCRIBE_EARLY_JOB = "transcribe-early"
+TRANSCRIPTION_JOBS: tuple[str, ...] = (TRANSCRIBE_EARLY_JOB, TRANSCRIBE_CHUNK_JOB, TRANSCRIBE_JOB)
 """What a transcription worker claims, in this order."""
 OCR_JOB = "ocr"  # on-screen text of a segment's sampled frames (transcriber/ocr)
 

@@ -270,6 +270,33 @@ class Settings(BaseSettings):
     vad_aggressiveness: int = Field(
         default=2, ge=0, le=3, description="webrtcvad mode: 0 keeps most audio, 3 the least."
     )
+    # A fast first pass (recorder/speech.py "Early pieces"): while a chunk is still open,
+    # each clause ended by a short pause is transcribed at once, greedily, as provisional
+    # words; the chunk's own decoding replaces them when the chunk closes. Search and
+    # alerts see a phrase about a second after it is said; the record (and its error rate)
+    # is the chunk's. Costs about twice the decoding per stream (docs/benchmarks.md).
+    early_transcripts: bool = Field(
+        default=True,
+        description="Transcribe each clause of an open speech chunk at once, as provisional"
+        " words the chunk's transcript replaces (live sources only).",
+    )
+    early_pause_seconds: float = Field(
+        default=0.2, gt=0, description="A pause this long inside a chunk ends a clause."
+    )
+    early_min_seconds: float = Field(
+        default=1.5,
+        ge=0,
+        description="A clause shorter than this waits for the next pause (with what follows).",
+    )
+    early_beam_size: int = Field(
+        default=1, ge=1, description="Beam size of the provisional pass (1: greedy, cheapest)."
+    )
+    early_max_wait_seconds: float = Field(
+        default=4.0,
+        gt=0,
+        description="A clause still queued this long after it was said is skipped: its chunk's"
+        " transcript is due as soon (workers behind drop the fast pass first).",
+    )
 
     # Compliance
     lexicon_path: Path | None = Field(

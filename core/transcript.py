@@ -22,6 +22,13 @@ chunk ends in a pause, so no phrase crosses it), utterance numbers ``part *
 PART_UTTERANCES + n`` so that two chunks' utterances never read as one. Readers order
 parts after their segment (:func:`merge_parts` makes one transcript of a segment's).
 
+Early pieces. A clause of a chunk still open is transcribed at once (recorder/speech.py):
+a part marked ``provisional``, filed with its chunk's segment and numbered before the
+chunk (it was cut first). The chunk's own part starts where the chunk does, so, read in
+part order, it replaces the pieces' words (:func:`assemble_words`); until it is stored
+the pieces' words stand in for it. Evidence (packages, reports, moments) leaves pieces
+out (:func:`records_only`): they are a fast guess, the chunk's words are the record.
+
 On disk a transcript is JSON with short keys (``u`` utterance number, ``ctx`` context,
 ``p`` probability). Only the ``to_json``/``from_json`` methods here read or write them;
 the JSON they write is exactly what has always been stored and shown.
@@ -105,6 +112,7 @@ class SegmentTranscript:
     words: tuple[TranscriptWord, ...]
     part: int = 0  # 0: the segment decoded whole; n + 1: speech chunk n (module doc)
     chunk_sha256: str | None = None  # of the chunk's audio (a derived WAV blob)
+    provisional: bool = False  # an early piece's words: replaced by its chunk's (module doc)
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> SegmentTranscript:
@@ -125,13 +133,16 @@ class SegmentTranscript:
             words=tuple(TranscriptWord.from_json(w, segment) for w in body["words"]),
             part=body.get("part", 0),
             chunk_sha256=None if chunk is None else chunk["sha256"],
+            provisional=body.get("provisional", False),
         )
 
     def to_json(self) -> dict[str, Any]:
         # A part's keys are added only to parts: a whole segment's JSON stays as it was.
         chunk = {} if not self.part else {"part": self.part, "chunk": {"sha256": self.chunk_sha256}}
+        early = {"provisional": True} if self.provisional else {}
         return {
             **chunk,
+            **early,
             "v": self.version,
             "stream": self.stream,
             "segment": self.segment,
@@ -260,6 +271,11 @@ def assemble_words(transcripts: Iterable[SegmentTranscript]) -> list[TranscriptW
             out.pop()
         out.extend(transcript.words)
     return out
+
+
+def records_only(transcripts: Iterable[SegmentTranscript]) -> list[SegmentTranscript]:
+    """The transcripts that are the record: early pieces' provisional words left out."""
+    return [t for t in transcripts if not t.provisional]
 
 
 def merge_parts(transcripts: Iterable[SegmentTranscript]) -> dict[int, SegmentTranscript]:

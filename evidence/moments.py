@@ -45,7 +45,13 @@ from pathlib import Path
 
 from core.errors import IntegrityError, InvalidInputError, NotFoundError, StorageError
 from core.timeutil import iso
-from core.transcript import SegmentTranscript, Utterance, assemble_words, utterances_of
+from core.transcript import (
+    SegmentTranscript,
+    Utterance,
+    assemble_words,
+    records_only,
+    utterances_of,
+)
 from storage.blobs.protocol import sha256_bytes, sha256_file
 from storage.models import Segment, Stream, Transcript
 from storage.scratch import scratch
@@ -168,7 +174,7 @@ def utterances_overlapping(
     transcripts: Sequence[Transcript], low: float, high: float
 ) -> list[Utterance]:
     """Whole utterances overlapping stream seconds [low, high) of consecutive transcripts."""
-    stored = [SegmentTranscript.from_json(json.loads(t.body)) for t in transcripts]
+    stored = records_only(SegmentTranscript.from_json(json.loads(t.body)) for t in transcripts)
     # Whole utterances: a sentence cut at the range's edge could say the opposite of what
     # was said ("不是假一赔十" cut to "假一赔十").
     return [

@@ -575,6 +575,14 @@ class StreamRecorder:
                 min_seconds=settings.chunk_min_seconds,
                 max_seconds=settings.chunk_max_seconds,
                 aggressiveness=settings.vad_aggressiveness,
+                # The fast pass is for live talk: an ingest is transcribed as fast as it
+                # can be, and only its chunks' words are kept.
+                early_pause_seconds=(
+                    settings.early_pause_seconds
+                    if settings.early_transcripts and not self._ingest
+                    else None
+                ),
+                early_min_seconds=settings.early_min_seconds,
             )
             session.tap = AudioTap(read_fd, chunker, lambda a: self._store_chunk(session, a))
         return process
@@ -602,9 +610,9 @@ class StreamRecorder:
         first = catalog.first_segment(self._stream_id)
         origin = first.starts_at if first is not None else anchor  # a new stream starts here
         listed = read_segment_list(session.directory / "segments.csv")
-        closed_before = sum(1 for item in listed if item.end <= audio.start + 0.001)
+        closed_before = sum(1 for item in listed if item.end <= audio.filed_at + 0.001)
         wav = audio.wav()
-        key = speech_chunk_key(self.stream, session.directory.name, audio.start)
+        key = speech_chunk_key(self.stream, session.directory.name, audio.start, audio.provisional)
         try:
             self.chain.blobs.put_bytes(key, wav)  # the same bytes again: a resumed ingest
         except ImmutableBlobError:
@@ -620,6 +628,7 @@ class StreamRecorder:
                 duration=round(audio.duration, 3),
                 blob_key=key,
                 sha256=sha256_bytes(wav),
+                provisional=audio.provisional,
             )
         )
 

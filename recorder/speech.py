@@ -14,6 +14,15 @@ A chunk keeps ``PAD_SECONDS`` of audio around its speech (Whisper hears a word's
 and release) and is dropped when it holds less than ``MIN_SPEECH_SECONDS`` of speech (a
 click, a cough). Chunks never overlap, so each word is heard once: the segment-boundary
 handover that whole-segment transcription needs does not arise.
+
+Early pieces (the fast pass, ``early_pause_seconds`` given). A chunk waits for a pause of
+``pause_seconds`` that ends a sentence, so a phrase early in a long sentence waits for the
+rest of it. Meanwhile each clause (talk since the last piece, at least
+``early_min_seconds``, ended by a pause of ``early_pause_seconds``) is handed on at once as
+a *provisional* piece: transcribed greedily, its words are searchable and alerted about a
+second after they are said. The chunk itself, handed on when it closes, covers the same
+audio and its transcript replaces the pieces' words (core.transcript): decoded with the
+whole sentence in view, it is the record. Pieces of one chunk never overlap each other.
 """
 
 from __future__ import annotations
@@ -45,6 +54,13 @@ class ChunkAudio:
 
     start: float
     pcm: bytes  # 16 kHz mono s16le
+    provisional: bool = False  # an early piece of a chunk still open (module doc)
+    chunk_start: float | None = None  # an early piece's: where its chunk starts
+
+    @property
+    def filed_at(self) -> float:
+        """Where its chunk starts: a piece is filed with its chunk (core.transcript)."""
+        return self.start if self.chunk_start is None else self.chunk_start
 
     @property
     def duration(self) -> float:
@@ -65,8 +81,14 @@ class SpeechChunker:
         min_seconds: float,
         max_seconds: float,
         aggressiveness: int = 2,
+        early_pause_seconds: float | None = None,
+        early_min_seconds: float = 0.0,
     ) -> None:
         self._vad = webrtcvad.Vad(aggressiveness)
+        # Early pieces: off when None; a clause ends at a pause shorter than a chunk's.
+        self._early_pause = None if early_pause_seconds is None else _frames(early_pause_seconds)
+        self._early_min = _frames(early_min_seconds) if early_min_seconds > 0 else 0
+        self._mark = 0  # where the open chunk's next early piece begins (a frame in it)
         self._pause = _frames(pause_seconds)
         self._long_pause = max(_frames(long_pause_seconds), self._pause)
         self._min = _frames(min_seconds)
@@ -119,7 +141,29 @@ class SpeechChunker:
         if len(self._chunk) >= self._max:
             chunk = self._close(self._quietest_cut())
             return [chunk] if chunk is not None else []
+        if self._silence == self._early_pause:
+            piece = self._early_piece()
+            return [piece] if piece is not None else []
         return []
+
+    def _early_piece(self) -> ChunkAudio | None:
+        """The clause just ended by a short pause, as a provisional piece (module doc)."""
+        talk_end = len(self._chunk) - self._silence
+        if talk_end - self._mark < max(self._early_min, 1):
+            return None
+        end = min(len(self._chunk), talk_end + self._pad)
+        speech = self._speech[self._mark : talk_end]
+        if sum(speech) < _frames(MIN_SPEECH_SECONDS):
+            return None
+        start = self._chunk_start + self._mark
+        pcm = b"".join(self._chunk[self._mark : end])
+        self._mark = end
+        return ChunkAudio(
+            start=start * FRAME_SECONDS,
+            pcm=pcm,
+            provisional=True,
+            chunk_start=self._chunk_start * FRAME_SECONDS,
+        )
 
     def _quietest_cut(self) -> int:
         """Where to cut a chunk that reached its maximum: after its quietest frame among
@@ -141,7 +185,7 @@ class SpeechChunker:
         frames, rest = self._chunk[:keep], self._chunk[keep:]
         speech, rest_speech = self._speech[:keep], self._speech[keep:]
         start = self._chunk_start
-        self._chunk, self._speech, self._silence = [], [], 0
+        self._chunk, self._speech, self._silence, self._mark = [], [], 0, 0
         if any(rest_speech):
             self._chunk, self._speech = rest, rest_speech
             self._chunk_start = start + keep

@@ -42,10 +42,12 @@ def transcript_key(stream: str, seq: int, part: int = 0) -> str:
     return f"streams/{stream}/transcripts/{seq:08d}.json"
 
 
-def speech_chunk_key(stream: str, session: str, start: float) -> str:
+def speech_chunk_key(stream: str, session: str, start: float, provisional: bool = False) -> str:
     """A speech chunk's audio (derived, not evidence): by recording session and media
-    time, so that a chunk stored twice (a retried store) lands on the same key."""
-    return f"streams/{stream}/chunks/{session}/{round(start * 1000):010d}.wav"
+    time, so that a chunk stored twice (a retried store) lands on the same key. An early
+    piece (recorder/speech.py) may start where its chunk does: it has a key of its own."""
+    early = ".early" if provisional else ""
+    return f"streams/{stream}/chunks/{session}/{round(start * 1000):010d}{early}.wav"
 
 
 def keyframe_key(stream: str, seq: int, pts: float, sha256: str) -> str:

@@ -236,6 +236,9 @@ class SpeechChunk(Base):
     blob_key: Mapped[str] = mapped_column(String(512))
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    # A clause of a chunk still open (the fast pass): its words are provisional, replaced
+    # by the chunk's own transcript (core.transcript).
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Transcript(Base):

@@ -5,22 +5,32 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
+from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from core.jobs import TRANSCRIBE_CHUNK_JOB, TRANSCRIBE_JOB
+from core.jobs import (
+    TRANSCRIBE_CHUNK_JOB,
+    TRANSCRIBE_EARLY_JOB,
+    TRANSCRIBE_JOB,
+    TRANSCRIPTION_JOBS,
+)
 from core.pcm import wav_samples
 from core.settings import Settings
-from core.transcript import SegmentTranscript, assemble_words, merge_parts
+from core.transcript import SegmentTranscript, assemble_words, merge_parts, records_only
 from recorder.speech import ChunkAudio, SpeechChunker
 from storage.blobs.protocol import sha256_bytes
+from storage.stores import Stores
 from tests.support.cli import run_cli
 from tests.support.media import make_test_video
 from tests.support.speech import clip, clip_path
 from transcriber.audio import decode
+from transcriber.protocol import DecodeOptions, Word
 
 STARTED = "2026-03-01T08:00:00+00:00"
 
@@ -34,6 +44,8 @@ def _chunks(name: str, **limits: float) -> tuple[list[ChunkAudio], float]:
         long_pause_seconds=limits.get("long_pause", 1.0),
         min_seconds=limits.get("min", 3.0),
         max_seconds=limits.get("max", 15.0),
+        early_pause_seconds=limits.get("early_pause"),
+        early_min_seconds=limits.get("early_min", 0.0),
     )
     out: list[ChunkAudio] = []
     for at in range(0, len(pcm), 3200):  # 0.1 s reads, as from a pipe
@@ -142,4 +154,158 @@ def test_a_source_without_audio_is_recorded_without_chunks(
         # Its segments are queued whole, as before chunks existed.
         assert {j.kind for j in stores.catalog.jobs(stream.id)} >= {TRANSCRIBE_JOB}
     finally:
+        stores.close()
+
+
+def test_early_pieces_are_the_clauses_of_a_chunk_still_open() -> None:
+    """The fast pass: each clause ended by a short pause is handed on before its chunk,
+    filed with it, and the pieces of one chunk tile it without overlapping."""
+    chunks, _ = _chunks("sales_1", early_pause=0.2, early_min=1.5)
+    finals = [c for c in chunks if not c.provisional]
+    plain, _ = _chunks("sales_1")
+    assert [(c.start, c.pcm) for c in finals] == [(c.start, c.pcm) for c in plain]
+    pieces = [c for c in chunks if c.provisional]
+    assert len(pieces) >= len(finals)
+    for piece in pieces:
+        # Handed on before the chunk that holds it, and filed where that chunk starts.
+        (chunk,) = [c for c in finals if c.start == piece.chunk_start]
+        assert chunks.index(piece) < chunks.index(chunk)
+        assert chunk.start <= piece.start and piece.start + piece.duration <= (
+            chunk.start + chunk.duration + 0.001
+        )
+        assert piece.duration >= 1.5 and piece.filed_at == chunk.start
+    for chunk in finals:
+        own = sorted(
+            (p.start, p.start + p.duration) for p in pieces if p.chunk_start == chunk.start
+        )
+        assert all(a[1] <= b[0] + 0.001 for a, b in pairwise(own)), "pieces overlap"
+    # A clause ends in a pause: no character said is cut by a piece's end.
+    for sentence in clip("sales_1")["sentences"]:
+        for char in sentence["chars"]:
+            for piece in pieces:
+                end = piece.start + piece.duration
+                assert not (char["onset"] < end < char["end"] - 0.05), (char, piece.start, end)
+
+
+class _HeardOptions:
+    """A Transcriber at the Protocol's seam: says one word, remembers the options."""
+
+    name = "options-recorder"
+
+    def __init__(self) -> None:
+        self.options: list[DecodeOptions] = []
+
+    def transcribe(self, audio: Any, options: DecodeOptions) -> list[Word]:
+        self.options.append(options)
+        return [Word("好", 0.3, 0.6, 0.9, 0)]
+
+
+def test_an_early_piece_is_decoded_greedily_until_its_chunk_closes_or_it_waits_too_long(
+    stores: Stores,
+) -> None:
+    from core.pcm import wav_bytes
+    from core.timeutil import utc_now
+    from storage.models import SpeechChunk
+    from transcriber.worker import TranscriptionWorker
+
+    stream = stores.catalog.ensure_stream("live")
+    wav = wav_bytes(b"\0\0" * 32000)
+
+    def add(name: str, provisional: bool, said_ago: float) -> SpeechChunk:
+        key = f"streams/live/chunks/s/{name}.wav"
+        stores.blobs.put_bytes(key, wav)
+        return stores.catalog.add_speech_chunk(
+            SpeechChunk(
+                stream_id=stream.id, seq=0, segment_seq=0,
+                starts_at=utc_now() - timedelta(seconds=said_ago + 2), offset=1.0,
+                duration=2.0, blob_key=key, sha256=sha256_bytes(wav), provisional=provisional,
+            )
+        )  # fmt: skip
+
+    heard = _HeardOptions()
+    worker = TranscriptionWorker(stores, heard)
+    fresh = add("a.early", True, 0.2)
+    stale = add("b.early", True, 30.0)  # said 30 s ago: the workers were behind
+    assert worker.run_once() is not None and worker.run_once() is not None
+    # The fresh piece was decoded greedily and stored as provisional words; the stale one
+    # was dropped without decoding.
+    assert [o.beam_size for o in heard.options] == [stores.settings.early_beam_size] == [1]
+    (row,) = stores.catalog.transcripts(stream.id)
+    body = SegmentTranscript.from_json(json.loads(row.body))
+    assert body.provisional and row.part == fresh.seq + 1
+    assert stale.seq + 1 not in {r.part for r in stores.catalog.transcripts(stream.id)}
+    # A piece whose chunk was cut before a worker got to it is dropped too; the chunk
+    # itself is decoded with the configured beam, and its words are the record.
+    late = add("c.early", True, 0.2)
+    final = add("c", False, 0.0)
+    assert worker.run_once() is not None and worker.run_once() is not None
+    assert [o.beam_size for o in heard.options[1:]] == [None]
+    parts = {r.part: r for r in stores.catalog.transcripts(stream.id)}
+    assert late.seq + 1 not in parts and final.seq + 1 in parts
+    jobs = stores.catalog.jobs(stream.id)
+    assert {j.kind for j in jobs} == {TRANSCRIBE_EARLY_JOB, TRANSCRIBE_CHUNK_JOB}
+    assert all(j.status == "done" for j in jobs)
+    stored = [SegmentTranscript.from_json(json.loads(r.body)) for r in parts.values()]
+    assert [t.provisional for t in records_only(stored)] == [False]
+
+
+def test_a_live_source_gets_provisional_words_that_its_chunks_replace(
+    home: Path, ffmpeg: str, tmp_path: Path
+) -> None:
+    """Recorded live (a file played in real time, by a recorder process of its own) while
+    this process transcribes: clauses are transcribed before their chunk closes, and
+    once every chunk is transcribed the record holds the chunks' words only."""
+    from storage.stores import open_stores
+    from transcriber.pool import TranscriberPool
+
+    video = make_test_video(ffmpeg, tmp_path / "live.ts", 15.0, audio=clip_path("sales_1"))
+    # No piece is dropped for its wait here (the machine may be busy with other tests);
+    # the rule itself is tested above.
+    wait = {"LIVEWITNESS_EARLY_MAX_WAIT_SECONDS": "120"}
+    stores = open_stores(Settings(home=home, early_max_wait_seconds=120))
+    pool = TranscriberPool(stores)
+    pool.start()
+    try:
+        result = run_cli(
+            home, "record", str(video), "--stream", "live", "--max-duration", "40",
+            "--realtime", **wait,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        stream = stores.catalog.get_stream("live")
+        deadline = time.monotonic() + 120
+        while stores.catalog.backlog(*TRANSCRIPTION_JOBS):
+            assert time.monotonic() < deadline, "the transcriber did not drain the queue"
+            time.sleep(0.2)
+        chunks = stores.catalog.speech_chunks(stream.id)
+        finals = [c for c in chunks if not c.provisional]
+        pieces = [c for c in chunks if c.provisional]
+        assert len(finals) >= 3 and len(pieces) >= 3
+        for piece in pieces:
+            (chunk,) = [
+                c for c in finals
+                if c.seq > piece.seq and c.starts_at <= piece.starts_at < c.starts_at
+                + timedelta(seconds=c.duration)
+            ]  # fmt: skip
+            assert chunk.segment_seq == piece.segment_seq
+            assert stores.blobs.get_bytes(piece.blob_key).startswith(b"RIFF")
+        stored = [
+            SegmentTranscript.from_json(json.loads(r.body))
+            for r in stores.catalog.transcripts(stream.id)
+        ]
+        early = [t for t in stored if t.provisional]
+        assert early, "no clause was transcribed before its chunk closed"
+        assert all(t.words for t in early)
+        # The chunks' words replace the pieces': the record and all parts read the same.
+        record = assemble_words(records_only(stored))
+        assert assemble_words(stored) == record
+        assert len(records_only(stored)) == len(finals)
+        # and the record is found at its time.
+        found = run_cli(home, "search", "全网最低价", "--stream", "live", "--json")
+        assert found.returncode == 0, found.stderr
+        (hit,) = json.loads(found.stdout)
+        onset = next(t["onset"] for t in clip("sales_1")["terms"] if t["text"] == "全网最低价")
+        assert abs(hit["match_offset"] - onset) < 1.0
+    finally:
+        pool.stop()
+        pool.join(30)
         stores.close()

@@ -45,7 +45,7 @@ class FasterWhisperTranscriber:
     def transcribe(self, audio: Audio, options: DecodeOptions) -> list[Word]:
         kwargs: dict[str, Any] = {
             "language": options.language,
-            "beam_size": self.beam_size,
+            "beam_size": options.beam_size or self.beam_size,
             "word_timestamps": True,
             # Each segment is decoded on its own (with audio context), so earlier text
             # cannot feed repetition loops.

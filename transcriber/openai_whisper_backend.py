@@ -39,7 +39,7 @@ class OpenAIWhisperTranscriber:
             initial_prompt=options.prompt,
             word_timestamps=True,
             condition_on_previous_text=False,
-            beam_size=self.beam_size,
+            beam_size=options.beam_size or self.beam_size,
             fp16=self.fp16,
         )
         words: list[Word] = []

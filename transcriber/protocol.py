@@ -28,6 +28,7 @@ class DecodeOptions:
     language: str | None = None
     prompt: str | None = None  # vocabulary and context that steer the decoder
     hotwords: str | None = None
+    beam_size: int | None = None  # None: the transcriber's own (the fast pass asks for 1)
 
 
 class Transcriber(Protocol):

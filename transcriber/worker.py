@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,10 +31,10 @@ from core.errors import (
     is_disk_full,
 )
 from core.holders import holder_gone, holder_id
-from core.jobs import TRANSCRIBE_CHUNK_JOB, TRANSCRIPTION_JOBS
+from core.jobs import TRANSCRIBE_CHUNK_JOB, TRANSCRIBE_EARLY_JOB, TRANSCRIPTION_JOBS
 from core.pcm import wav_samples
 from core.text import compact, is_hallucination, search_form, to_simplified
-from core.timeutil import iso
+from core.timeutil import iso, utc_now
 from core.transcript import (
     PART_UTTERANCES,
     SegmentTranscript,
@@ -165,7 +165,7 @@ class TranscriptionWorker:
 
     # -- one segment -----------------------------------------------------------------------
     def transcribe_job(self, job: Job) -> JobResult:
-        if job.kind == TRANSCRIBE_CHUNK_JOB:
+        if job.kind in (TRANSCRIBE_CHUNK_JOB, TRANSCRIBE_EARLY_JOB):
             return self.transcribe_chunk_job(job)
         catalog = self.stores.catalog
         stream = catalog.stream_by_id(job.stream_id)
@@ -189,6 +189,10 @@ class TranscriptionWorker:
         chunk = catalog.speech_chunk(job.stream_id, job.segment_seq)
         if chunk is None:
             raise NotFoundError(f"speech chunk {job.segment_seq} of {stream.name} is unknown")
+        if chunk.provisional and self._early_too_late(chunk):
+            # Its chunk has closed (its transcript is due as soon) or the workers are
+            # behind: the fast pass is dropped first. No words: nothing is stored.
+            return JobResult(stream.name, chunk.segment_seq, 0, 0.0, 0.0)
         transcript = self.transcribe_chunk(stream, chunk)
         store_transcript(self.stores, stream, chunk.segment_seq, transcript)
         return JobResult(
@@ -198,6 +202,15 @@ class TranscriptionWorker:
             audio_seconds=chunk.duration,
             wall_seconds=0.0,
         )
+
+    def _early_too_late(self, piece: SpeechChunk) -> bool:
+        """Whether an early piece is no longer worth decoding: its chunk was cut, or it
+        waited longer than ``early_max_wait_seconds`` since its last word was said."""
+        said = piece.starts_at + timedelta(seconds=piece.duration)
+        waited = (utc_now() - said).total_seconds()
+        if waited > self.stores.settings.early_max_wait_seconds:
+            return True
+        return self.stores.catalog.chunk_closed_after(piece.stream_id, piece.seq)
 
     def transcribe_chunk(self, stream: Stream, chunk: SpeechChunk) -> SegmentTranscript:
         """A chunk's words, as a part of the segment it began in (core.transcript)."""
@@ -209,6 +222,8 @@ class TranscriptionWorker:
         language = stream.language if stream.language else settings.language
         products = self.stores.catalog.products(stream.id)
         options = decode_options(language, products, self.use_vocabulary)
+        if chunk.provisional:
+            options = replace(options, beam_size=settings.early_beam_size)
         words = audio.refine_onsets(self.transcriber.transcribe(samples, options), samples)
         part = chunk.seq + 1
         kept = document_words(
@@ -230,6 +245,7 @@ class TranscriptionWorker:
             words=tuple(kept),
             part=part,
             chunk_sha256=chunk.sha256,
+            provisional=chunk.provisional,
         )
 
     def transcribe_segment(self, stream: Stream, segment: Segment) -> SegmentTranscript:

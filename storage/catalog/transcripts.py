@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-from core.jobs import TRANSCRIBE_CHUNK_JOB
+from core.jobs import TRANSCRIBE_CHUNK_JOB, TRANSCRIBE_EARLY_JOB
 from storage.catalog.engine import JOBS_QUEUED, TRANSCRIPTS_STORED, CatalogBase
 from storage.models import Job, Product, SpeechChunk, Transcript
 
@@ -73,8 +73,8 @@ class TranscriptsMixin(CatalogBase):
                     )
                     chunk.seq = 0 if last is None else int(last) + 1
                     s.add(chunk)
-                    s.add(Job(kind=TRANSCRIBE_CHUNK_JOB, stream_id=chunk.stream_id,
-                              segment_seq=chunk.seq))  # fmt: skip
+                    kind = TRANSCRIBE_EARLY_JOB if chunk.provisional else TRANSCRIBE_CHUNK_JOB
+                    s.add(Job(kind=kind, stream_id=chunk.stream_id, segment_seq=chunk.seq))
                 break
             except SAIntegrityError:
                 continue  # a number taken meanwhile (a recorder that lost its lease)
@@ -88,6 +88,21 @@ class TranscriptsMixin(CatalogBase):
                     SpeechChunk.stream_id == stream_id, SpeechChunk.seq == seq
                 )
             )
+
+    def chunk_closed_after(self, stream_id: int, seq: int) -> bool:
+        """Whether a (final) chunk was cut after chunk ``seq``: an early piece's own chunk
+        has closed, and its transcript will replace the piece's words."""
+        with self.session() as s:
+            found = s.scalar(
+                select(SpeechChunk.id)
+                .where(
+                    SpeechChunk.stream_id == stream_id,
+                    SpeechChunk.seq > seq,
+                    SpeechChunk.provisional.is_(False),
+                )
+                .limit(1)
+            )
+            return found is not None
 
     def speech_chunks(self, stream_id: int) -> Sequence[SpeechChunk]:
         with self.session() as s:
