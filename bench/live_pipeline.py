@@ -67,7 +67,12 @@ from bench.live_sources import LiveFlvSource, flv_loop_period
 from cli.demo_source import DEMO_PRODUCTS, LiveHlsSource
 from compliance.alerts import BANNED_WORD_EVENT, WebhookNotifier
 from compliance.matcher import BannedWordMatcher, load_lexicon
-from core.jobs import TRANSCRIBE_CHUNK_JOB, TRANSCRIBE_JOB, TRANSCRIPTION_JOBS
+from core.jobs import (
+    TRANSCRIBE_CHUNK_JOB,
+    TRANSCRIBE_EARLY_JOB,
+    TRANSCRIBE_JOB,
+    TRANSCRIPTION_JOBS,
+)
 from core.settings import Settings
 from core.timeutil import parse_iso
 from core.transcript import SegmentTranscript
@@ -490,7 +495,7 @@ def job_rows(stores: Stores, names: list[str]) -> list[dict[str, Any]]:
     for name in names:
         stream = stores.catalog.get_stream(name)
         chunks = {c.seq: c for c in stores.catalog.speech_chunks(stream.id)}
-        for kind in (TRANSCRIBE_JOB, TRANSCRIBE_CHUNK_JOB):
+        for kind in (TRANSCRIBE_JOB, TRANSCRIBE_CHUNK_JOB, TRANSCRIBE_EARLY_JOB):
             for job in stores.catalog.jobs(stream.id, kind):
                 row: dict[str, Any] = {
                     "stream": name,
@@ -503,7 +508,7 @@ def job_rows(stores: Stores, names: list[str]) -> list[dict[str, Any]]:
                     "audio_seconds": job.audio_seconds,
                     "rtf": job.rtf,
                 }
-                chunk = chunks.get(job.segment_seq) if kind == TRANSCRIBE_CHUNK_JOB else None
+                chunk = chunks.get(job.segment_seq) if kind != TRANSCRIBE_JOB else None
                 if chunk is not None:
                     begin = chunk.starts_at.timestamp()
                     row |= {
@@ -551,7 +556,8 @@ def bench_settings(args: argparse.Namespace, home: Path) -> Settings:
     return Settings(
         home=home,
         transcribe_workers=args.workers,
-        speech_chunks=args.mode == "chunks",
+        speech_chunks=args.mode in ("early", "chunks"),
+        early_transcripts=args.mode == "early",
         chunk_min_seconds=args.chunk_min_seconds,
         chunk_pause_seconds=args.chunk_pause_seconds,
         chunk_long_pause_seconds=args.chunk_long_pause_seconds,
@@ -582,7 +588,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     home = fresh_home(args)
     settings = bench_settings(args, home)
     program = make_program(settings.ffmpeg, cache)
-    flv = args.source == "flv"
+    flv = args.source in ("flv", "rtmp")  # one FLV publisher, served over HTTP or RTMP
     period = flv_loop_period(settings.ffmpeg, program.video, cache) if flv else program.period
     stores = open_stores(settings)
     load_began = time.monotonic()
@@ -592,7 +598,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sources: list[LiveHlsSource | LiveFlvSource] = []
     for i in range(args.streams):
         source: LiveHlsSource | LiveFlvSource = (
-            LiveFlvSource(settings.ffmpeg, program.video)
+            LiveFlvSource(
+                settings.ffmpeg, program.video, "rtmp" if args.source == "rtmp" else "http"
+            )
             if flv
             else LiveHlsSource(settings.ffmpeg, program.video, home / "hls" / f"s{i + 1}")
         )
@@ -770,12 +778,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--source", choices=("hls", "flv"), default="hls")
+    p.add_argument("--source", choices=("hls", "flv", "rtmp"), default="hls")
     p.add_argument(
         "--mode",
-        choices=("chunks", "segments"),
-        default="chunks",
-        help="settings.speech_chunks on (chunks) or off (segments)",
+        choices=("early", "chunks", "segments"),
+        default="early",
+        help="speech chunks with the fast pass (early: the defaults), without it (chunks),"
+        " or whole segments (segments: speech_chunks off)",
     )
     defaults = Settings.model_fields
     for name in ("chunk_min_seconds", "chunk_pause_seconds", "chunk_long_pause_seconds"):

@@ -7,6 +7,10 @@ FLV edge serves a room: the recorder's ffmpeg reads it directly (no playlist, no
 Its ``-re`` clock starts when the client connects (measured: a reader that connected 4 s
 after the publisher started got 2.2 s of media in its first 1.6 s, then native rate), so
 the publisher can be started before the recorder is pointed at it.
+
+With ``scheme="rtmp"`` the same publisher serves RTMP instead (``-f flv -listen 1
+rtmp://127.0.0.1:PORT/live/room``: ffmpeg's own one-client RTMP server), as an RTMP pull
+address of a room is read.
 """
 
 from __future__ import annotations
@@ -23,15 +27,18 @@ class LiveFlvSource:
     """ffmpeg -re -stream_loop -1 -i VIDEO -c copy -f flv -listen 1 http://127.0.0.1:PORT/live.flv
     (one client: a recorder that reconnects finds the source ended)."""
 
-    def __init__(self, ffmpeg: str, video: Path) -> None:
+    def __init__(self, ffmpeg: str, video: Path, scheme: str = "http") -> None:
         self.ffmpeg = ffmpeg
         self.video = video
+        self.scheme = scheme
         self.port = free_port()
         self.publisher: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 
     @property
     def url(self) -> str:
+        if self.scheme == "rtmp":
+            return f"rtmp://127.0.0.1:{self.port}/live/room"
         return f"http://127.0.0.1:{self.port}/live.flv"
 
     def start(self) -> None:

@@ -291,6 +291,13 @@ class Settings(BaseSettings):
     early_beam_size: int = Field(
         default=1, ge=1, description="Beam size of the provisional pass (1: greedy, cheapest)."
     )
+    early_window_pad_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        le=30,
+        description="The provisional pass hears a window of the clause's length plus this,"
+        " not Whisper's 30 s: about 3 times cheaper per clause (docs/benchmarks.md).",
+    )
     early_max_wait_seconds: float = Field(
         default=4.0,
         gt=0,

@@ -18,11 +18,13 @@ handover that whole-segment transcription needs does not arise.
 Early pieces (the fast pass, ``early_pause_seconds`` given). A chunk waits for a pause of
 ``pause_seconds`` that ends a sentence, so a phrase early in a long sentence waits for the
 rest of it. Meanwhile each clause (talk since the last piece, at least
-``early_min_seconds``, ended by a pause of ``early_pause_seconds``) is handed on at once as
-a *provisional* piece: transcribed greedily, its words are searchable and alerted about a
-second after they are said. The chunk itself, handed on when it closes, covers the same
-audio and its transcript replaces the pieces' words (core.transcript): decoded with the
-whole sentence in view, it is the record. Pieces of one chunk never overlap each other.
+``early_min_seconds``, followed by a pause of ``early_pause_seconds`` or more) is handed on
+as a *provisional* piece when the talk resumes: transcribed at once, its words are
+searchable and alerted about a second after they are said. Not before the talk resumes: a
+pause that goes on ends the chunk itself, which would make the piece a second decoding of
+the same words a moment later. The chunk, handed on when it closes, covers the same audio
+and its transcript replaces the pieces' words (core.transcript): decoded with the whole
+sentence in view, it is the record. Pieces of one chunk never overlap each other.
 """
 
 from __future__ import annotations
@@ -129,9 +131,15 @@ class SpeechChunker:
             self._before.clear()
             self._silence = 0
             return []
+        paused = self._silence
         self._chunk.append(frame)
         self._speech.append(speech)
         self._silence = 0 if speech else self._silence + 1
+        pieces = []
+        if speech and self._early_pause is not None and paused >= self._early_pause:
+            # The talk resumes after a clause's pause: that clause is a piece.
+            piece = self._early_piece(len(self._chunk) - 1 - paused)
+            pieces = [piece] if piece is not None else []
         talk = len(self._chunk) - self._silence
         if self._silence >= self._long_pause or (
             self._silence >= self._pause and talk >= self._min
@@ -141,17 +149,14 @@ class SpeechChunker:
         if len(self._chunk) >= self._max:
             chunk = self._close(self._quietest_cut())
             return [chunk] if chunk is not None else []
-        if self._silence == self._early_pause:
-            piece = self._early_piece()
-            return [piece] if piece is not None else []
-        return []
+        return pieces
 
-    def _early_piece(self) -> ChunkAudio | None:
-        """The clause just ended by a short pause, as a provisional piece (module doc)."""
-        talk_end = len(self._chunk) - self._silence
+    def _early_piece(self, talk_end: int) -> ChunkAudio | None:
+        """The clause that ended at frame ``talk_end`` of the open chunk (a pause followed),
+        as a provisional piece (module doc)."""
         if talk_end - self._mark < max(self._early_min, 1):
             return None
-        end = min(len(self._chunk), talk_end + self._pad)
+        end = min(len(self._chunk) - 1, talk_end + self._pad)
         speech = self._speech[self._mark : talk_end]
         if sum(speech) < _frames(MIN_SPEECH_SECONDS):
             return None

@@ -229,7 +229,8 @@ def test_an_early_piece_is_decoded_greedily_until_its_chunk_closes_or_it_waits_t
     assert worker.run_once() is not None and worker.run_once() is not None
     # The fresh piece was decoded greedily and stored as provisional words; the stale one
     # was dropped without decoding.
-    assert [o.beam_size for o in heard.options] == [stores.settings.early_beam_size] == [1]
+    # (greedy, and a window of the clause plus 3 s instead of Whisper's 30 s)
+    assert [(o.beam_size, o.window_pad) for o in heard.options] == [(1, 3.0)]
     (row,) = stores.catalog.transcripts(stream.id)
     body = SegmentTranscript.from_json(json.loads(row.body))
     assert body.provisional and row.part == fresh.seq + 1
@@ -239,7 +240,7 @@ def test_an_early_piece_is_decoded_greedily_until_its_chunk_closes_or_it_waits_t
     late = add("c.early", True, 0.2)
     final = add("c", False, 0.0)
     assert worker.run_once() is not None and worker.run_once() is not None
-    assert [o.beam_size for o in heard.options[1:]] == [None]
+    assert [(o.beam_size, o.window_pad) for o in heard.options[1:]] == [(None, None)]
     parts = {r.part: r for r in stores.catalog.transcripts(stream.id)}
     assert late.seq + 1 not in parts and final.seq + 1 in parts
     jobs = stores.catalog.jobs(stream.id)

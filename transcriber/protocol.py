@@ -29,6 +29,10 @@ class DecodeOptions:
     prompt: str | None = None  # vocabulary and context that steer the decoder
     hotwords: str | None = None
     beam_size: int | None = None  # None: the transcriber's own (the fast pass asks for 1)
+    # The decoder's window: the audio's length plus this many seconds, instead of Whisper's
+    # 30 s (None). Several times faster on short audio, a little less accurate: the fast
+    # pass uses it; a backend that cannot shorten its window ignores it.
+    window_pad: float | None = None
 
 
 class Transcriber(Protocol):

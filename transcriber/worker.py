@@ -31,7 +31,12 @@ from core.errors import (
     is_disk_full,
 )
 from core.holders import holder_gone, holder_id
-from core.jobs import TRANSCRIBE_CHUNK_JOB, TRANSCRIBE_EARLY_JOB, TRANSCRIPTION_JOBS
+from core.jobs import (
+    TRANSCRIBE_CHUNK_JOB,
+    TRANSCRIBE_EARLY_JOB,
+    TRANSCRIBE_JOB,
+    TRANSCRIPTION_JOBS,
+)
 from core.pcm import wav_samples
 from core.text import compact, is_hallucination, search_form, to_simplified
 from core.timeutil import iso, utc_now
@@ -98,7 +103,7 @@ class TranscriptionWorker:
         catalog = self.stores.catalog
         lease = settings.job_lease_seconds
         job = None
-        for kind in TRANSCRIPTION_JOBS:  # speech chunks first: a phrase said just now
+        for kind in self._claim_order():
             job = catalog.claim_job(kind, self.name, lease, holder_gone=holder_gone)
             if job is not None:
                 break
@@ -127,6 +132,17 @@ class TranscriptionWorker:
         rtf = result.audio_seconds / wall if wall > 0 else None
         catalog.finish_job(job.id, self.name, audio_seconds=result.audio_seconds, rtf=rtf)
         return result
+
+    def _claim_order(self) -> tuple[str, ...]:
+        """Early pieces first (a clause said a moment ago), then chunks, then segments;
+        but chunks first once one has waited ``early_max_wait_seconds``: the workers are
+        behind, and the fast pass gives way to the record (its pieces then go stale and
+        are dropped, so an overloaded worker falls back to chunks alone)."""
+        queued = self.stores.catalog.oldest_queued(TRANSCRIBE_CHUNK_JOB)
+        limit = self.stores.settings.early_max_wait_seconds
+        if queued is not None and (utc_now() - queued).total_seconds() > limit:
+            return (TRANSCRIBE_CHUNK_JOB, TRANSCRIBE_EARLY_JOB, TRANSCRIBE_JOB)
+        return TRANSCRIPTION_JOBS
 
     def run(
         self,
@@ -223,7 +239,11 @@ class TranscriptionWorker:
         products = self.stores.catalog.products(stream.id)
         options = decode_options(language, products, self.use_vocabulary)
         if chunk.provisional:
-            options = replace(options, beam_size=settings.early_beam_size)
+            options = replace(
+                options,
+                beam_size=settings.early_beam_size,
+                window_pad=settings.early_window_pad_seconds,
+            )
         words = audio.refine_onsets(self.transcriber.transcribe(samples, options), samples)
         part = chunk.seq + 1
         kept = document_words(

@@ -179,6 +179,13 @@ class JobsMixin(CatalogBase):
                 or 0
             )
 
+    def oldest_queued(self, kind: str) -> datetime | None:
+        """When the longest-waiting queued job of ``kind`` was queued (None: none is)."""
+        with self.session() as s:
+            return s.scalar(
+                select(func.min(Job.created_at)).where(Job.kind == kind, Job.status == "queued")
+            )
+
     def release_job(self, job_id: int, worker: str, error: str) -> None:
         """Queue a job again without counting the attempt: it failed for a reason of the
         machine's (a full disk), not of the job's, and must not run out of attempts."""
