@@ -292,7 +292,7 @@ class Settings(BaseSettings):
         default=1, ge=1, description="Beam size of the provisional pass (1: greedy, cheapest)."
     )
     early_window_pad_seconds: float = Field(
-        default=3.0,
+        default=5.0,
         ge=0,
         le=30,
         description="The provisional pass hears a window of the clause's length plus this,"

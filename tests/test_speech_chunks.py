@@ -229,8 +229,8 @@ def test_an_early_piece_is_decoded_greedily_until_its_chunk_closes_or_it_waits_t
     assert worker.run_once() is not None and worker.run_once() is not None
     # The fresh piece was decoded greedily and stored as provisional words; the stale one
     # was dropped without decoding.
-    # (greedy, and a window of the clause plus 3 s instead of Whisper's 30 s)
-    assert [(o.beam_size, o.window_pad) for o in heard.options] == [(1, 3.0)]
+    # (greedy, and a window of the clause plus 5 s instead of Whisper's 30 s)
+    assert [(o.beam_size, o.window_pad) for o in heard.options] == [(1, 5.0)]
     (row,) = stores.catalog.transcripts(stream.id)
     body = SegmentTranscript.from_json(json.loads(row.body))
     assert body.provisional and row.part == fresh.seq + 1
@@ -248,6 +248,34 @@ def test_an_early_piece_is_decoded_greedily_until_its_chunk_closes_or_it_waits_t
     assert all(j.status == "done" for j in jobs)
     stored = [SegmentTranscript.from_json(json.loads(r.body)) for r in parts.values()]
     assert [t.provisional for t in records_only(stored)] == [False]
+
+    # Behind: a chunk queued 10 s ago is taken before a fresh piece, and the pieces queued
+    # as long are dropped undecoded (not left in the backlog).
+    from sqlalchemy import update
+
+    from storage.models import Job
+
+    stale = add("e.early", True, 0.2)
+    waiting = add("e", False, 0.0)
+    fresh = add("f.early", True, 0.2)
+    jobs = {j.segment_seq: j for j in stores.catalog.jobs(stream.id) if j.status == "queued"}
+    with stores.catalog.session() as s:
+        s.execute(
+            update(Job)
+            .where(Job.id.in_([jobs[stale.seq].id, jobs[waiting.seq].id]))
+            .values(created_at=utc_now() - timedelta(seconds=10))
+        )
+    heard.options.clear()
+    first = worker.run_once()
+    assert first is not None and first.words == 1  # the chunk, with the configured beam
+    assert [o.beam_size for o in heard.options] == [None]
+    assert stores.catalog.backlog(*TRANSCRIPTION_JOBS) == 1  # the fresh piece only
+    dropped = next(j for j in stores.catalog.jobs(stream.id) if j.segment_seq == stale.seq)
+    assert dropped.status == "done" and dropped.audio_seconds == 0.0
+    assert worker.run_once() is not None
+    assert [o.beam_size for o in heard.options] == [None, 1]
+    parts = {r.part for r in stores.catalog.transcripts(stream.id)}
+    assert {waiting.seq + 1, fresh.seq + 1} <= parts and stale.seq + 1 not in parts
 
 
 def test_a_live_source_gets_provisional_words_that_its_chunks_replace(

@@ -138,9 +138,15 @@ class TranscriptionWorker:
         but chunks first once one has waited ``early_max_wait_seconds``: the workers are
         behind, and the fast pass gives way to the record (its pieces then go stale and
         are dropped, so an overloaded worker falls back to chunks alone)."""
-        queued = self.stores.catalog.oldest_queued(TRANSCRIBE_CHUNK_JOB)
-        limit = self.stores.settings.early_max_wait_seconds
-        if queued is not None and (utc_now() - queued).total_seconds() > limit:
+        catalog = self.stores.catalog
+        queued = catalog.oldest_queued(TRANSCRIBE_CHUNK_JOB)
+        limit = timedelta(seconds=self.stores.settings.early_max_wait_seconds)
+        now = utc_now()
+        if queued is not None and now - queued > limit:
+            # The pieces queued as long are stale by now: dropped, not left in the backlog.
+            dropped = catalog.drop_queued(TRANSCRIBE_EARLY_JOB, now - limit)
+            if dropped:
+                log.info("%s: behind; %d early pieces dropped", self.name, dropped)
             return (TRANSCRIBE_CHUNK_JOB, TRANSCRIBE_EARLY_JOB, TRANSCRIBE_JOB)
         return TRANSCRIPTION_JOBS
 

@@ -186,6 +186,18 @@ class JobsMixin(CatalogBase):
                 select(func.min(Job.created_at)).where(Job.kind == kind, Job.status == "queued")
             )
 
+    def drop_queued(self, kind: str, queued_before: datetime) -> int:
+        """Mark the jobs of ``kind`` queued before ``queued_before`` done without doing
+        them (no audio decoded): work that is no longer worth doing (stale early pieces,
+        transcriber/worker.py). Returns how many."""
+        with self.session() as s:
+            result = s.execute(
+                update(Job)
+                .where(Job.kind == kind, Job.status == "queued", Job.created_at < queued_before)
+                .values(status="done", finished_at=utc_now(), audio_seconds=0.0)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
     def release_job(self, job_id: int, worker: str, error: str) -> None:
         """Queue a job again without counting the attempt: it failed for a reason of the
         machine's (a full disk), not of the job's, and must not run out of attempts."""
