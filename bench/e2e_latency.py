@@ -5,9 +5,10 @@ banned term spoken until its webhook alert arrives.
     .venv/bin/python bench/e2e_latency.py --source flv --modes chunks segments \
         --streams 3 --seconds 90 --warmup 25
 
-Issue 15 ("transcription as speech arrives"): `--source flv|hls` (live HTTP-FLV sources,
-bench/live_sources.py, or live HLS), `--modes chunks segments` (settings.speech_chunks on
-or off, run one after the other for each stream count: side by side in one session),
+Issue 15 ("transcription as speech arrives"): `--source flv|rtmp|hls` (live HTTP-FLV or
+RTMP sources, bench/live_sources.py, or live HLS), `--modes early chunks segments` (the
+defaults with the fast pass; chunks without it; whole segments: run one after the other
+for each stream count, side by side in one session),
 `--chunk-min-seconds` and `--workers` (the capacity trade-off). Every run also registers
 a local webhook receiver (tests/support/webhook_receiver.py) and runs the webhook sender
 as `serve` does; each banned term the default lexicon finds in the fixtures (6 a loop:

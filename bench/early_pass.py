@@ -39,15 +39,7 @@ CLIPS = ("sales_1", "sales_2", "boundary")
 def cut(settings: Settings, name: str) -> list[ChunkAudio]:
     samples = decode(settings.ffmpeg, clip_path(name))
     pcm = (samples * 32767).astype(np.int16).tobytes()
-    chunker = SpeechChunker(
-        pause_seconds=settings.chunk_pause_seconds,
-        long_pause_seconds=settings.chunk_long_pause_seconds,
-        min_seconds=settings.chunk_min_seconds,
-        max_seconds=settings.chunk_max_seconds,
-        aggressiveness=settings.vad_aggressiveness,
-        early_pause_seconds=settings.early_pause_seconds,
-        early_min_seconds=settings.early_min_seconds,
-    )
+    chunker = SpeechChunker.of(settings, live=True)
     out: list[ChunkAudio] = []
     for at in range(0, len(pcm), 3200):  # 0.1 s reads, as from the recorder's pipe
         out += chunker.feed(pcm[at : at + 3200])

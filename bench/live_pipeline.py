@@ -6,10 +6,12 @@
 
 `--source hls` (default): the sources described below. `--source flv`: N local live
 HTTP-FLV sources (bench/live_sources.py `LiveFlvSource`: ffmpeg -re, looped, `-f flv
--listen 1`), which the recorder's ffmpeg reads directly. `--mode chunks` (the default
-`speech_chunks=True`: speech cut at pauses is transcribed as it arrives) or `--mode
-segments` (`speech_chunks=False`: each 10 s segment once it is chained); the chunker's
-settings with `--chunk-min-seconds` and its siblings. OCR is off (`ocr_enabled=False`):
+-listen 1`), which the recorder's ffmpeg reads directly; `--source rtmp`: the same
+publisher as an RTMP server. `--mode early` (the defaults: speech cut at pauses is
+transcribed as it arrives, and each clause of a sentence still going on at once, as
+provisional words), `--mode chunks` (`early_transcripts=False`) or `--mode segments`
+(`speech_chunks=False`: each 10 s segment once it is chained); the chunker's settings
+with `--chunk-min-seconds` and its siblings. OCR is off (`ocr_enabled=False`):
 these runs measure speech; the OCR worker would take about 0.15 core per stream more.
 
 N local live HLS sources (`LiveHlsSource`: ffmpeg -re, looped) play a program of the

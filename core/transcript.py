@@ -278,6 +278,25 @@ def records_only(transcripts: Iterable[SegmentTranscript]) -> list[SegmentTransc
     return [t for t in transcripts if not t.provisional]
 
 
+def provisional_spans(transcripts: Iterable[SegmentTranscript]) -> list[tuple[float, float]]:
+    """Stream seconds (first word's onset, last word's end) of the early pieces whose
+    chunk's transcript has not replaced them yet: words there are provisional."""
+    parts = sorted(transcripts, key=lambda t: (t.segment, t.part))
+    spans = []
+    for position, piece in enumerate(parts):
+        if not piece.provisional or not piece.words:
+            continue
+        replaced = any(
+            later.segment == piece.segment
+            and not later.provisional
+            and later.from_offset <= piece.from_offset
+            for later in parts[position + 1 :]
+        )
+        if not replaced:
+            spans.append((piece.words[0].offset, piece.words[-1].end_offset))
+    return spans
+
+
 def merge_parts(transcripts: Iterable[SegmentTranscript]) -> dict[int, SegmentTranscript]:
     """One transcript per segment: a segment transcribed as speech chunks has a part per
     chunk, merged here in order (words of later parts after earlier ones'); a segment

@@ -22,7 +22,13 @@ from compliance.hits import banned_hit_json
 from compliance.matcher import BannedWordMatcher, Lexicon, load_lexicon
 from core.events import StreamEvent
 from core.timeutil import parse_iso, utc_now
-from core.transcript import SegmentTranscript, carried_words, indexed_until, merge_parts
+from core.transcript import (
+    SegmentTranscript,
+    carried_words,
+    indexed_until,
+    merge_parts,
+    provisional_spans,
+)
 from indexer.documents import (
     FuzzyMatching,
     ProductFocus,
@@ -143,10 +149,12 @@ class Indexer:
             stream = catalog.stream_by_id(stream_id)
             near = {n for seq in seqs for n in range(seq - 2, seq + 3)}
             rows = catalog.transcripts(stream_id, near)
-            by_seq = merge_parts(SegmentTranscript.from_json(json.loads(t.body)) for t in rows)
+            parsed = [SegmentTranscript.from_json(json.loads(t.body)) for t in rows]
+            by_seq = merge_parts(parsed)
+            provisional = provisional_spans(parsed)  # alerts there say so
             stored_at = {t.segment_seq: t.created_at for t in rows}  # its newest part's
             for seq, parts in sorted(seqs.items()):
-                self._index_one(stream, seq, by_seq, stored_at[seq])
+                self._index_one(stream, seq, by_seq, stored_at[seq], provisional)
                 self._indexed |= {(stream_id, seq, part) for part in parts}
                 done += len(parts)
         if done:
@@ -254,12 +262,16 @@ class Indexer:
         seq: int,
         by_seq: dict[int, SegmentTranscript],
         stored_at: datetime,
+        provisional: Sequence[tuple[float, float]] = (),
     ) -> None:
-        """(Re)index segment ``seq`` (all its parts) and its neighbours' documents."""
+        """(Re)index segment ``seq`` (all its parts) and its neighbours' documents;
+        ``provisional``: where words are still an early piece's (core.transcript)."""
         products = self.stores.catalog.products(stream.id)
         stored = by_seq.get
         body, previous, following = by_seq[seq], stored(seq - 1), stored(seq + 1)
-        self._replace(stream, body, previous, following, products, alert=True)
+        self._replace(
+            stream, body, previous, following, products, alert=True, provisional=provisional
+        )
         observe_index_lag(stored_at)
         # Its neighbours' documents change with it: this transcript takes over the previous
         # one's last words (and may carry its last utterance), and the next one, stored
@@ -277,6 +289,7 @@ class Indexer:
         following: SegmentTranscript | None,
         products: Any,
         alert: bool = False,
+        provisional: Sequence[tuple[float, float]] = (),
     ) -> None:
         """(Re)build one transcript's documents between its neighbours' handovers."""
         lexicon = load_lexicon(self.stores.settings.lexicon_path)  # re-read when edited
@@ -297,7 +310,7 @@ class Indexer:
         hits = [banned_row(doc, banned, lexicon.version) for doc in docs for banned in doc.banned]
         self.stores.catalog.replace_banned_hits(stream.id, body.segment, hits)
         if alert:
-            self._alert(stream, hits)
+            self._alert(stream, hits, provisional=provisional)
             self._check_spike(stream, hits)
 
     def _focus_before(
@@ -332,9 +345,16 @@ class Indexer:
                 return focus if start - focus.offset <= window else None
         return None
 
-    def _alert(self, stream: Stream, hits: list[BannedHit], kind: str = "speech") -> None:
+    def _alert(
+        self,
+        stream: Stream,
+        hits: list[BannedHit],
+        kind: str = "speech",
+        provisional: Sequence[tuple[float, float]] = (),
+    ) -> None:
         """Tell the webhooks about banned words said (or written in the chat, or shown on
-        screen: ``kind``) moments ago (a live stream), once."""
+        screen: ``kind``) moments ago (a live stream), once; a hit in ``provisional``
+        spans was heard by the fast pass only, so far, and its payload says so."""
         # Here: `livewitness search` catches up through this module, and the webhook
         # sender's HTTP client is a tenth of its start.
         from compliance.alerts import BANNED_WORD_EVENT, moment_link, payload_body
@@ -352,6 +372,7 @@ class Indexer:
                 "streamer": stream.streamer,
                 **banned_hit_json(hit),
                 **({} if kind == "speech" else {"kind": kind}),
+                **({"provisional": True} if _within(hit.offset, provisional) else {}),
                 "link": moment_link(settings, stream.name, hit.offset),
             }
             catalog.add_alert(
@@ -423,3 +444,7 @@ class Indexer:
             seen = changes.count(TRANSCRIPTS_STORED)
             self.index_pending()
             changes.wait(TRANSCRIPTS_STORED, seen, poll_seconds)
+
+
+def _within(offset: float, spans: Sequence[tuple[float, float]]) -> bool:
+    return any(start - 0.05 <= offset <= end for start, end in spans)

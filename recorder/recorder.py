@@ -568,22 +568,9 @@ class StreamRecorder:
             raise
         if audio_fd is not None and read_fd is not None:
             os.close(audio_fd)  # ffmpeg holds it now: the pipe ends when ffmpeg exits
-            settings = self.settings
-            chunker = SpeechChunker(
-                pause_seconds=settings.chunk_pause_seconds,
-                long_pause_seconds=settings.chunk_long_pause_seconds,
-                min_seconds=settings.chunk_min_seconds,
-                max_seconds=settings.chunk_max_seconds,
-                aggressiveness=settings.vad_aggressiveness,
-                # The fast pass is for live talk: an ingest is transcribed as fast as it
-                # can be, and only its chunks' words are kept.
-                early_pause_seconds=(
-                    settings.early_pause_seconds
-                    if settings.early_transcripts and not self._ingest
-                    else None
-                ),
-                early_min_seconds=settings.early_min_seconds,
-            )
+            # The fast pass is for live talk: an ingest is transcribed as fast as it can
+            # be, and only its chunks' words are kept.
+            chunker = SpeechChunker.of(self.settings, live=not self._ingest)
             session.tap = AudioTap(read_fd, chunker, lambda a: self._store_chunk(session, a))
         return process
 

@@ -40,6 +40,7 @@ import numpy as np
 import webrtcvad
 
 from core.pcm import SAMPLE_BYTES, SAMPLE_RATE, wav_bytes
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,21 @@ class SpeechChunker:
         self._chunk_start = 0  # its first frame
         self._speech: list[bool] = []  # per frame of the open chunk
         self._silence = 0  # trailing non-speech frames of the open chunk
+
+    @classmethod
+    def of(cls, settings: Settings, live: bool) -> SpeechChunker:
+        """The chunker the settings describe; early pieces only for a live source (and
+        only when ``early_transcripts`` is on)."""
+        early = settings.early_transcripts and live
+        return cls(
+            pause_seconds=settings.chunk_pause_seconds,
+            long_pause_seconds=settings.chunk_long_pause_seconds,
+            min_seconds=settings.chunk_min_seconds,
+            max_seconds=settings.chunk_max_seconds,
+            aggressiveness=settings.vad_aggressiveness,
+            early_pause_seconds=settings.early_pause_seconds if early else None,
+            early_min_seconds=settings.early_min_seconds,
+        )
 
     def feed(self, pcm: bytes) -> list[ChunkAudio]:
         data = self._pending + pcm

@@ -348,3 +348,47 @@ def test_webhook_cli_refuses_bad_urls_and_short_secrets(home: Path) -> None:
     assert run_cli(home, "webhooks", "remove", "1").returncode == 0
     missing = run_cli(home, "webhooks", "remove", "7")
     assert missing.returncode == 2 and "no webhook 7" in missing.stderr
+
+
+def test_an_alert_from_the_fast_pass_says_so_and_its_chunk_does_not_alert_again(
+    live: Stores, tmp_path: Path
+) -> None:
+    """A clause's provisional words (an early piece) alert at once, marked provisional;
+    the chunk's transcript that replaces them is what the report holds, and does not
+    alert again for the same term and moment."""
+    from dataclasses import replace
+
+    from core.transcript import SegmentTranscript
+    from transcriber.worker import store_transcript
+
+    receiver = WebhookReceiver()
+    receiver.start()
+    live.catalog.add_webhook(receiver.url, "s3cret-for-the-test-0123456789")
+    add_stream(
+        live, tmp_path, "fast", [[(1.0, "欢迎来到直播间")]], utc_now() - timedelta(seconds=8)
+    )
+    stream = live.catalog.get_stream("fast")
+    (whole,) = live.catalog.transcripts(stream.id)
+    said = SegmentTranscript.from_json(json.loads(whole.body))
+    with indexer_stage(live, receiver):
+        base = said.words[0].offset
+        # An early piece (part 2) over the same moments: the fast pass heard 国家极.
+        heard = [replace(w, text=c) for w, c in zip(said.words, "品质国家极的", strict=False)]
+        piece = replace(said, part=2, provisional=True, from_offset=base, words=tuple(heard))
+        store_transcript(live, stream, 0, piece)
+        (alert,) = receiver.wait_for(1, timeout=30)
+        assert alert.payload["term"] == "国家级" and alert.payload["provisional"] is True
+        # Its chunk (part 3, from the chunk's start) heard 国家级: it replaces the piece.
+        exact = [replace(w, text=c) for w, c in zip(heard, "品质国家级的", strict=True)]
+        chunk = replace(
+            piece, part=3, provisional=False, from_offset=base - 0.1, words=tuple(exact)
+        )
+        store_transcript(live, stream, 0, chunk)
+        deadline = time.monotonic() + 10
+        while not any(h.match == "exact" for h in live.catalog.banned_hits()):
+            assert time.monotonic() < deadline, "the chunk's transcript was not indexed"
+            time.sleep(0.1)
+        time.sleep(1.0)  # no second alert for the same term and moment
+    assert len(receiver.received) == 1
+    (hit,) = live.catalog.banned_hits()
+    assert (hit.term, hit.match, hit.heard) == ("国家级", "exact", "国家级")
