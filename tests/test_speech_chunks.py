@@ -276,6 +276,9 @@ def test_an_early_piece_is_decoded_greedily_until_its_chunk_closes_or_it_waits_t
     assert [o.beam_size for o in heard.options] == [None, 1]
     parts = {r.part for r in stores.catalog.transcripts(stream.id)}
     assert {waiting.seq + 1, fresh.seq + 1} <= parts and stale.seq + 1 not in parts
+    # The real-time factor counts the audio each job decoded (2 s each), not the dropped.
+    timings = stores.catalog.recent_job_timings(TRANSCRIPTION_JOBS, 50)
+    assert [audio for audio, _ in timings] == [2.0] * 4
 
 
 def test_a_live_source_gets_provisional_words_that_its_chunks_replace(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, func, select
+from sqlalchemy import Integer, cast, func, select
 
 from storage.catalog.engine import CatalogBase
 from storage.catalog.jobs import WAITING
@@ -100,22 +100,21 @@ class AggregatesMixin(CatalogBase):
     def recent_job_timings(
         self, kind: str | tuple[str, ...], limit: int
     ) -> list[tuple[float, float]]:
-        """(segment seconds, processing seconds) of the last ``limit`` finished jobs.
+        """(audio seconds, processing seconds) of the last ``limit`` jobs done with audio.
 
         "Last" by job id, newest first: ids follow the recording, so these are the latest
-        segments transcribed, and the primary key finds them without sorting the table.
+        audio transcribed, and the primary key finds them without sorting the table.
+        Audio seconds are what the job decoded (a segment's or a speech chunk's length, as
+        the worker recorded it); early pieces dropped undecoded (0 s) are left out.
         Processing time is finished_at - started_at of the job's final (successful) claim.
         """
         with self.session() as s:
             rows = s.execute(
-                select(Segment.duration, Job.started_at, Job.finished_at)
-                .join(
-                    Segment,
-                    and_(Segment.stream_id == Job.stream_id, Segment.seq == Job.segment_seq),
-                )
+                select(Job.audio_seconds, Job.started_at, Job.finished_at)
                 .where(
                     Job.kind.in_(_kinds(kind)),
                     Job.status == "done",
+                    Job.audio_seconds > 0,
                     Job.started_at.is_not(None),
                     Job.finished_at.is_not(None),
                 )
@@ -123,9 +122,9 @@ class AggregatesMixin(CatalogBase):
                 .limit(limit)
             ).all()
         return [
-            (float(duration), (finished - started).total_seconds())
-            for duration, started, finished in rows
-            if started is not None and finished is not None  # the query's filter, for mypy
+            (float(audio), (finished - started).total_seconds())
+            for audio, started, finished in rows
+            if audio is not None and started is not None and finished is not None
         ]
 
     def alert_delivery_counts(self) -> dict[str, int]:
