@@ -1,18 +1,19 @@
 """Webhook events: queued in the catalog, posted as signed JSON, retried with backoff.
 
-Every body is a typed event: its ``event`` field (and the ``X-LiveWitness-Event``
-header) is one of :data:`EVENTS`: ``banned_word`` (an alert: a banned word on a live
-stream), ``compliance.spike`` (an alert: a streamer's banned-word rate over the last hour
-far above their own baseline; ``compliance/spikes.py``), ``chain.head`` and
-``audit.head`` (receipts: a signed head of a stream's chain or of the audit log, for a
-witness outside the installation to keep), ``timestamp`` (an
-RFC 3161 token a TSA gave such a head; see ``storage/receipts.py``). Each is stored first,
-where it happens (the indexer stores alerts, storage queues receipts where it signs a
-head and time-stamp receipts where it stores a token), in the outbox: one delivery row
-per active webhook holding the exact body (``storage/catalog/outbox.py``). Then
-:class:`WebhookNotifier` posts it, so a crash or a receiver that is down loses nothing:
-pending deliveries are retried with exponential backoff until ``webhook_max_attempts``,
-and every attempt is logged on its delivery row (the delivery log).
+Every body is a typed event: its ``event`` field (and the ``X-LiveWitness-Event`` header)
+is one of :data:`EVENTS`: ``banned_word`` (an alert: a banned word on a live stream),
+``banned_word.retracted`` (an alert raised on provisional words that the sentence's own
+transcript did not confirm), ``compliance.spike`` (an alert: a streamer's banned-word rate
+over the last hour far above their own baseline; ``compliance/spikes.py``), ``chain.head``
+and ``audit.head`` (receipts: a signed head of a stream's chain or of the audit log, for a
+witness outside the installation to keep), ``timestamp`` (an RFC 3161 token a TSA gave
+such a head; see ``storage/receipts.py``). Each is stored first, where it happens (the
+indexer stores alerts, storage queues receipts where it signs a head and time-stamp
+receipts where it stores a token), in the outbox: one delivery row per active webhook
+holding the exact body (``storage/catalog/outbox.py``). Then :class:`WebhookNotifier`
+posts it, so a crash or a receiver that is down loses nothing: pending deliveries are
+retried with exponential backoff until ``webhook_max_attempts``, and every attempt is
+logged on its delivery row (the delivery log).
 
 Each body is signed like Stripe's and GitHub's webhooks, so receivers can use what they
 know: ``X-LiveWitness-Signature: sha256=HEX``, the HMAC-SHA256 with the webhook's secret
@@ -44,8 +45,18 @@ from storage.models import WebhookDelivery
 from storage.receipts import AUDIT_HEAD_EVENT, CHAIN_HEAD_EVENT, TIMESTAMP_EVENT, payload_json
 
 BANNED_WORD_EVENT = "banned_word"
+# A banned_word alert raised on provisional words (the fast pass) that the sentence's own
+# transcript did not confirm: the term is not heard there (indexer/service.py).
+RETRACTED_EVENT = "banned_word.retracted"
 SPIKE_EVENT = "compliance.spike"  # a streamer's banned-word rate jumped (compliance/spikes.py)
-EVENTS = (BANNED_WORD_EVENT, SPIKE_EVENT, CHAIN_HEAD_EVENT, AUDIT_HEAD_EVENT, TIMESTAMP_EVENT)
+EVENTS = (
+    BANNED_WORD_EVENT,
+    RETRACTED_EVENT,
+    SPIKE_EVENT,
+    CHAIN_HEAD_EVENT,
+    AUDIT_HEAD_EVENT,
+    TIMESTAMP_EVENT,
+)
 
 SIGNATURE_HEADER = "X-LiveWitness-Signature"
 TIMESTAMP_HEADER = "X-LiveWitness-Timestamp"
@@ -82,7 +93,9 @@ def delivery_json(delivery: WebhookDelivery) -> dict[str, Any]:
         "event": delivery.event,
         "subject": delivery.subject,
         "summary": delivery.summary,
-        "term": delivery.summary if delivery.event == BANNED_WORD_EVENT else None,
+        "term": delivery.summary
+        if delivery.event in (BANNED_WORD_EVENT, RETRACTED_EVENT)
+        else None,
         "status": delivery.status,
         "attempts": delivery.attempts,
         "last_status": delivery.last_status,

@@ -154,7 +154,8 @@ class Indexer:
             provisional = provisional_spans(parsed)  # alerts there say so
             stored_at = {t.segment_seq: t.created_at for t in rows}  # its newest part's
             for seq, parts in sorted(seqs.items()):
-                self._index_one(stream, seq, by_seq, stored_at[seq], provisional)
+                replaced = self._chunk_spans(stream_id, parsed, seq, parts)
+                self._index_one(stream, seq, by_seq, stored_at[seq], provisional, replaced)
                 self._indexed |= {(stream_id, seq, part) for part in parts}
                 done += len(parts)
         if done:
@@ -263,15 +264,18 @@ class Indexer:
         by_seq: dict[int, SegmentTranscript],
         stored_at: datetime,
         provisional: Sequence[tuple[float, float]] = (),
+        replaced: Sequence[tuple[float, float]] = (),
     ) -> None:
         """(Re)index segment ``seq`` (all its parts) and its neighbours' documents;
-        ``provisional``: where words are still an early piece's (core.transcript)."""
+        ``provisional``: where words are still an early piece's, ``replaced``: the spans
+        of chunks just stored, whose words replace early pieces' (core.transcript)."""
         products = self.stores.catalog.products(stream.id)
         stored = by_seq.get
         body, previous, following = by_seq[seq], stored(seq - 1), stored(seq + 1)
         self._replace(
-            stream, body, previous, following, products, alert=True, provisional=provisional
-        )
+            stream, body, previous, following, products,
+            alert=True, provisional=provisional, replaced=replaced,
+        )  # fmt: skip
         observe_index_lag(stored_at)
         # Its neighbours' documents change with it: this transcript takes over the previous
         # one's last words (and may carry its last utterance), and the next one, stored
@@ -290,6 +294,7 @@ class Indexer:
         products: Any,
         alert: bool = False,
         provisional: Sequence[tuple[float, float]] = (),
+        replaced: Sequence[tuple[float, float]] = (),
     ) -> None:
         """(Re)build one transcript's documents between its neighbours' handovers."""
         lexicon = load_lexicon(self.stores.settings.lexicon_path)  # re-read when edited
@@ -311,6 +316,7 @@ class Indexer:
         self.stores.catalog.replace_banned_hits(stream.id, body.segment, hits)
         if alert:
             self._alert(stream, hits, provisional=provisional)
+            self._retract(stream, body, hits, replaced)
             self._check_spike(stream, hits)
 
     def _focus_before(
@@ -385,6 +391,72 @@ class Indexer:
                 ),
                 stream.name,
             )
+
+    def _chunk_spans(
+        self, stream_id: int, parsed: Sequence[SegmentTranscript], seq: int, parts: set[int]
+    ) -> list[tuple[float, float]]:
+        """Stream seconds of the speech chunks among ``parts`` (new parts of segment
+        ``seq``): their transcripts replace the early pieces' words there."""
+        spans = []
+        for transcript in parsed:
+            if transcript.segment != seq or transcript.part not in parts:
+                continue
+            if transcript.provisional or not transcript.part:
+                continue
+            chunk = self.stores.catalog.speech_chunk(stream_id, transcript.part - 1)
+            if chunk is not None:
+                spans.append((chunk.offset, chunk.offset + chunk.duration))
+        return spans
+
+    def _retract(
+        self,
+        stream: Stream,
+        body: SegmentTranscript,
+        hits: list[BannedHit],
+        replaced: Sequence[tuple[float, float]],
+    ) -> None:
+        """Alerts raised on an early piece's provisional words, in a chunk just stored,
+        whose term the chunk's words do not hold within 3 s: told to the webhooks as
+        retracted, once, with what the chunk heard there."""
+        if not replaced:
+            return
+        from compliance.alerts import BANNED_WORD_EVENT, RETRACTED_EVENT, payload_body
+
+        catalog = self.stores.catalog
+        for low, high in replaced:
+            for alert in catalog.alerts_between(stream.id, BANNED_WORD_EVENT, low, high):
+                sent = json.loads(alert.payload)
+                if not sent.get("provisional"):
+                    continue
+                if any(h.term == alert.term and abs(h.offset - alert.offset) <= 3.0 for h in hits):
+                    continue  # confirmed
+                if catalog.alerted_near(stream.id, RETRACTED_EVENT, alert.term, alert.offset, 0.0):
+                    continue
+                end = float(sent.get("end_offset", alert.offset))
+                heard = "".join(
+                    w.text for w in body.words if alert.offset - 1.0 <= w.offset <= end + 1.0
+                ).strip()
+                payload = {
+                    "event": RETRACTED_EVENT,
+                    "stream": stream.name,
+                    "streamer": stream.streamer,
+                    "term": alert.term,
+                    "at": sent.get("at"),
+                    "offset": alert.offset,
+                    "heard_provisionally": sent.get("heard"),
+                    "heard": heard,
+                    "link": sent.get("link"),
+                }
+                catalog.add_alert(
+                    Alert(
+                        stream_id=stream.id,
+                        kind=RETRACTED_EVENT,
+                        term=alert.term,
+                        offset=alert.offset,
+                        payload=payload_body(payload).decode(),
+                    ),
+                    stream.name,
+                )
 
     def _check_spike(self, stream: Stream, hits: list[BannedHit]) -> None:
         """After new hits of the last hour: has their streamer's rate jumped?"""

@@ -10,7 +10,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -350,45 +350,89 @@ def test_webhook_cli_refuses_bad_urls_and_short_secrets(home: Path) -> None:
     assert missing.returncode == 2 and "no webhook 7" in missing.stderr
 
 
-def test_an_alert_from_the_fast_pass_says_so_and_its_chunk_does_not_alert_again(
+def test_an_alert_from_the_fast_pass_says_so_and_is_confirmed_or_retracted_by_its_chunk(
     live: Stores, tmp_path: Path
 ) -> None:
-    """A clause's provisional words (an early piece) alert at once, marked provisional;
-    the chunk's transcript that replaces them is what the report holds, and does not
-    alert again for the same term and moment."""
+    """A clause's provisional words (an early piece) alert at once, marked provisional.
+    The chunk's transcript that replaces them is what the report holds: when it hears the
+    term too, nothing more is sent; when it does not, a retraction is."""
     from dataclasses import replace
 
-    from core.transcript import SegmentTranscript
+    from core.timeutil import iso
+    from core.transcript import SegmentTranscript, TranscriptWord
+    from storage.models import SpeechChunk
     from transcriber.worker import store_transcript
 
     receiver = WebhookReceiver()
     receiver.start()
     live.catalog.add_webhook(receiver.url, "s3cret-for-the-test-0123456789")
-    add_stream(
-        live, tmp_path, "fast", [[(1.0, "欢迎来到直播间")]], utc_now() - timedelta(seconds=8)
-    )
+    add_stream(live, tmp_path, "fast", [[(0.5, "欢迎")]], utc_now() - timedelta(seconds=8))
     stream = live.catalog.get_stream("fast")
     (whole,) = live.catalog.transcripts(stream.id)
     said = SegmentTranscript.from_json(json.loads(whole.body))
+    first = said.words[0]
+
+    def words(at: float, text: str) -> tuple[TranscriptWord, ...]:
+        """One word per character, 0.2 s apart, from stream second ``at``."""
+        start = parse_iso(first.start) - timedelta(seconds=first.offset)
+        return tuple(
+            replace(
+                first, text=c, offset=at + 0.2 * i, end_offset=at + 0.2 * i + 0.18,
+                start=iso(start + timedelta(seconds=at + 0.2 * i)),
+                end=iso(start + timedelta(seconds=at + 0.2 * i + 0.18)),
+            )
+            for i, c in enumerate(text)
+        )  # fmt: skip
+
+    def store(provisional: bool, at: float, seconds: float, text: str) -> None:
+        """A speech chunk (or an early piece) catalogued, and its transcript stored."""
+        chunk = live.catalog.add_speech_chunk(
+            SpeechChunk(
+                stream_id=stream.id, seq=0, segment_seq=0, starts_at=utc_now(), offset=at,
+                duration=seconds, blob_key=f"x/{at}-{provisional}.wav", sha256="0" * 64,
+                provisional=provisional,
+            )
+        )  # fmt: skip
+        part = replace(
+            said, part=chunk.seq + 1, provisional=provisional, from_offset=at,
+            words=words(at + 0.1, text),
+        )  # fmt: skip
+        store_transcript(live, stream, 0, part)
+
+    def hits(term: str, match: str) -> bool:
+        return any((h.term, h.match) == (term, match) for h in live.catalog.banned_hits())
+
+    def until(done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 15
+        while not done():
+            assert time.monotonic() < deadline, "not indexed in time"
+            time.sleep(0.1)
+
     with indexer_stage(live, receiver):
-        base = said.words[0].offset
-        # An early piece (part 2) over the same moments: the fast pass heard 国家极.
-        heard = [replace(w, text=c) for w, c in zip(said.words, "品质国家极的", strict=False)]
-        piece = replace(said, part=2, provisional=True, from_offset=base, words=tuple(heard))
-        store_transcript(live, stream, 0, piece)
+        # The fast pass heard the sound-alike 国家极; its chunk heard 国家级.
+        store(True, 2.0, 1.4, "品质国家极")
         (alert,) = receiver.wait_for(1, timeout=30)
         assert alert.payload["term"] == "国家级" and alert.payload["provisional"] is True
-        # Its chunk (part 3, from the chunk's start) heard 国家级: it replaces the piece.
-        exact = [replace(w, text=c) for w, c in zip(heard, "品质国家级的", strict=True)]
-        chunk = replace(
-            piece, part=3, provisional=False, from_offset=base - 0.1, words=tuple(exact)
-        )
-        store_transcript(live, stream, 0, chunk)
-        deadline = time.monotonic() + 10
-        while not any(h.match == "exact" for h in live.catalog.banned_hits()):
-            assert time.monotonic() < deadline, "the chunk's transcript was not indexed"
-            time.sleep(0.1)
-        time.sleep(1.0)  # no second alert for the same term and moment
-    assert len(receiver.received) == 1
-    (hit,) = live.catalog.banned_hits()
-    assert (hit.term, hit.match, hit.heard) == ("国家级", "exact", "国家级")
+        store(False, 2.0, 1.6, "品质国家级")
+        until(lambda: hits("国家级", "exact"))
+        # The fast pass heard 全网最低价 where the chunk heard 今天特价了: retracted.
+        store(True, 5.0, 1.4, "全网最低价")
+        receiver.wait_for(2, timeout=30)
+        store(False, 5.0, 1.6, "今天特价了")
+        got = receiver.wait_for(3, timeout=30)
+        time.sleep(1.0)  # nothing more: no second alert, no second retraction
+    assert len(receiver.received) == 3
+    events = [(r.payload["event"], r.payload["term"]) for r in got]
+    assert events == [
+        ("banned_word", "国家级"),
+        ("banned_word", "全网最低价"),
+        ("banned_word.retracted", "全网最低价"),
+    ]
+    retracted = got[2].payload
+    assert (
+        retracted["offset"] == got[1].payload["offset"] and retracted["at"] == got[1].payload["at"]
+    )
+    assert retracted["heard_provisionally"] == "全网最低价" and retracted["heard"] == "今天特价了"
+    # The report holds the chunks' words: 国家级 exactly, no 全网最低价.
+    assert {h.term for h in live.catalog.banned_hits()} == {"国家级"}
+    assert hits("国家级", "exact")

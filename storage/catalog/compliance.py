@@ -122,6 +122,20 @@ class ComplianceMixin(CatalogBase):
             )
             return bool(found)
 
+    def alerts_between(self, stream_id: int, kind: str, low: float, high: float) -> Sequence[Alert]:
+        """Alerts of ``kind`` on a stream at offsets in [low, high], oldest first."""
+        with self.session() as s:
+            return s.scalars(
+                select(Alert)
+                .where(
+                    Alert.stream_id == stream_id,
+                    Alert.kind == kind,
+                    Alert.offset >= low,
+                    Alert.offset <= high,
+                )
+                .order_by(Alert.id)
+            ).all()
+
     def alerted_since(self, kind: str, term: str, since: datetime) -> bool:
         """Whether an alert of ``kind`` about ``term`` was raised at or after ``since``
         (a streamer's spike is raised once per hour window)."""
