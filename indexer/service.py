@@ -363,7 +363,7 @@ class Indexer:
         spans was heard by the fast pass only, so far, and its payload says so."""
         # Here: `livewitness search` catches up through this module, and the webhook
         # sender's HTTP client is a tenth of its start.
-        from compliance.alerts import BANNED_WORD_EVENT, moment_link, payload_body
+        from compliance.alerts import BANNED_WORD_EVENT, moment_link
 
         settings, catalog = self.stores.settings, self.stores.catalog
         for hit in hits:
@@ -381,16 +381,24 @@ class Indexer:
                 **({"provisional": True} if _within(hit.offset, provisional) else {}),
                 "link": moment_link(settings, stream.name, hit.offset),
             }
-            catalog.add_alert(
-                Alert(
-                    stream_id=stream.id,
-                    kind=BANNED_WORD_EVENT,
-                    term=hit.term,
-                    offset=hit.offset,
-                    payload=payload_body(payload).decode(),
-                ),
-                stream.name,
-            )
+            self._raise(stream, BANNED_WORD_EVENT, hit.term, hit.offset, payload)
+
+    def _raise(
+        self, stream: Stream, kind: str, term: str, offset: float, payload: dict[str, Any]
+    ) -> None:
+        """Store an alert and queue it for the webhooks (the outbox)."""
+        from compliance.alerts import payload_body
+
+        self.stores.catalog.add_alert(
+            Alert(
+                stream_id=stream.id,
+                kind=kind,
+                term=term,
+                offset=offset,
+                payload=payload_body(payload).decode(),
+            ),
+            stream.name,
+        )
 
     def _chunk_spans(
         self, stream_id: int, parsed: Sequence[SegmentTranscript], seq: int, parts: set[int]
@@ -420,7 +428,7 @@ class Indexer:
         retracted, once, with what the chunk heard there."""
         if not replaced:
             return
-        from compliance.alerts import BANNED_WORD_EVENT, RETRACTED_EVENT, payload_body
+        from compliance.alerts import BANNED_WORD_EVENT, RETRACTED_EVENT
 
         catalog = self.stores.catalog
         for low, high in replaced:
@@ -447,16 +455,7 @@ class Indexer:
                     "heard": heard,
                     "link": sent.get("link"),
                 }
-                catalog.add_alert(
-                    Alert(
-                        stream_id=stream.id,
-                        kind=RETRACTED_EVENT,
-                        term=alert.term,
-                        offset=alert.offset,
-                        payload=payload_body(payload).decode(),
-                    ),
-                    stream.name,
-                )
+                self._raise(stream, RETRACTED_EVENT, alert.term, alert.offset, payload)
 
     def _check_spike(self, stream: Stream, hits: list[BannedHit]) -> None:
         """After new hits of the last hour: has their streamer's rate jumped?"""
