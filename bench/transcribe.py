@@ -126,9 +126,8 @@ def true_onsets(name: str, phrase: str) -> list[float]:
 def hit_timing(stores: Any, name: str, stream_name: str) -> tuple[int, int, list[float]]:
     """(hits, hits within 0.5 s of a true onset, errors) for the claim and banned-word
     hits of a transcribed fixture stream, found as the indexer finds them."""
-    from compliance.matcher import load_lexicon
+    from compliance.matcher import load_lexicon, matcher_for
     from indexer.documents import utterance_docs
-    from indexer.service import matcher_for
 
     stream = stores.catalog.get_stream(stream_name)
     stored = [

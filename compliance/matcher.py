@@ -488,3 +488,11 @@ def _char_sounds() -> dict[str, str]:
 @lru_cache(maxsize=4096)
 def _digit_sounds(digits: str) -> tuple[str, ...]:
     return tuple(s.sound for s in syllables(digits))
+
+
+@lru_cache(maxsize=4)
+def matcher_for(
+    lexicon: Lexicon, fuzzy_min_syllables: int = 0, southern: bool = False
+) -> BannedWordMatcher:
+    """One matcher per lexicon version in use (building one takes a moment)."""
+    return BannedWordMatcher(lexicon, fuzzy_min_syllables, southern)

@@ -11,21 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-from compliance.matcher import BannedWordMatcher, Lexicon, TermMatch, load_lexicon
+from compliance.matcher import TermMatch, load_lexicon, matcher_for
 from core.events import StreamEvent
 from core.timeutil import iso
 from storage.models import Stream
 from storage.stores import Stores
 
 TEXT_KINDS = ("chat", "screen")
-
-
-@lru_cache(maxsize=4)
-def _matcher(lexicon: Lexicon) -> BannedWordMatcher:
-    return BannedWordMatcher(lexicon)
 
 
 def text_banned_hits(
@@ -37,7 +31,7 @@ def text_banned_hits(
     """Banned terms in the chat and on screen of ``streams`` in [since, until], by time,
     as the report shows a hit (``kind`` says where; ``offset`` from the stream's start)."""
     lexicon = load_lexicon(stores.settings.lexicon_path)
-    matcher = _matcher(lexicon)
+    matcher = matcher_for(lexicon)
     catalog = stores.catalog
     found: list[dict[str, Any]] = []
     for stream in streams:

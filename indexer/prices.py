@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from compliance.matcher import load_lexicon
+from compliance.matcher import load_lexicon, matcher_for
 from compliance.price_rules import (
     PRICE_MISMATCH,
     PRICE_MISMATCH_SEVERITY,
@@ -37,7 +37,6 @@ from indexer.documents import (
     product_phrases,
     utterance_docs,
 )
-from indexer.service import matcher_for  # the one matcher per lexicon
 from indexer.timeline_docs import text_doc
 from storage.events import EventService
 from storage.models import Product, Stream

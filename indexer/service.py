@@ -15,11 +15,10 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from compliance.hits import banned_hit_json
-from compliance.matcher import BannedWordMatcher, Lexicon, load_lexicon
+from compliance.matcher import BannedWordMatcher, load_lexicon, matcher_for
 from core.events import StreamEvent
 from core.timeutil import parse_iso, utc_now
 from core.transcript import (
@@ -43,14 +42,6 @@ from storage.catalog import TRANSCRIPTS_STORED
 from storage.metrics import observe_index_lag
 from storage.models import Alert, BannedHit, Product, Stream
 from storage.stores import Stores
-
-
-@lru_cache(maxsize=4)
-def matcher_for(
-    lexicon: Lexicon, fuzzy_min_syllables: int = 0, southern: bool = False
-) -> BannedWordMatcher:
-    """One matcher per lexicon version in use (building one takes a moment)."""
-    return BannedWordMatcher(lexicon, fuzzy_min_syllables, southern)
 
 
 def banned_row(doc: UtteranceDoc, banned: dict[str, Any], lexicon_version: str) -> BannedHit:

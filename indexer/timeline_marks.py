@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from compliance.matcher import load_lexicon
+from compliance.matcher import load_lexicon, matcher_for
 from core.errors import InvalidInputError
 from core.phonetic import SoundText
 from core.timeutil import iso
 from indexer.prices import card_product, mismatch_hit, price_timeline, stream_origin
-from indexer.service import matcher_for
 from storage.events import EventService
 from storage.models import Stream
 from storage.stores import Stores
