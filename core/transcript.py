@@ -36,7 +36,7 @@ the JSON they write is exactly what has always been stored and shown.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -278,23 +278,37 @@ def records_only(transcripts: Iterable[SegmentTranscript]) -> list[SegmentTransc
     return [t for t in transcripts if not t.provisional]
 
 
-def provisional_spans(transcripts: Iterable[SegmentTranscript]) -> list[tuple[float, float]]:
-    """Stream seconds (first word's onset, last word's end) of the early pieces whose
-    chunk's transcript has not replaced them yet: words there are provisional."""
+Span = tuple[float, float]  # stream seconds: first word's onset, last word's end
+
+
+def piece_spans(
+    transcripts: Iterable[SegmentTranscript], fresh: Collection[tuple[int, int]] = ()
+) -> tuple[list[Span], dict[int, list[Span]]]:
+    """Where early pieces' words are: ``pending``, the pieces no chunk's transcript has
+    replaced yet (words there are provisional); and, by segment, the pieces replaced by
+    one of the ``fresh`` (segment, part) transcripts (just stored)."""
     parts = sorted(transcripts, key=lambda t: (t.segment, t.part))
-    spans = []
+    pending: list[Span] = []
+    replaced: dict[int, list[Span]] = {}
     for position, piece in enumerate(parts):
         if not piece.provisional or not piece.words:
             continue
-        replaced = any(
-            later.segment == piece.segment
-            and not later.provisional
-            and later.from_offset <= piece.from_offset
-            for later in parts[position + 1 :]
+        span = (piece.words[0].offset, piece.words[-1].end_offset)
+        chunk = next(
+            (
+                later
+                for later in parts[position + 1 :]
+                if later.segment == piece.segment
+                and not later.provisional
+                and later.from_offset <= piece.from_offset
+            ),
+            None,
         )
-        if not replaced:
-            spans.append((piece.words[0].offset, piece.words[-1].end_offset))
-    return spans
+        if chunk is None:
+            pending.append(span)
+        elif (chunk.segment, chunk.part) in fresh:
+            replaced.setdefault(piece.segment, []).append(span)
+    return pending, replaced
 
 
 def merge_parts(transcripts: Iterable[SegmentTranscript]) -> dict[int, SegmentTranscript]:

@@ -26,7 +26,7 @@ from core.transcript import (
     carried_words,
     indexed_until,
     merge_parts,
-    provisional_spans,
+    piece_spans,
 )
 from indexer.documents import (
     FuzzyMatching,
@@ -42,6 +42,8 @@ from storage.catalog import TRANSCRIPTS_STORED
 from storage.metrics import observe_index_lag
 from storage.models import Alert, BannedHit, Product, Stream
 from storage.stores import Stores
+
+SPAN_SLACK = 0.05  # seconds: a hit's offset and its words' are rounded apart
 
 
 def banned_row(doc: UtteranceDoc, banned: dict[str, Any], lexicon_version: str) -> BannedHit:
@@ -142,11 +144,15 @@ class Indexer:
             rows = catalog.transcripts(stream_id, near)
             parsed = [SegmentTranscript.from_json(json.loads(t.body)) for t in rows]
             by_seq = merge_parts(parsed)
-            provisional = provisional_spans(parsed)  # alerts there say so
+            # Where early pieces' words still stand (alerts there say so), and those the
+            # chunks just stored replace (alerts there are confirmed or retracted).
+            stored = {(seq, part) for seq, parts in seqs.items() for part in parts}
+            provisional, replaced = piece_spans(parsed, stored)
             stored_at = {t.segment_seq: t.created_at for t in rows}  # its newest part's
             for seq, parts in sorted(seqs.items()):
-                replaced = self._chunk_spans(stream_id, parsed, seq, parts)
-                self._index_one(stream, seq, by_seq, stored_at[seq], provisional, replaced)
+                self._index_one(
+                    stream, seq, by_seq, stored_at[seq], provisional, replaced.get(seq, [])
+                )
                 self._indexed |= {(stream_id, seq, part) for part in parts}
                 done += len(parts)
         if done:
@@ -258,8 +264,8 @@ class Indexer:
         replaced: Sequence[tuple[float, float]] = (),
     ) -> None:
         """(Re)index segment ``seq`` (all its parts) and its neighbours' documents;
-        ``provisional``: where words are still an early piece's, ``replaced``: the spans
-        of chunks just stored, whose words replace early pieces' (core.transcript)."""
+        ``provisional``: where words are still an early piece's, ``replaced``: where
+        pieces' words were just replaced by their chunk's (core.transcript)."""
         products = self.stores.catalog.products(stream.id)
         stored = by_seq.get
         body, previous, following = by_seq[seq], stored(seq - 1), stored(seq + 1)
@@ -391,22 +397,6 @@ class Indexer:
             stream.name,
         )
 
-    def _chunk_spans(
-        self, stream_id: int, parsed: Sequence[SegmentTranscript], seq: int, parts: set[int]
-    ) -> list[tuple[float, float]]:
-        """Stream seconds of the speech chunks among ``parts`` (new parts of segment
-        ``seq``): their transcripts replace the early pieces' words there."""
-        spans = []
-        for transcript in parsed:
-            if transcript.segment != seq or transcript.part not in parts:
-                continue
-            if transcript.provisional or not transcript.part:
-                continue
-            chunk = self.stores.catalog.speech_chunk(stream_id, transcript.part - 1)
-            if chunk is not None:
-                spans.append((chunk.offset, chunk.offset + chunk.duration))
-        return spans
-
     def _retract(
         self,
         stream: Stream,
@@ -414,16 +404,18 @@ class Indexer:
         hits: list[BannedHit],
         replaced: Sequence[tuple[float, float]],
     ) -> None:
-        """Alerts raised on an early piece's provisional words, in a chunk just stored,
-        whose term the chunk's words do not hold within 3 s: told to the webhooks as
-        retracted, once, with what the chunk heard there."""
+        """Alerts raised on early pieces' provisional words in the ``replaced`` spans
+        (their chunk's transcript was just stored) whose term the chunk's words do not
+        hold within 3 s: told to the webhooks as retracted, once, with what the chunk
+        heard there."""
         if not replaced:
             return
         from compliance.alerts import BANNED_WORD_EVENT, RETRACTED_EVENT
 
         catalog = self.stores.catalog
         for low, high in replaced:
-            for alert in catalog.alerts_between(stream.id, BANNED_WORD_EVENT, low, high):
+            raised = catalog.alerts_between(stream.id, BANNED_WORD_EVENT, low - SPAN_SLACK, high)
+            for alert in raised:
                 sent = json.loads(alert.payload)
                 if not sent.get("provisional"):
                     continue
@@ -509,4 +501,4 @@ class Indexer:
 
 
 def _within(offset: float, spans: Sequence[tuple[float, float]]) -> bool:
-    return any(start - 0.05 <= offset <= end for start, end in spans)
+    return any(start - SPAN_SLACK <= offset <= end for start, end in spans)
