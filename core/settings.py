@@ -274,7 +274,8 @@ class Settings(BaseSettings):
     # each clause ended by a short pause is transcribed at once, greedily, as provisional
     # words; the chunk's own decoding replaces them when the chunk closes. Search and
     # alerts see a phrase about a second after it is said; the record (and its error rate)
-    # is the chunk's. Costs about twice the decoding per stream (docs/benchmarks.md).
+    # is the chunk's. In a short window it costs ~10 % of a worker per stream more
+    # (docs/benchmarks.md).
     early_transcripts: bool = Field(
         default=True,
         description="Transcribe each clause of an open speech chunk at once, as provisional"
